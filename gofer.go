@@ -1,0 +1,74 @@
+// Package gofer holds the domain of the gofer module proxy: the record of a stored module
+// version and the three kinds of error that cross every boundary (not found, invalid,
+// unavailable). It must never depend on how versions are fetched, stored or served.
+package gofer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The error kinds. Wrap one of them (fmt.Errorf("...: %w", gofer.ErrNotFound)) and test with
+// errors.Is; the server maps each kind to one HTTP status, and activities turn each kind into a
+// retryable or non-retryable Temporal error, both in exactly one place.
+var (
+	// ErrNotFound: the module or version does not exist, or cannot exist (a malformed path).
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: the content exists but breaks a rule (bad zip, wrong go.mod path, bad hash)
+	// and is never stored.
+	ErrInvalid = errors.New("invalid")
+	// ErrUnavailable: a dependency failed in a way that may heal (5xx, timeout, storage down).
+	ErrUnavailable = errors.New("unavailable")
+	// ErrExists is returned by insert-once and put-if-absent stores when the key is taken.
+	ErrExists = errors.New("already exists")
+)
+
+// Errorf wraps kind with a formatted reason: Errorf(ErrNotFound, "unknown revision %s", v).
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// Kind reports which of ErrNotFound, ErrInvalid and ErrUnavailable err is. Anything
+// unclassified counts as ErrUnavailable: an unknown failure may heal, and retrying it is the
+// safe answer.
+func Kind(err error) error {
+	for _, k := range []error{ErrNotFound, ErrInvalid, ErrUnavailable} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	return ErrUnavailable
+}
+
+// File describes one stored file of a module version.
+type File struct {
+	Size   int64  `json:"size" bson:"size"`
+	SHA256 string `json:"sha256" bson:"sha256"` // hex SHA-256 of the exact stored bytes
+}
+
+// Version is the metadata record of one stored module version. It is inserted once, after
+// every blob of the version is stored, and never changed: its insertion is the commit.
+type Version struct {
+	Path       string    `json:"path" bson:"path"`       // module path, unescaped
+	Version    string    `json:"version" bson:"version"` // canonical semantic version
+	Time       time.Time `json:"time" bson:"time"`       // the version's time from its .info
+	Info       File      `json:"info" bson:"info"`
+	Mod        File      `json:"mod" bson:"mod"`
+	Zip        File      `json:"zip" bson:"zip"`
+	ZipHash    string    `json:"zipHash" bson:"zipHash"` // h1: hash of the zip, as in go.sum
+	ModHash    string    `json:"modHash" bson:"modHash"` // h1: hash of the go.mod, as in go.sum
+	Source     string    `json:"source" bson:"source"`   // upstream it was fetched from
+	VerifiedBy string    `json:"verifiedBy" bson:"verifiedBy"`
+	FetchedAt  time.Time `json:"fetchedAt" bson:"fetchedAt"`
+	WorkflowID string    `json:"workflowID" bson:"workflowID"`
+	RunID      string    `json:"runID" bson:"runID"`
+}
