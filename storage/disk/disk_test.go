@@ -1,0 +1,194 @@
+package disk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/storagetest"
+)
+
+func newStore(t *testing.T, root string) *Store {
+	t.Helper()
+	s, err := New(root)
+	if err != nil {
+		t.Fatalf("New(%s): %v", root, err)
+	}
+	return s
+}
+
+func TestBlobs(t *testing.T) {
+	storagetest.TestBlobs(t, func(t *testing.T) storage.Blobs { return newStore(t, t.TempDir()) })
+}
+
+// files lists the regular files under root, slash-separated and relative to it.
+func files(t *testing.T, root string) []string {
+	t.Helper()
+	var names []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func TestNewCreatesRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "data", "blobs")
+	s := newStore(t, root)
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		t.Fatalf("New did not create root %s: %v", root, err)
+	}
+	key := storage.Key("example.com/m", "v1.0.0", "mod")
+	if err := s.Put(t.Context(), key, strings.NewReader("module example.com/m\n")); err != nil {
+		t.Fatalf("Put into a created root: %v", err)
+	}
+}
+
+func TestNewRootIsFile(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(root, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(root); err == nil {
+		t.Errorf("New(%s) on a regular file succeeded", root)
+	}
+}
+
+// TestLayout pins the file of a key: operators back up and inspect the root, and it is the
+// go command's own download layout.
+func TestLayout(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root)
+	key := storage.Key("github.com/Azure/sdk", "v2.0.0+incompatible", "zip")
+	data := []byte("zip bytes")
+	if err := s.Put(t.Context(), key, bytes.NewReader(data)); err != nil {
+		t.Fatalf("Put(%s): %v", key, err)
+	}
+	name := filepath.Join(root, "github.com", "!azure", "sdk", "@v", "v2.0.0+incompatible.zip")
+	got, err := os.ReadFile(name)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("ReadFile(%s) = %q, %v; want %q", name, got, err, data)
+	}
+	if got, want := files(t, root), []string{key}; !equal(got, want) {
+		t.Errorf("files under root = %q, want %q", got, want)
+	}
+}
+
+func equal(a, b []string) bool {
+	return strings.Join(a, "\n") == strings.Join(b, "\n")
+}
+
+func TestInvalidKeys(t *testing.T) {
+	parent := t.TempDir()
+	root := filepath.Join(parent, "root")
+	s := newStore(t, root)
+	ctx := t.Context()
+	for _, key := range []string{"", "/etc/passwd", "../x", "a/../../x", "a/../b", "a/..", "..", "a//../x"} {
+		r := iotest.ErrReader(errors.New("read"))
+		if err := s.Put(ctx, key, r); !errors.Is(err, gofer.ErrInvalid) {
+			t.Errorf("Put(%q) = %v, want an error matching gofer.ErrInvalid", key, err)
+		}
+		if _, _, err := s.Open(ctx, key); !errors.Is(err, gofer.ErrInvalid) {
+			t.Errorf("Open(%q) = %v, want an error matching gofer.ErrInvalid", key, err)
+		}
+		if err := s.Delete(ctx, key); !errors.Is(err, gofer.ErrInvalid) {
+			t.Errorf("Delete(%q) = %v, want an error matching gofer.ErrInvalid", key, err)
+		}
+	}
+	if got := files(t, parent); len(got) != 0 {
+		t.Errorf("invalid keys created files %q", got)
+	}
+}
+
+// TestNoTemporaryFilesLeft checks that neither a failed, a refused nor a successful Put leaves
+// its temporary file behind.
+func TestNoTemporaryFilesLeft(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root)
+	ctx := t.Context()
+	key := storage.Key("example.com/m", "v1.0.0", "zip")
+	failing := io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(errors.New("reset")))
+	if err := s.Put(ctx, key, failing); err == nil {
+		t.Fatal("Put with a failing reader succeeded")
+	}
+	if got := files(t, root); len(got) != 0 {
+		t.Errorf("after a failed Put, files under root = %q, want none", got)
+	}
+	if err := s.Put(ctx, key, strings.NewReader("whole")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := s.Put(ctx, key, strings.NewReader("other")); !errors.Is(err, gofer.ErrExists) {
+		t.Fatalf("second Put = %v, want ErrExists", err)
+	}
+	if got, want := files(t, root), []string{key}; !equal(got, want) {
+		t.Errorf("files under root = %q, want %q", got, want)
+	}
+}
+
+// cancelReader cancels its context after handing out its first bytes, as a commit abandoned
+// midway through a download would.
+type cancelReader struct {
+	cancel context.CancelFunc
+	r      io.Reader
+}
+
+func (c *cancelReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p[:min(len(p), 100)])
+	c.cancel()
+	return n, err
+}
+
+func TestPutCancelled(t *testing.T) {
+	s := newStore(t, t.TempDir())
+	ctx, cancel := context.WithCancel(t.Context())
+	key := storage.Key("example.com/m", "v1.0.0", "zip")
+	r := &cancelReader{cancel: cancel, r: bytes.NewReader(make([]byte, 1<<20))}
+	if err := s.Put(ctx, key, r); !errors.Is(err, context.Canceled) {
+		t.Errorf("Put with a cancelled context = %v, want context.Canceled", err)
+	}
+	if _, _, err := s.Open(t.Context(), key); !errors.Is(err, gofer.ErrNotFound) {
+		t.Errorf("Open after a cancelled Put = %v, want ErrNotFound", err)
+	}
+}
+
+// TestDirectoryKeys checks that a key naming a directory of other blobs, or a name below a
+// blob, is treated as holding no blob rather than as an error or as a blob to delete.
+func TestDirectoryKeys(t *testing.T) {
+	s := newStore(t, t.TempDir())
+	ctx := t.Context()
+	key := storage.Key("example.com/m", "v1.0.0", "zip")
+	if err := s.Put(ctx, key, strings.NewReader("zip")); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"example.com/m/@v", "example.com/m", key + "/below"} {
+		if _, _, err := s.Open(ctx, k); !errors.Is(err, gofer.ErrNotFound) {
+			t.Errorf("Open(%s) = %v, want ErrNotFound", k, err)
+		}
+		if err := s.Delete(ctx, k); err != nil {
+			t.Errorf("Delete(%s) = %v, want nil", k, err)
+		}
+	}
+	r, _, err := s.Open(ctx, key)
+	if err != nil {
+		t.Fatalf("Open(%s) after deleting the names around it: %v", key, err)
+	}
+	r.Close()
+}

@@ -1,0 +1,174 @@
+package embedded
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/storagetest"
+)
+
+func TestMetadata(t *testing.T) {
+	storagetest.TestMetadata(t, func(t *testing.T) storage.Metadata {
+		// A missing parent directory, as on the first start with an empty data directory.
+		path := filepath.Join(t.TempDir(), "data", "meta.db")
+		s, err := Open(path)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", path, err)
+		}
+		return s
+	})
+}
+
+func mustOpen(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	return s
+}
+
+func testVersion(path, version string) gofer.Version {
+	at := time.Date(2025, time.January, 2, 3, 4, 5, 678_000_000, time.UTC)
+	return gofer.Version{
+		Path: path, Version: version, Time: at, FetchedAt: at.Add(time.Hour),
+		Zip: gofer.File{Size: 1234, SHA256: "ab"}, ZipHash: "h1:zip=", ModHash: "h1:mod=",
+		Source: "https://proxy.example/", WorkflowID: "fetch:" + path + "@" + version, RunID: "run",
+	}
+}
+
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	ctx := t.Context()
+	want := []gofer.Version{testVersion("example.com/a", "v1.0.0"), testVersion("example.com/a", "v1.1.0")}
+
+	s := mustOpen(t, path)
+	for _, v := range want {
+		if err := s.Insert(ctx, v); err != nil {
+			t.Fatalf("Insert: %v", err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = mustOpen(t, path)
+	defer s.Close()
+	for _, v := range want {
+		got, err := s.Get(ctx, v.Path, v.Version)
+		if err != nil || !got.Time.Equal(v.Time) || !got.FetchedAt.Equal(v.FetchedAt) || got.Zip != v.Zip || got.RunID != v.RunID {
+			t.Errorf("after reopen, Get(%s, %s) = %+v, %v; want %+v", v.Path, v.Version, got, err, v)
+		}
+	}
+	versions, err := s.Versions(ctx, "example.com/a")
+	slices.Sort(versions)
+	if err != nil || !slices.Equal(versions, []string{"v1.0.0", "v1.1.0"}) {
+		t.Errorf("after reopen, Versions = %q, %v", versions, err)
+	}
+	// Insert-once holds across restarts too.
+	if err := s.Insert(ctx, testVersion("example.com/a", "v1.0.0")); !errors.Is(err, gofer.ErrExists) {
+		t.Errorf("Insert of a record stored before reopening = %v, want ErrExists", err)
+	}
+}
+
+func TestLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s := mustOpen(t, path)
+	// The lock is per open file, so a second open in this process stands in for a second
+	// process; a short timeout keeps the test fast.
+	start := time.Now()
+	_, err := open(path, 100*time.Millisecond)
+	if err == nil {
+		t.Fatal("a second Open of a locked database succeeded")
+	}
+	if want := fmt.Sprintf("metadata database %s is locked by another process", path); err.Error() != want {
+		t.Errorf("second Open error = %q, want %q", err, want)
+	}
+	if !errors.Is(err, gofer.ErrUnavailable) {
+		t.Errorf("second Open error = %v, want one matching gofer.ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("second Open took %v", d)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the holder is gone the database opens again.
+	s2, err := open(path, 100*time.Millisecond)
+	if err != nil {
+		t.Fatalf("Open after the holder closed: %v", err)
+	}
+	s2.Close()
+}
+
+// TestFormat pins the file format: one bucket "versions", keys path@version, JSON values. An
+// upgrade that changes it would hide every stored version.
+func TestFormat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s := mustOpen(t, path)
+	v := testVersion("github.com/Azure/sdk", "v2.0.0+incompatible")
+	if err := s.Insert(t.Context(), v); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("versions"))
+		if b == nil {
+			return errors.New(`no bucket "versions"`)
+		}
+		val := b.Get([]byte("github.com/Azure/sdk@v2.0.0+incompatible"))
+		if val == nil {
+			return errors.New(`no key "github.com/Azure/sdk@v2.0.0+incompatible"`)
+		}
+		var got gofer.Version
+		if err := json.Unmarshal(val, &got); err != nil {
+			return err
+		}
+		if got.Path != v.Path || got.Version != v.Version || !got.Time.Equal(v.Time) || got.ZipHash != v.ZipHash {
+			return fmt.Errorf("stored %+v, want %+v", got, v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+func TestInsertInvalid(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "meta.db"))
+	defer s.Close()
+	ctx := t.Context()
+	// "example.com/a@v1" with version "x" would share its key prefix with example.com/a.
+	for _, v := range []gofer.Version{
+		testVersion("example.com/a@v1", "x"),
+		testVersion("", "v1.0.0"),
+		testVersion("example.com/a", ""),
+	} {
+		if err := s.Insert(ctx, v); !errors.Is(err, gofer.ErrInvalid) {
+			t.Errorf("Insert(%q@%q) = %v, want an error matching gofer.ErrInvalid", v.Path, v.Version, err)
+		}
+	}
+	if vs, err := s.Versions(ctx, "example.com/a"); err != nil || len(vs) != 0 {
+		t.Errorf("Versions(example.com/a) = %q, %v; want none", vs, err)
+	}
+	if _, err := s.Get(ctx, "example.com/a@v1", "x"); !errors.Is(err, gofer.ErrNotFound) {
+		t.Errorf("Get of a path with @ = %v, want ErrNotFound", err)
+	}
+}

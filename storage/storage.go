@@ -1,0 +1,72 @@
+// Package storage declares the two stores gofer keeps module versions in, blobs (the .info,
+// .mod and .zip files) and metadata (one insert-once record per version), and the key layout of
+// blobs. Implementations live in subpackages and all pass the suites in storage/storagetest.
+// Nothing here may make a version visible: only a metadata insert does that.
+package storage
+
+import (
+	"context"
+	"io"
+
+	"golang.org/x/mod/module"
+
+	"github.com/goferproxy/gofer"
+)
+
+// Reader reads one stored blob; it seeks and reads at offsets so that it can serve HTTP range
+// requests and zip.CheckZip without reading the blob into memory.
+type Reader interface {
+	io.ReadSeekCloser
+	io.ReaderAt
+}
+
+// Blobs stores immutable files under string keys.
+type Blobs interface {
+	// Put stores the bytes of r under key, unless key already holds a blob: then it reads
+	// nothing more and returns an error matching gofer.ErrExists. A Put that fails leaves no
+	// blob under key.
+	Put(ctx context.Context, key string, r io.Reader) error
+	// Open returns a reader for the blob under key and its size, or an error matching
+	// gofer.ErrNotFound.
+	Open(ctx context.Context, key string) (Reader, int64, error)
+	// Delete removes the blob under key; deleting a missing blob is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Metadata stores one record per module version, insert-once.
+type Metadata interface {
+	// Insert stores v, or returns an error matching gofer.ErrExists if a record for
+	// (v.Path, v.Version) is already stored; the stored record is never changed.
+	Insert(ctx context.Context, v gofer.Version) error
+	// Get returns the record of path@version, or an error matching gofer.ErrNotFound.
+	Get(ctx context.Context, path, version string) (gofer.Version, error)
+	// Versions lists the stored versions of path, in no particular order.
+	Versions(ctx context.Context, path string) ([]string, error)
+	// Close releases the store.
+	Close() error
+}
+
+// Key is the blob key of one file of a stored version: the go command's own escaped layout,
+// "<escaped path>/@v/<escaped version>.<ext>", with ext one of info, mod, zip.
+// path and version must already be valid (module.Check).
+func Key(path, version, ext string) string {
+	return escape(path, version) + "." + ext
+}
+
+// StagingKey is where a fetch run keeps a downloaded file until it is verified; staged blobs
+// are never served.
+func StagingKey(path, version, runID, ext string) string {
+	return "_staging/" + escape(path, version) + "/" + runID + "." + ext
+}
+
+func escape(path, version string) string {
+	p, err := module.EscapePath(path)
+	if err != nil {
+		panic("storage: key for invalid module path " + path)
+	}
+	v, err := module.EscapeVersion(version)
+	if err != nil {
+		panic("storage: key for invalid version " + version)
+	}
+	return p + "/@v/" + v
+}

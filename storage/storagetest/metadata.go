@@ -1,0 +1,223 @@
+package storagetest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
+)
+
+// TestMetadata runs the storage.Metadata conformance suite. newStore must return an empty store
+// for every call; the suite closes every store it gets, so newStore must not register a Close
+// of its own (it may clean up files or databases after it).
+func TestMetadata(t *testing.T, newStore func(t *testing.T) storage.Metadata) {
+	open := func(t *testing.T) storage.Metadata {
+		s := newStore(t)
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	}
+	t.Run("InsertGet", func(t *testing.T) { testInsertGet(t, open(t)) })
+	t.Run("GetMissing", func(t *testing.T) { testGetMissing(t, open(t)) })
+	t.Run("InsertExisting", func(t *testing.T) { testInsertExisting(t, open(t)) })
+	t.Run("Versions", func(t *testing.T) { testVersions(t, open(t)) })
+	t.Run("ConcurrentInsert", func(t *testing.T) { testConcurrentInsert(t, open(t)) })
+	t.Run("Close", func(t *testing.T) {
+		s := newStore(t)
+		mustInsert(t, s, record("example.com/close", "v1.0.0", 1))
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+}
+
+// record returns a version record with every field set and distinct for each seed, so that a
+// store that drops, swaps or rounds any field fails the comparison. Times carry milliseconds
+// in UTC, the precision MongoDB keeps.
+func record(path, version string, seed int) gofer.Version {
+	base := time.Date(2024, time.March, 9, 10, 11, 12, 345_000_000, time.UTC)
+	return gofer.Version{
+		Path:       path,
+		Version:    version,
+		Time:       base.Add(time.Duration(seed) * time.Millisecond),
+		Info:       gofer.File{Size: int64(100 + seed), SHA256: fmt.Sprintf("%064x", 1000+seed)},
+		Mod:        gofer.File{Size: int64(200 + seed), SHA256: fmt.Sprintf("%064x", 2000+seed)},
+		Zip:        gofer.File{Size: int64(300<<20 + seed), SHA256: fmt.Sprintf("%064x", 3000+seed)},
+		ZipHash:    fmt.Sprintf("h1:zip%d=", seed),
+		ModHash:    fmt.Sprintf("h1:mod%d=", seed),
+		Source:     fmt.Sprintf("https://proxy%d.example/", seed),
+		VerifiedBy: fmt.Sprintf("sum.example/%d", seed),
+		FetchedAt:  base.Add(time.Duration(seed)*time.Hour + 7*time.Millisecond),
+		WorkflowID: fmt.Sprintf("fetch:%s@%s", path, version),
+		RunID:      fmt.Sprintf("run-%d", seed),
+	}
+}
+
+// sameVersion compares records with time.Time.Equal, because a store may hand back the same
+// instant in another Location value.
+func sameVersion(a, b gofer.Version) bool {
+	if !a.Time.Equal(b.Time) || !a.FetchedAt.Equal(b.FetchedAt) {
+		return false
+	}
+	a.Time, a.FetchedAt, b.Time, b.FetchedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	return a == b
+}
+
+func mustInsert(t *testing.T, s storage.Metadata, v gofer.Version) {
+	t.Helper()
+	if err := s.Insert(t.Context(), v); err != nil {
+		t.Fatalf("Insert(%s@%s): %v", v.Path, v.Version, err)
+	}
+}
+
+func wantRecord(t *testing.T, s storage.Metadata, want gofer.Version) {
+	t.Helper()
+	got, err := s.Get(t.Context(), want.Path, want.Version)
+	if err != nil {
+		t.Errorf("Get(%s, %s): %v", want.Path, want.Version, err)
+		return
+	}
+	if !sameVersion(got, want) {
+		t.Errorf("Get(%s, %s) =\n%+v\nwant\n%+v", want.Path, want.Version, got, want)
+	}
+}
+
+func wantNoRecord(t *testing.T, s storage.Metadata, path, version string) {
+	t.Helper()
+	v, err := s.Get(t.Context(), path, version)
+	if !errors.Is(err, gofer.ErrNotFound) {
+		t.Errorf("Get(%s, %s) = %+v, %v; want an error matching gofer.ErrNotFound", path, version, v, err)
+	}
+}
+
+func wantVersions(t *testing.T, s storage.Metadata, path string, want ...string) {
+	t.Helper()
+	got, err := s.Versions(t.Context(), path)
+	if err != nil {
+		t.Errorf("Versions(%s): %v", path, err)
+		return
+	}
+	// The order is unspecified, duplicates are not.
+	got = slices.Sorted(slices.Values(got))
+	want = slices.Sorted(slices.Values(want))
+	if !slices.Equal(got, want) {
+		t.Errorf("Versions(%s) = %q, want %q (in any order)", path, got, want)
+	}
+}
+
+func testInsertGet(t *testing.T, s storage.Metadata) {
+	// Records that share a path or a version with another must each come back as themselves.
+	recs := []gofer.Version{
+		record("example.com/get", "v1.0.0", 1),
+		record("example.com/get", "v1.1.0", 2),
+		record("example.com/get/v2", "v2.0.0+incompatible", 3),
+		record("example.com/other", "v1.0.0", 4),
+		record("github.com/Azure/sdk", "v0.0.0-20240101120000-abcdefabcdef", 5),
+	}
+	for _, v := range recs {
+		mustInsert(t, s, v)
+	}
+	for _, v := range recs {
+		wantRecord(t, s, v)
+	}
+}
+
+func testGetMissing(t *testing.T, s storage.Metadata) {
+	wantNoRecord(t, s, "example.com/a", "v1.0.0")
+	mustInsert(t, s, record("example.com/a", "v1.0.0", 1))
+	wantNoRecord(t, s, "example.com/a", "v1.0.1")
+	wantNoRecord(t, s, "example.com/ab", "v1.0.0")
+	wantNoRecord(t, s, "example.com/A", "v1.0.0") // module paths are case-sensitive
+	wantNoRecord(t, s, "example.com", "v1.0.0")
+	wantNoRecord(t, s, "example.com/a/v2", "v1.0.0")
+}
+
+func testInsertExisting(t *testing.T, s storage.Metadata) {
+	first := record("example.com/existing", "v1.0.0", 1)
+	mustInsert(t, s, first)
+	for _, second := range []gofer.Version{record(first.Path, first.Version, 2), first} {
+		err := s.Insert(t.Context(), second)
+		if !errors.Is(err, gofer.ErrExists) {
+			t.Errorf("second Insert(%s@%s) = %v, want an error matching gofer.ErrExists", second.Path, second.Version, err)
+		}
+		wantRecord(t, s, first)
+	}
+	wantVersions(t, s, first.Path, first.Version)
+}
+
+func testVersions(t *testing.T, s storage.Metadata) {
+	stored := map[string][]string{
+		"example.com":      {"v0.1.0"},
+		"example.com/a":    {"v1.0.0", "v1.1.0", "v2.0.0+incompatible", "v1.2.0-pre.1"},
+		"example.com/ab":   {"v1.0.0", "v9.9.9"},
+		"example.com/a/v2": {"v2.0.0"},
+		"example.com/a-b":  {"v1.5.0"},
+		"example.com/A":    {"v3.0.0"},
+	}
+	seed := 0
+	for path, versions := range stored {
+		for _, v := range versions {
+			seed++
+			mustInsert(t, s, record(path, v, seed))
+		}
+	}
+	for path, versions := range stored {
+		wantVersions(t, s, path, versions...)
+	}
+	for _, unknown := range []string{"example.com/zz", "example.com/a/", "example.com/a/v", "example.co", "example.com/a/v2/v3"} {
+		wantVersions(t, s, unknown)
+	}
+}
+
+func testConcurrentInsert(t *testing.T, s storage.Metadata) {
+	const n = 20
+	ctx := t.Context()
+	const path = "example.com/race"
+
+	// Every goroutine races for one version; the record of each differs, so the stored one
+	// tells who won.
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.Insert(ctx, record(path, "v1.0.0", i))
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := oneWinner(t, "Insert", errs)
+	wantRecord(t, s, record(path, "v1.0.0", winner))
+
+	// Distinct versions inserted at once must all be kept: no insert may lose another.
+	want := []string{"v1.0.0"}
+	start = make(chan struct{})
+	for i := range n {
+		v := fmt.Sprintf("v1.1.%d", i)
+		want = append(want, v)
+		wg.Go(func() {
+			<-start
+			errs[i] = s.Insert(ctx, record(path, v, 100+i))
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Insert(%s@v1.1.%d) alongside other versions: %v", path, i, err)
+		}
+	}
+	wantVersions(t, s, path, want...)
+	for i := range n {
+		wantRecord(t, s, record(path, fmt.Sprintf("v1.1.%d", i), 100+i))
+	}
+}
