@@ -1,0 +1,442 @@
+// Package upstream is gofer's client for upstream GOPROXY servers: it parses a GOPROXY value
+// with the go command's syntax, fetches @v/list, @latest, .info, .mod and .zip files over HTTP
+// in-process, walks the entries in order with the go command's fall-through rules, and turns
+// every failure into exactly one of gofer's error kinds. It must never run the go command,
+// never hard-code a host (every URL comes from the GOPROXY value it is given), and never hold
+// a zip in memory.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/module"
+
+	"github.com/goferproxy/gofer"
+)
+
+// The go command's own limits (modfetch.MaxGoMod, modfetch.MaxZipFile): a file it would
+// refuse is not worth downloading. The metadata files are tiny in practice; 1 MiB bounds the
+// memory a misbehaving upstream can make us spend on them.
+const (
+	maxSmall = 1 << 20   // .info, @v/list, @latest
+	maxMod   = 16 << 20  // .mod
+	maxZip   = 500 << 20 // .zip
+)
+
+// Chain is a parsed GOPROXY list. Its methods are safe for concurrent use.
+type Chain struct {
+	// Client sends every request. Nil means a client built on first use and kept by this
+	// Chain, with dial and TLS handshake timeouts of 10s and a response header timeout of
+	// 30s, and no overall timeout, because zips are large and streamed: bound a whole
+	// download with the context instead.
+	Client *http.Client
+
+	entries []entry
+
+	defaultOnce   sync.Once
+	defaultClient *http.Client
+}
+
+type entryKind int
+
+const (
+	proxyEntry entryKind = iota
+	offEntry
+	directEntry
+)
+
+type entry struct {
+	kind entryKind
+	url  *url.URL // proxyEntry only; path without trailing slash
+	// source is url redacted: it names the entry in errors and in the recorded source of a
+	// version, neither of which may carry a password from the GOPROXY value.
+	source string
+	// orElse is true when the separator after this entry was '|': fall through on any error,
+	// not only on not found.
+	orElse bool
+}
+
+// Parse parses a GOPROXY value as the go command does. Entries are separated by ',' (the
+// next entry is tried only when this one answers not found) or '|' (the next entry is tried
+// after any error). An entry is an http or https URL, a bare host such as proxy.example.com
+// (https:// is implied), "off" (every lookup fails as not found) or "direct" (not supported
+// yet: every lookup fails as not found). As in the go command, "off" and "direct" end the
+// list and later entries are ignored. Trailing slashes are trimmed. An empty list, a URL of
+// another scheme, without a host, or with a query or fragment is an error.
+func Parse(goproxy string) (*Chain, error) {
+	var entries []entry
+	rest := goproxy
+	for rest != "" {
+		raw, orElse := rest, false
+		if i := strings.IndexAny(rest, ",|"); i >= 0 {
+			raw, orElse, rest = rest[:i], rest[i] == '|', rest[i+1:]
+		} else {
+			rest = ""
+		}
+		raw = strings.TrimSpace(raw)
+		switch raw {
+		case "":
+			continue
+		case "off":
+			entries = append(entries, entry{kind: offEntry, source: "off"})
+			rest = ""
+			continue
+		case "direct":
+			entries = append(entries, entry{kind: directEntry, source: "direct"})
+			rest = ""
+			continue
+		}
+		u, err := parseURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, entry{kind: proxyEntry, url: u, source: u.Redacted(), orElse: orElse})
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("GOPROXY %q lists no proxy", goproxy)
+	}
+	return &Chain{entries: entries}, nil
+}
+
+func parseURL(raw string) (*url.URL, error) {
+	// The go command's rule: a single word is reserved for built-in entries, anything with
+	// ":/" must be a complete URL, and anything else that looks like a host gets https://.
+	if strings.ContainsAny(raw, ".:/") && !strings.Contains(raw, ":/") && !strings.HasPrefix(raw, "/") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid GOPROXY URL: %v", err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("invalid GOPROXY URL %q: scheme must be http or https", u.Redacted())
+	case u.Opaque != "" || u.Host == "":
+		return nil, fmt.Errorf("invalid GOPROXY URL %q: no host", u.Redacted())
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		// Request paths are appended to the URL's path; a query or fragment would end up
+		// in the wrong place.
+		return nil, fmt.Errorf("invalid GOPROXY URL %q: query or fragment not allowed", u.Redacted())
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = strings.TrimRight(u.RawPath, "/")
+	return u, nil
+}
+
+// String returns the parsed list in GOPROXY syntax, with passwords redacted.
+func (c *Chain) String() string {
+	var b strings.Builder
+	for i, e := range c.entries {
+		if i > 0 {
+			if c.entries[i-1].orElse {
+				b.WriteByte('|')
+			} else {
+				b.WriteByte(',')
+			}
+		}
+		b.WriteString(e.source)
+	}
+	return b.String()
+}
+
+// List returns the body of path's @v/list and the base URL of the entry that answered.
+func (c *Chain) List(ctx context.Context, path string) ([]byte, string, error) {
+	return c.small(ctx, path, path, "@v/list", maxSmall)
+}
+
+// Latest returns the body of path's @latest and the base URL of the entry that answered.
+func (c *Chain) Latest(ctx context.Context, path string) ([]byte, string, error) {
+	return c.small(ctx, path, path, "@latest", maxSmall)
+}
+
+// Info returns the .info of path at query, which may be a canonical version or anything the
+// upstream resolves (a branch, a commit), and the base URL of the entry that answered.
+func (c *Chain) Info(ctx context.Context, path, query string) ([]byte, string, error) {
+	file, err := versionFile(path, query, ".info")
+	if err != nil {
+		return nil, "", err
+	}
+	return c.small(ctx, path+"@"+query, path, file, maxSmall)
+}
+
+// Mod returns the go.mod of path at version and the base URL of the entry that answered.
+func (c *Chain) Mod(ctx context.Context, path, version string) ([]byte, string, error) {
+	file, err := versionFile(path, version, ".mod")
+	if err != nil {
+		return nil, "", err
+	}
+	return c.small(ctx, path+"@"+version, path, file, maxMod)
+}
+
+// Zip opens the zip of path at version and returns its body as a stream, with the base URL
+// of the entry that answered. The caller must close it. Reading more than the go command's
+// 500 MiB limit fails with gofer.ErrInvalid; other read failures are classified like request
+// failures.
+func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, string, error) {
+	file, err := versionFile(path, version, ".zip")
+	if err != nil {
+		return nil, "", err
+	}
+	escPath, err := escapePath(path)
+	if err != nil {
+		return nil, "", err
+	}
+	var body io.ReadCloser
+	source, err := c.try(ctx, path+"@"+version, func(base *url.URL) error {
+		resp, u, err := c.get(ctx, base, escPath+"/"+file)
+		if err != nil {
+			return err
+		}
+		body, err = limitBody(ctx, u, resp, maxZip)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return body, source, nil
+}
+
+// small fetches one whole file of at most limit bytes.
+func (c *Chain) small(ctx context.Context, what, path, file string, limit int64) ([]byte, string, error) {
+	escPath, err := escapePath(path)
+	if err != nil {
+		return nil, "", err
+	}
+	var data []byte
+	source, err := c.try(ctx, what, func(base *url.URL) error {
+		resp, u, err := c.get(ctx, base, escPath+"/"+file)
+		if err != nil {
+			return err
+		}
+		body, err := limitBody(ctx, u, resp, limit)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		data, err = io.ReadAll(body)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return data, source, nil
+}
+
+// try walks the entries with the go command's rules: after a not-found error go on to the
+// next entry; after any other error go on only if the separator was '|'. It returns the
+// source of the entry that answered, or the error of the last entry tried. A cancelled
+// context stops the walk, so that a later off or direct entry cannot replace its error.
+func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) error) (string, error) {
+	if len(c.entries) == 0 {
+		return "", gofer.Errorf(gofer.ErrNotFound, "%s: no GOPROXY entries", what)
+	}
+	var err error
+	for _, e := range c.entries {
+		switch e.kind {
+		case offEntry:
+			err = gofer.Errorf(gofer.ErrNotFound, "%s: module lookup disabled by GOPROXY=off", what)
+		case directEntry:
+			err = gofer.Errorf(gofer.ErrNotFound, "%s: direct (VCS) fetches are not supported yet", what)
+		default:
+			if err = fetch(e.url); err == nil {
+				return e.source, nil
+			}
+		}
+		if ctx.Err() != nil || (!e.orElse && !errors.Is(err, gofer.ErrNotFound)) {
+			return "", err
+		}
+	}
+	return "", err
+}
+
+// get sends GET base/rel, where rel is already escaped with the module rules, and returns
+// the response only when it is a 200; the returned URL is redacted, for messages.
+func (c *Chain) get(ctx context.Context, base *url.URL, rel string) (*http.Response, string, error) {
+	target := *base
+	target.Path = base.Path + "/" + rel
+	// Escape rel like the go command does, so that a query such as "feature#1" reaches
+	// the upstream as one path element; "/" stays a separator.
+	segs := strings.Split(rel, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	target.RawPath = base.EscapedPath() + "/" + strings.Join(segs, "/")
+	u := target.Redacted()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
+	if err != nil {
+		return nil, u, fmt.Errorf("GET %s: %w", u, err)
+	}
+	resp, err := c.client().Do(req)
+	if err = classify(ctx, u, resp, err); err != nil {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return nil, u, err
+	}
+	return resp, u, nil
+}
+
+// classify is the one place where the outcome of an upstream request becomes an error kind,
+// so that the server and the activities can map kinds without knowing HTTP:
+//   - a cancelled or expired ctx: the ctx error, wrapped (errors.Is(err, context.Canceled)).
+//   - err != nil (connection refused, reset, timeout, a failed body read): gofer.ErrUnavailable.
+//   - 200: nil.
+//   - 400, 403, 404, 410: gofer.ErrNotFound, the upstream's way of saying "not here", which
+//     is what lets a ',' entry fall through. The first line of the body is the reason.
+//   - 404 or 410 whose body says "fetch timed out" (any case): gofer.ErrUnavailable, because
+//     proxy.golang.org answers so when its own fetch was too slow, and a retry may succeed.
+//   - any other status (5xx, 429, ...): gofer.ErrUnavailable.
+//
+// Every message names the URL and, for a status, the status.
+func classify(ctx context.Context, u string, resp *http.Response, err error) error {
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("GET %s: %w", u, ctxErr)
+		}
+		// The *url.Error from the client repeats the method and URL we already name.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return gofer.Errorf(gofer.ErrUnavailable, "GET %s: %v", u, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	// Enough to find the reason and the "fetch timed out" marker, however long the page.
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	kind := gofer.ErrUnavailable
+	switch resp.StatusCode {
+	case http.StatusNotFound, http.StatusGone:
+		kind = gofer.ErrNotFound
+		if strings.Contains(strings.ToLower(string(head)), "fetch timed out") {
+			kind = gofer.ErrUnavailable
+		}
+	case http.StatusBadRequest, http.StatusForbidden:
+		kind = gofer.ErrNotFound
+	}
+	status := resp.Status
+	if status == "" {
+		status = fmt.Sprint(resp.StatusCode)
+	}
+	if reason := firstLine(head, 200); reason != "" {
+		return gofer.Errorf(kind, "GET %s: %s: %s", u, status, reason)
+	}
+	return gofer.Errorf(kind, "GET %s: %s", u, status)
+}
+
+// firstLine returns the first non-blank line of b, trimmed and cut to at most limit runes, so
+// that an HTML error page cannot flood a log line.
+func firstLine(b []byte, limit int) string {
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = strings.TrimSpace(s[:i])
+	}
+	n := 0
+	for i := range s {
+		if n == limit {
+			return s[:i]
+		}
+		n++
+	}
+	return s
+}
+
+// limitBody wraps the body of a 200 response so that reading more than limit bytes fails
+// with gofer.ErrInvalid, and fails at once when the declared length is already too large.
+func limitBody(ctx context.Context, u string, resp *http.Response, limit int64) (io.ReadCloser, error) {
+	if resp.ContentLength > limit {
+		resp.Body.Close()
+		return nil, tooLarge(u, limit)
+	}
+	return &limitedBody{ctx: ctx, url: u, rc: resp.Body, limit: limit, left: limit}, nil
+}
+
+func tooLarge(u string, limit int64) error {
+	return gofer.Errorf(gofer.ErrInvalid, "GET %s: body larger than %d bytes", u, limit)
+}
+
+type limitedBody struct {
+	ctx   context.Context
+	url   string
+	rc    io.ReadCloser
+	limit int64
+	left  int64 // bytes still allowed
+	err   error // sticky, so that a second Read cannot slip past the limit
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	// Ask for one byte more than allowed: getting it proves the body is too large.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	if int64(n) > b.left {
+		n, b.left = int(b.left), 0
+		b.err = tooLarge(b.url, b.limit)
+		return n, b.err
+	}
+	b.left -= int64(n)
+	if err != nil && err != io.EOF {
+		b.err = classify(b.ctx, b.url, nil, err)
+		return n, b.err
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// escapePath and versionFile escape with the go command's rules; a path or version that
+// cannot be escaped cannot exist upstream, so it is not found, not invalid.
+func escapePath(path string) (string, error) {
+	esc, err := module.EscapePath(path)
+	if err != nil {
+		return "", gofer.Errorf(gofer.ErrNotFound, "%v", err)
+	}
+	return esc, nil
+}
+
+func versionFile(path, version, ext string) (string, error) {
+	esc, err := module.EscapeVersion(version)
+	if err != nil {
+		return "", gofer.Errorf(gofer.ErrNotFound, "%s@%s: %v", path, version, err)
+	}
+	return "@v/" + esc + ext, nil
+}
+
+func (c *Chain) client() *http.Client {
+	if c.Client != nil {
+		return c.Client
+	}
+	c.defaultOnce.Do(func() { c.defaultClient = newDefaultClient() })
+	return c.defaultClient
+}
+
+// newDefaultClient bounds each step that can hang before any byte arrives, but not the body:
+// a 500 MiB zip on a slow link may rightly take minutes, and the caller's context bounds it.
+func newDefaultClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment, // honour HTTPS_PROXY as the go command does
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}}
+}
