@@ -1,0 +1,134 @@
+package activities
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"io"
+	"os"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb/dirhash"
+	modzip "golang.org/x/mod/zip"
+
+	"github.com/goferproxy/gofer"
+)
+
+// Verify checks a staged version the way the go command would before trusting it: the zip
+// obeys the module zip rules (zip.CheckZip: every file under path@version/, no bad names,
+// sizes within limits), the .mod and the zip's go.mod name the requested module path, and it
+// computes the go.sum (h1:) hashes of the zip and the .mod. Invalid content is final.
+func (a *Activities) Verify(ctx context.Context, s Staged) (Verified, error) {
+	v, err := a.verify(ctx, s)
+	return v, encode(err)
+}
+
+func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
+	j := s.Job
+	v := Verified{Staged: s}
+	mod, err := a.readStaged(ctx, j.stagingKey("mod"))
+	if err != nil {
+		return v, err
+	}
+	if err := checkModPath(mod, j.Path, ".mod"); err != nil {
+		return v, err
+	}
+	v.ModHash, err = dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(mod)), nil
+	})
+	if err != nil {
+		return v, err
+	}
+
+	file, cleanup, err := a.localZip(ctx, j.stagingKey("zip"))
+	if err != nil {
+		return v, err
+	}
+	defer cleanup()
+	m := module.Version{Path: j.Path, Version: j.Version}
+	if _, err := modzip.CheckZip(m, file); err != nil {
+		return v, gofer.Errorf(gofer.ErrInvalid, "%s: bad module zip: %v", m, err)
+	}
+	if err := checkZipGoMod(file, m); err != nil {
+		return v, err
+	}
+	if v.ZipHash, err = dirhash.HashZip(file, dirhash.Hash1); err != nil {
+		return v, gofer.Errorf(gofer.ErrInvalid, "%s: hashing zip: %v", m, err)
+	}
+	return v, nil
+}
+
+// checkModPath refuses a go.mod that does not declare exactly path; what names it in errors.
+func checkModPath(data []byte, path, what string) error {
+	f, err := modfile.ParseLax("go.mod", data, nil)
+	if err != nil {
+		return gofer.Errorf(gofer.ErrInvalid, "%s of %s does not parse: %v", what, path, err)
+	}
+	if f.Module == nil {
+		return gofer.Errorf(gofer.ErrInvalid, "%s of %s has no module directive", what, path)
+	}
+	if got := f.Module.Mod.Path; got != path {
+		return gofer.Errorf(gofer.ErrInvalid, "%s declares module %q, not %q", what, got, path)
+	}
+	return nil
+}
+
+// checkZipGoMod checks the go.mod inside the zip, when it has one (legacy modules have none).
+func checkZipGoMod(file string, m module.Version) error {
+	zr, err := zip.OpenReader(file)
+	if err != nil {
+		return gofer.Errorf(gofer.ErrInvalid, "%s: bad zip: %v", m, err)
+	}
+	defer zr.Close()
+	name := m.Path + "@" + m.Version + "/go.mod"
+	for _, f := range zr.File {
+		if f.Name != name {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %v", m, err)
+		}
+		defer rc.Close()
+		data, err := io.ReadAll(io.LimitReader(rc, MaxModSize+1))
+		if err != nil {
+			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %v", m, err)
+		}
+		return checkModPath(data, m.Path, "go.mod in zip")
+	}
+	return nil
+}
+
+// readStaged reads a small staged blob whole.
+func (a *Activities) readStaged(ctx context.Context, key string) ([]byte, error) {
+	r, _, err := a.Blobs.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(io.LimitReader(r, MaxModSize+1))
+}
+
+// localZip gives the staged zip as a local file, because zip.CheckZip and dirhash.HashZip take
+// file names: the blob itself when the store is on this disk, a temporary copy otherwise.
+func (a *Activities) localZip(ctx context.Context, key string) (string, func(), error) {
+	r, _, err := a.Blobs.Open(ctx, key)
+	if err != nil {
+		return "", nil, err
+	}
+	if f, ok := r.(*os.File); ok {
+		return f.Name(), func() { f.Close() }, nil
+	}
+	defer r.Close()
+	tmp, err := os.CreateTemp("", "gofer-verify-*.zip")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
+	if _, err := io.Copy(tmp, r); err != nil {
+		cleanup()
+		return "", nil, gofer.Errorf(gofer.ErrUnavailable, "copying staged zip: %v", err)
+	}
+	return tmp.Name(), cleanup, nil
+}

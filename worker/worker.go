@@ -1,0 +1,20 @@
+// Package worker assembles a Temporal worker that runs gofer's workflows and activities on the
+// gofer task queue. It only registers; it never decides anything a workflow or activity decides.
+package worker
+
+import (
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/workflows"
+)
+
+// New returns a worker for every gofer workflow and the activities of a; start it with Run or
+// Start and stop it with Stop.
+func New(c client.Client, a *activities.Activities) sdkworker.Worker {
+	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
+	w.RegisterWorkflow(workflows.Fetch)
+	w.RegisterActivity(a)
+	return w
+}

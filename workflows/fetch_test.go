@@ -1,0 +1,173 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/disk"
+	"github.com/goferproxy/gofer/storage/embedded"
+	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/workflows"
+)
+
+// fixture runs the fetch workflow in the SDK's test environment with the real activities, a
+// fake upstream and real disk and embedded stores.
+type fixture struct {
+	proxy *fakeproxy.Proxy
+	blobs *disk.Store
+	meta  *embedded.Store
+	env   *testsuite.TestWorkflowEnvironment
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{proxy: fakeproxy.New()}
+	chain, err := upstream.Parse(f.proxy.Start(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if f.blobs, err = disk.New(filepath.Join(dir, "blobs")); err != nil {
+		t.Fatal(err)
+	}
+	if f.meta, err = embedded.Open(filepath.Join(dir, "meta.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.meta.Close() })
+	var s testsuite.WorkflowTestSuite
+	f.env = s.NewTestWorkflowEnvironment()
+	f.env.RegisterWorkflow(workflows.Fetch)
+	f.env.RegisterActivity(&activities.Activities{Upstream: chain, Blobs: f.blobs, Meta: f.meta})
+	return f
+}
+
+func (f *fixture) fetch(t *testing.T, path, version string) (gofer.Version, error) {
+	t.Helper()
+	f.env.ExecuteWorkflow(workflows.Fetch, workflows.FetchRequest{Path: path, Version: version})
+	if !f.env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	var rec gofer.Version
+	if err := f.env.GetWorkflowError(); err != nil {
+		return rec, activities.Decode(err)
+	}
+	if err := f.env.GetWorkflowResult(&rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec, nil
+}
+
+// assertNothingStored checks that no record, no final blob and no staged blob is left.
+func (f *fixture) assertNothingStored(t *testing.T, path, version string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := f.meta.Get(ctx, path, version); !errors.Is(err, gofer.ErrNotFound) {
+		t.Errorf("metadata of %s@%s: err = %v, want not found", path, version, err)
+	}
+	for _, ext := range []string{"info", "mod", "zip"} {
+		for _, key := range []string{storage.Key(path, version, ext), storage.StagingKey(path, version, "default-test-run-id", ext)} {
+			if r, _, err := f.blobs.Open(ctx, key); err == nil {
+				r.Close()
+				t.Errorf("blob %s exists", key)
+			}
+		}
+	}
+}
+
+func TestFetchStoresVersion(t *testing.T) {
+	f := newFixture(t)
+	rec, err := f.fetch(t, "example.com/hello", "v1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := f.meta.Get(context.Background(), "example.com/hello", "v1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored != rec {
+		t.Errorf("stored record %+v, workflow result %+v", stored, rec)
+	}
+	if rec.ZipHash[:3] != "h1:" || rec.ModHash[:3] != "h1:" || rec.Zip.Size == 0 || rec.Time.IsZero() {
+		t.Errorf("incomplete record %+v", rec)
+	}
+	for _, ext := range []string{"info", "mod", "zip"} {
+		r, size, err := f.blobs.Open(context.Background(), storage.Key("example.com/hello", "v1.0.0", ext))
+		if err != nil {
+			t.Fatalf("final %s blob: %v", ext, err)
+		}
+		r.Close()
+		if ext == "zip" && size != rec.Zip.Size {
+			t.Errorf("zip size %d, record says %d", size, rec.Zip.Size)
+		}
+		key := storage.StagingKey("example.com/hello", "v1.0.0", "default-test-run-id", ext)
+		if r, _, err := f.blobs.Open(context.Background(), key); err == nil {
+			r.Close()
+			t.Errorf("staged %s left behind", ext)
+		}
+	}
+}
+
+func TestFetchRetriesUnavailableUpstream(t *testing.T) {
+	f := newFixture(t)
+	zip := "/example.com/hello/@v/v1.0.0.zip"
+	f.proxy.Fail(zip, 3, 503)
+	if _, err := f.fetch(t, "example.com/hello", "v1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.proxy.Requests(zip); n != 4 {
+		t.Errorf("upstream saw %d zip requests, want 3 failures and 1 success", n)
+	}
+}
+
+func TestFetchNotFoundIsFinal(t *testing.T) {
+	for i, status := range []int{404, 410, 403} {
+		f := newFixture(t)
+		info := "/example.com/hello/@v/v1.0.0.info"
+		f.proxy.Fail(info, -1, status)
+		_, err := f.fetch(t, "example.com/hello", "v1.0.0")
+		if !errors.Is(err, gofer.ErrNotFound) {
+			t.Errorf("%d: status %d: err = %v, want not found", i, status, err)
+		}
+		if n := f.proxy.Requests(info); n != 1 {
+			t.Errorf("%d: status %d: %d upstream requests, want 1 (no retry)", i, status, n)
+		}
+		f.assertNothingStored(t, "example.com/hello", "v1.0.0")
+	}
+}
+
+func TestFetchRefusesInvalidContent(t *testing.T) {
+	const path, version = "example.com/bad", "v1.0.0"
+	cases := []struct {
+		name  string
+		files map[string][]byte
+	}{
+		{"go.mod in zip names another module", map[string][]byte{
+			"zip": fakeproxy.RawZip(map[string]string{path + "@" + version + "/go.mod": "module example.com/other\n"}),
+		}},
+		{"zip holds a file outside the module", map[string][]byte{
+			"zip": fakeproxy.RawZip(map[string]string{path + "@" + version + "/go.mod": "module example.com/bad\n", "evil.go": "package evil\n"}),
+		}},
+		{".mod names another module", map[string][]byte{"mod": []byte("module example.com/other\n")}},
+		{".info names another version", map[string][]byte{"info": []byte(`{"Version":"v1.0.1"}`)}},
+	}
+	for i, c := range cases {
+		f := newFixture(t)
+		f.proxy.Add(path, version, map[string]string{"go.mod": "module example.com/bad\n\ngo 1.21\n", "bad.go": "package bad\n"})
+		for ext, body := range c.files {
+			f.proxy.SetFile(path, version, ext, body)
+		}
+		_, err := f.fetch(t, path, version)
+		if !errors.Is(err, gofer.ErrInvalid) {
+			t.Errorf("%d: %s: err = %v, want invalid", i, c.name, err)
+		}
+		f.assertNothingStored(t, path, version)
+	}
+}
