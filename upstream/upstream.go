@@ -233,14 +233,17 @@ func (c *Chain) small(ctx context.Context, what, path, file string, limit int64)
 
 // try walks the entries with the go command's rules: after a not-found error go on to the
 // next entry; after any other error go on only if the separator was '|'. It returns the
-// source of the entry that answered, or the error of the last entry tried. A cancelled
+// source of the entry that answered or, like the go command, the most telling error: the first
+// that is not a not-found if there is one (a '|' entry that is down must be retried, not
+// reported missing because a later entry lacks the version), else the last. A cancelled
 // context stops the walk, so that a later off or direct entry cannot replace its error.
 func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) error) (string, error) {
 	if len(c.entries) == 0 {
 		return "", gofer.Errorf(gofer.ErrNotFound, "%s: no GOPROXY entries", what)
 	}
-	var err error
+	var best error
 	for _, e := range c.entries {
+		var err error
 		switch e.kind {
 		case offEntry:
 			err = gofer.Errorf(gofer.ErrNotFound, "%s: module lookup disabled by GOPROXY=off", what)
@@ -251,11 +254,17 @@ func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) 
 				return e.source, nil
 			}
 		}
-		if ctx.Err() != nil || (!e.orElse && !errors.Is(err, gofer.ErrNotFound)) {
+		if ctx.Err() != nil {
 			return "", err
 		}
+		if best == nil || errors.Is(best, gofer.ErrNotFound) {
+			best = err
+		}
+		if !e.orElse && !errors.Is(err, gofer.ErrNotFound) {
+			break
+		}
 	}
-	return "", err
+	return "", best
 }
 
 // get sends GET base/rel, where rel is already escaped with the module rules, and returns

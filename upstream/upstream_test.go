@@ -247,10 +247,10 @@ func TestFallThrough(t *testing.T) {
 		9:  {[]int{refused, 200}, "|", "nil", 1, []int{0, 1}},
 		10: {[]int{200, 200}, ",", "nil", 0, []int{1, 0}},
 		11: {[]int{404, 404}, ",", "not found", 1, []int{1, 1}},
-		12: {[]int{503, 404}, "|", "not found", 1, []int{1, 1}}, // the last entry's error
+		12: {[]int{503, 404}, "|", "unavailable", 0, []int{1, 1}}, // a down entry outranks a missing version
 		13: {[]int{404, 503}, ",", "unavailable", 1, []int{1, 1}},
 		14: {[]int{404, 503, 200}, ",|", "nil", 2, []int{1, 1, 1}},
-		15: {[]int{503, 503, 200}, "|,", "unavailable", 1, []int{1, 1, 0}},
+		15: {[]int{503, 503, 200}, "|,", "unavailable", 0, []int{1, 1, 0}},
 		16: {[]int{404, 404, 404}, ",,", "not found", 2, []int{1, 1, 1}},
 	} {
 		var urls []string
@@ -440,7 +440,7 @@ func TestOffAndDirect(t *testing.T) {
 		1: {"direct", "not found", directMsg},
 		2: {notFound.URL + ",off", "not found", offMsg},
 		3: {notFound.URL + ",direct", "not found", directMsg},
-		4: {down.URL + "|direct", "not found", directMsg},
+		4: {down.URL + "|direct", "unavailable", down.URL}, // retry the proxy that is down
 		5: {down.URL + ",off", "unavailable", down.URL}, // a 503 does not fall through ','
 	} {
 		c := parse(t, tc.goproxy)
