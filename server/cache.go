@@ -1,0 +1,109 @@
+package server
+
+import (
+	"container/list"
+	"sync"
+	"time"
+)
+
+// lru is a size-bounded least-recently-used cache of immutable values. Module versions never
+// change once stored, so nothing in it is ever invalidated: it only evicts to stay in bounds.
+type lru[V any] struct {
+	mu    sync.Mutex
+	max   int64
+	size  int64
+	ll    *list.List // front is most recent
+	items map[string]*list.Element
+}
+
+type lruItem[V any] struct {
+	key  string
+	val  V
+	size int64
+}
+
+func newLRU[V any](maxBytes int64) *lru[V] {
+	return &lru[V]{max: maxBytes, ll: list.New(), items: map[string]*list.Element{}}
+}
+
+func (c *lru[V]) get(key string) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[key]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*lruItem[V]).val, true
+	}
+	var zero V
+	return zero, false
+}
+
+// add stores val, whose cost is size bytes; a value bigger than an eighth of the cache is not
+// kept, so that one large go.mod cannot flush everything else.
+func (c *lru[V]) add(key string, val V, size int64) {
+	if size > c.max/8 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[key]; ok {
+		return
+	}
+	c.items[key] = c.ll.PushFront(&lruItem[V]{key, val, size})
+	c.size += size
+	for c.size > c.max {
+		old := c.ll.Back()
+		it := old.Value.(*lruItem[V])
+		c.ll.Remove(old)
+		delete(c.items, it.key)
+		c.size -= it.size
+	}
+}
+
+// ttl caches the answers of mutable upstream queries (@v/list, @latest, a branch's .info) for
+// a short time, so that a burst of clients costs the upstream one request.
+type ttl struct {
+	mu      sync.Mutex
+	life    time.Duration
+	entries map[string]ttlEntry
+}
+
+type ttlEntry struct {
+	val     []byte
+	expires time.Time
+}
+
+// maxTTLEntries bounds the mutable cache; past it, expired entries go, and if that is not
+// enough, everything goes (it is only a cache of answers that expire within minutes anyway).
+const maxTTLEntries = 10000
+
+func newTTL(life time.Duration) *ttl { return &ttl{life: life, entries: map[string]ttlEntry{}} }
+
+func (c *ttl) get(key string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || time.Now().After(e.expires) {
+		return nil, false
+	}
+	return e.val, true
+}
+
+func (c *ttl) put(key string, val []byte) {
+	if c.life <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if len(c.entries) >= maxTTLEntries {
+		for k, e := range c.entries {
+			if now.After(e.expires) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= maxTTLEntries {
+			clear(c.entries)
+		}
+	}
+	c.entries[key] = ttlEntry{val, now.Add(c.life)}
+}

@@ -1,0 +1,37 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/goferproxy/gofer"
+)
+
+// retryAfter is the Retry-After of a 503, in seconds.
+const retryAfter = "10"
+
+// writeError answers err with its one status, chosen here and nowhere else: not found → 404 and
+// invalid content → 410 (both let a GOPROXY=a,b client fall through to b), everything else →
+// 503 with Retry-After. The body is one line of plain text with the reason.
+func writeError(w http.ResponseWriter, err error) {
+	status := http.StatusServiceUnavailable
+	switch {
+	case errors.Is(err, context.Canceled):
+		return // the client is gone
+	case errors.Is(err, gofer.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, gofer.ErrInvalid):
+		status = http.StatusGone
+	default:
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	h := w.Header()
+	h.Del("ETag")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write([]byte(strings.ReplaceAll(err.Error(), "\n", " ") + "\n"))
+}

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"strings"
+
+	"golang.org/x/mod/module"
+
+	"github.com/goferproxy/gofer"
+)
+
+// maxPathLen bounds a request path: no real module path and version come near it.
+const maxPathLen = 1024
+
+// request is one parsed download-protocol request.
+type request struct {
+	path    string // module path, unescaped and valid
+	kind    string // "list", "latest", "info", "mod" or "zip"
+	version string // for info, mod, zip: unescaped; canonical unless kind is info
+}
+
+// canonical reports whether the request names a canonical version that can be stored as is.
+func (r request) canonical() bool {
+	return module.CanonicalVersion(r.version) == r.version && module.Check(r.path, r.version) == nil
+}
+
+// parseRequest parses a URL path as the go command sends it:
+// /<escaped module>/@v/list, /@v/<escaped version>.{info,mod,zip}, or /<escaped module>/@latest.
+// Anything else cannot name a module version, so it is not found.
+func parseRequest(urlPath string) (request, error) {
+	if len(urlPath) > maxPathLen {
+		return request{}, gofer.Errorf(gofer.ErrNotFound, "request path longer than %d bytes", maxPathLen)
+	}
+	p := strings.TrimPrefix(urlPath, "/")
+	var r request
+	var escMod, escVer string
+	if m, ok := strings.CutSuffix(p, "/@latest"); ok {
+		escMod, r.kind = m, "latest"
+	} else if i := strings.LastIndex(p, "/@v/"); i >= 0 {
+		escMod = p[:i]
+		file := p[i+len("/@v/"):]
+		if file == "list" {
+			r.kind = "list"
+		} else if dot := strings.LastIndex(file, "."); dot >= 0 {
+			escVer, r.kind = file[:dot], file[dot+1:]
+		}
+	}
+	switch r.kind {
+	case "list", "latest", "info", "mod", "zip":
+	default:
+		return r, gofer.Errorf(gofer.ErrNotFound, "not a module proxy path: %s", urlPath)
+	}
+	var err error
+	if r.path, err = module.UnescapePath(escMod); err != nil {
+		return r, gofer.Errorf(gofer.ErrNotFound, "invalid module path: %v", err)
+	}
+	if r.kind == "list" || r.kind == "latest" {
+		return r, nil
+	}
+	if r.version, err = module.UnescapeVersion(escVer); err != nil || r.version == "" || strings.Contains(r.version, "/") {
+		return r, gofer.Errorf(gofer.ErrNotFound, "invalid version %q", escVer)
+	}
+	// Only .info may ask for a query (a branch or a commit); the go command resolves it to a
+	// canonical version before it asks for .mod or .zip.
+	if r.kind != "info" && !r.canonical() {
+		if err := module.Check(r.path, r.version); err != nil {
+			return r, gofer.Errorf(gofer.ErrNotFound, "%v", err)
+		}
+		return r, gofer.Errorf(gofer.ErrNotFound, "version %s of %s is not canonical", r.version, r.path)
+	}
+	return r, nil
+}

@@ -1,0 +1,230 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
+
+	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/workflows"
+)
+
+// entry is a stored version as the hit path keeps it in memory: its record and its two small
+// files. Zips are never held; they stream from the blob store.
+type entry struct {
+	rec  gofer.Version
+	info []byte
+	mod  []byte
+}
+
+// serveFile answers .info, .mod or .zip of a canonical version, fetching it first on a miss.
+func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, req request) error {
+	e, err := s.version(ctx, req.path, req.version)
+	if err != nil {
+		return err
+	}
+	switch req.kind {
+	case "info":
+		serveContent(w, r, "info", immutable, e.rec.Info.SHA256, bytes.NewReader(e.info))
+	case "mod":
+		serveContent(w, r, "mod", immutable, e.rec.Mod.SHA256, bytes.NewReader(e.mod))
+	case "zip":
+		zip, _, err := s.cfg.Blobs.Open(ctx, storage.Key(req.path, req.version, "zip"))
+		if err != nil {
+			return gofer.Errorf(gofer.ErrUnavailable, "stored zip of %s@%s: %v", req.path, req.version, err)
+		}
+		defer zip.Close()
+		serveContent(w, r, "zip", immutable, e.rec.Zip.SHA256, zip)
+	}
+	return nil
+}
+
+// version returns the stored version path@version, from memory when it is hot, fetching it
+// through its workflow when it is not stored yet.
+func (s *Server) version(ctx context.Context, path, version string) (*entry, error) {
+	key := path + "@" + version
+	if e, ok := s.versions.get(key); ok {
+		return e, nil
+	}
+	rec, err := s.cfg.Meta.Get(ctx, path, version)
+	if errors.Is(err, gofer.ErrNotFound) {
+		if err := s.fetch(ctx, path, version); err != nil {
+			return nil, err
+		}
+		rec, err = s.cfg.Meta.Get(ctx, path, version)
+	}
+	if err != nil {
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: %v", key, err)
+	}
+	e := &entry{rec: rec}
+	if e.info, err = s.readBlob(ctx, storage.Key(path, version, "info")); err != nil {
+		return nil, err
+	}
+	if e.mod, err = s.readBlob(ctx, storage.Key(path, version, "mod")); err != nil {
+		return nil, err
+	}
+	s.versions.add(key, e, int64(len(key)+len(e.info)+len(e.mod))+512)
+	return e, nil
+}
+
+func (s *Server) readBlob(ctx context.Context, key string) ([]byte, error) {
+	r, _, err := s.cfg.Blobs.Open(ctx, key)
+	if err != nil {
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "reading %s: %v", key, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, activities.MaxModSize+1))
+	if err != nil {
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "reading %s: %v", key, err)
+	}
+	return b, nil
+}
+
+// fetch starts or joins the fetch workflow of path@version and waits for it, at most FetchWait.
+// Concurrent misses of one version in this process share one wait; across processes, the
+// workflow ID makes them share one fetch.
+func (s *Server) fetch(ctx context.Context, path, version string) error {
+	req := workflows.FetchRequest{Path: path, Version: version}
+	ch := s.fetches.DoChan(path+"@"+version, func() (any, error) {
+		// The wait belongs to every request that joined it, not to the one that started it.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchWait)
+		defer cancel()
+		run, err := s.cfg.Temporal.ExecuteWorkflow(wctx, workflows.FetchOptions(req), workflows.Fetch, req)
+		if err != nil {
+			return nil, gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)
+		}
+		err = run.Get(wctx, nil)
+		if err != nil && wctx.Err() != nil {
+			return nil, gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s@%s is still running after %s; retry later", path, version, s.cfg.FetchWait)
+		}
+		return nil, activities.Decode(err)
+	})
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// upstream answers a mutable query from the short-lived cache or, once for all concurrent
+// callers, from the upstream.
+func (s *Server) upstream(ctx context.Context, key string, query func(context.Context) ([]byte, string, error)) ([]byte, error) {
+	if b, ok := s.mutable.get(key); ok {
+		return b, nil
+	}
+	ch := s.queries.DoChan(key, func() (any, error) {
+		b, _, err := query(context.WithoutCancel(ctx))
+		if err == nil {
+			s.mutable.put(key, b)
+		}
+		return b, err
+	})
+	select {
+	case res := <-ch:
+		b, _ := res.Val.([]byte)
+		return b, res.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// serveList answers @v/list: the upstream's list merged with the stored versions, or the stored
+// versions alone when the upstream fails.
+func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.Request, path string) error {
+	up, uerr := s.upstream(ctx, "list:"+path, func(ctx context.Context) ([]byte, string, error) {
+		return s.cfg.Upstream.List(ctx, path)
+	})
+	stored, serr := s.cfg.Meta.Versions(ctx, path)
+	if uerr != nil && (serr != nil || len(stored) == 0) {
+		return uerr
+	}
+	set := map[string]bool{}
+	for _, v := range strings.Fields(string(up)) {
+		if module.Check(path, v) == nil && module.CanonicalVersion(v) == v {
+			set[v] = true
+		}
+	}
+	for _, v := range stored {
+		if !module.IsPseudoVersion(v) { // the protocol's list leaves pseudo-versions out
+			set[v] = true
+		}
+	}
+	list := make([]string, 0, len(set))
+	for v := range set {
+		list = append(list, v)
+	}
+	semver.Sort(list)
+	var b strings.Builder
+	for _, v := range list {
+		b.WriteString(v + "\n")
+	}
+	serveContent(w, r, "list", shortLived, "", strings.NewReader(b.String()))
+	return nil
+}
+
+// serveLatest answers @latest from the upstream, or with the highest stored version when the
+// upstream fails.
+func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http.Request, path string) error {
+	up, err := s.upstream(ctx, "latest:"+path, func(ctx context.Context) ([]byte, string, error) {
+		return s.cfg.Upstream.Latest(ctx, path)
+	})
+	if err == nil {
+		serveContent(w, r, "latest", shortLived, "", bytes.NewReader(up))
+		return nil
+	}
+	stored, serr := s.cfg.Meta.Versions(ctx, path)
+	if serr != nil || len(stored) == 0 {
+		return err
+	}
+	e, verr := s.version(ctx, path, highest(stored))
+	if verr != nil {
+		return err
+	}
+	serveContent(w, r, "latest", shortLived, "", bytes.NewReader(e.info))
+	return nil
+}
+
+// highest is the version @latest means among vs: the highest release, or else the highest of all.
+func highest(vs []string) string {
+	semver.Sort(vs)
+	for i := len(vs) - 1; i >= 0; i-- {
+		if semver.Prerelease(vs[i]) == "" {
+			return vs[i]
+		}
+	}
+	return vs[len(vs)-1]
+}
+
+// serveQuery answers the .info of a non-canonical version (a branch, a commit prefix): the
+// upstream resolves it to a canonical version, which is then fetched and served like any other.
+func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, path, query string) error {
+	up, err := s.upstream(ctx, "info:"+path+"@"+query, func(ctx context.Context) ([]byte, string, error) {
+		return s.cfg.Upstream.Info(ctx, path, query)
+	})
+	if err != nil {
+		return err
+	}
+	var info struct{ Version string }
+	if err := json.Unmarshal(up, &info); err != nil {
+		return gofer.Errorf(gofer.ErrInvalid, "upstream .info for %s@%s does not parse: %v", path, query, err)
+	}
+	if module.CanonicalVersion(info.Version) != info.Version || module.Check(path, info.Version) != nil {
+		return gofer.Errorf(gofer.ErrInvalid, "upstream resolved %s@%s to %q, not a canonical version", path, query, info.Version)
+	}
+	e, err := s.version(ctx, path, info.Version)
+	if err != nil {
+		return err
+	}
+	serveContent(w, r, "info", shortLived, "", bytes.NewReader(e.info))
+	return nil
+}

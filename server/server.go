@@ -1,0 +1,149 @@
+// Package server is gofer's HTTP front end: the GOPROXY download protocol on gin. A request for
+// a stored version is answered from storage and memory alone; only a miss starts (or joins) the
+// Temporal fetch workflow of that version and waits for it. The server never writes to storage
+// and never talks to Temporal or the upstream on the hit path.
+package server
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/goferproxy/gofer/storage"
+)
+
+// Upstream answers the mutable queries: version lists, @latest and non-canonical versions.
+type Upstream interface {
+	List(ctx context.Context, path string) ([]byte, string, error)
+	Latest(ctx context.Context, path string) ([]byte, string, error)
+	Info(ctx context.Context, path, query string) ([]byte, string, error)
+}
+
+// Starter starts (or joins) workflows; a Temporal client.Client is one.
+type Starter interface {
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+}
+
+// Config holds what a Server needs. Blobs, Meta, Upstream and Temporal are required.
+type Config struct {
+	Blobs    storage.Blobs
+	Meta     storage.Metadata
+	Upstream Upstream
+	Temporal Starter
+	// FetchWait is how long a request waits for a fetch before answering 503; zero means 1m.
+	FetchWait time.Duration
+	// CacheBytes bounds the in-memory cache of metadata, .info and .mod; zero means 32 MiB.
+	CacheBytes int64
+	// MutableTTL is how long upstream answers to @v/list, @latest and branch queries are
+	// reused; zero means 1m, negative means never.
+	MutableTTL time.Duration
+	// Log receives errors the client cannot see; nil logs nothing.
+	Log *zap.Logger
+}
+
+// Server serves the GOPROXY protocol. Create it with New.
+type Server struct {
+	cfg      Config
+	versions *lru[*entry]
+	mutable  *ttl
+	fetches  singleflight.Group // misses of one version in this process share one wait
+	queries  singleflight.Group // likewise for upstream queries
+	handler  http.Handler
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	if cfg.FetchWait == 0 {
+		cfg.FetchWait = time.Minute
+	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = 32 << 20
+	}
+	if cfg.MutableTTL == 0 {
+		cfg.MutableTTL = time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	s := &Server{cfg: cfg, versions: newLRU[*entry](cfg.CacheBytes), mutable: newTTL(cfg.MutableTTL)}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery())
+	r.GET("/healthz", health)
+	r.HEAD("/healthz", health)
+	r.NoRoute(s.proxy)
+	s.handler = r
+	return s
+}
+
+// ServeHTTP serves the GOPROXY protocol and /healthz.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func health(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.String(http.StatusOK, "ok\n")
+}
+
+func (s *Server) proxy(c *gin.Context) {
+	w, r := c.Writer, c.Request
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	req, err := parseRequest(r.URL.Path)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ctx := r.Context()
+	switch {
+	case req.kind == "list":
+		err = s.serveList(ctx, w, r, req.path)
+	case req.kind == "latest":
+		err = s.serveLatest(ctx, w, r, req.path)
+	case !req.canonical(): // an .info query for a branch or commit
+		err = s.serveQuery(ctx, w, r, req.path, req.version)
+	default:
+		err = s.serveFile(ctx, w, r, req)
+	}
+	if err != nil {
+		if ctx.Err() == nil { // a client that went away needs no answer and no log line
+			s.cfg.Log.Info("request failed", zap.String("module", req.path), zap.String("version", req.version),
+				zap.String("kind", req.kind), zap.Error(err))
+		}
+		writeError(w, err)
+	}
+}
+
+// content types by request kind.
+var contentTypes = map[string]string{
+	"list":   "text/plain; charset=utf-8",
+	"latest": "application/json",
+	"info":   "application/json",
+	"mod":    "text/plain; charset=utf-8",
+	"zip":    "application/zip",
+}
+
+// Cache-Control of canonical versions, which never change, and of mutable answers.
+const (
+	immutable  = "public, max-age=31536000, immutable"
+	shortLived = "public, max-age=60"
+)
+
+// serveContent answers with body, honouring HEAD, Range and conditional requests.
+func serveContent(w http.ResponseWriter, r *http.Request, kind, cacheControl, etag string, body io.ReadSeeker) {
+	h := w.Header()
+	h.Set("Content-Type", contentTypes[kind])
+	h.Set("Cache-Control", cacheControl)
+	if etag != "" {
+		h.Set("ETag", `"`+etag+`"`)
+	}
+	http.ServeContent(w, r, "", time.Time{}, body)
+}
