@@ -1,0 +1,154 @@
+// Command gofer is the gofer module proxy: `gofer serve` runs the GOPROXY front end (and, by
+// default, a worker in the same process), `gofer worker` runs a worker only, `gofer version`
+// prints the build. It only parses settings and wires packages together; the work lives in them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/server"
+	"github.com/goferproxy/gofer/storage/disk"
+	"github.com/goferproxy/gofer/storage/embedded"
+	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/worker"
+)
+
+const usage = `gofer is a Go module proxy (GOPROXY server) backed by Temporal.
+
+Usage:
+  gofer serve [flags]    serve the GOPROXY protocol (and run a worker, unless --worker=false)
+  gofer worker [flags]   run a worker only
+  gofer version          print the version
+
+Run "gofer serve --help" for the settings; each flag can also be set by its GOFER_* variable.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "gofer:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout *os.File) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], true)
+	case "worker":
+		return serve(ctx, args[1:], false)
+	case "version":
+		fmt.Fprintln(stdout, "gofer", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// serve runs the front end (frontEnd true, "gofer serve") or a worker alone ("gofer worker")
+// until ctx ends.
+func serve(ctx context.Context, args []string, frontEnd bool) error {
+	name := "worker"
+	if frontEnd {
+		name = "serve"
+	}
+	s, err := parseSettings(name, args, frontEnd)
+	if err != nil {
+		return err
+	}
+	log, err := zap.NewDevelopment()
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	chain, err := upstream.Parse(s.upstream)
+	if err != nil {
+		return fmt.Errorf("GOFER_UPSTREAM: %w", err)
+	}
+	blobs, err := disk.New(filepath.Join(s.dataDir, "blobs"))
+	if err != nil {
+		return err
+	}
+	meta, err := embedded.Open(filepath.Join(s.dataDir, "metadata.db"))
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+
+	// A lazy client lets the front end start, and serve hits, while Temporal is unreachable.
+	tc, err := client.NewLazyClient(client.Options{HostPort: s.temporalAddress, Namespace: s.namespace})
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	var w sdkworker.Worker
+	if s.worker {
+		w = worker.New(tc, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, Log: log})
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("starting the worker (Temporal at %s, namespace %q): %w", s.temporalAddress, s.namespace, err)
+		}
+		defer w.Stop()
+	}
+	log.Info("gofer started", zap.String("upstream", chain.String()), zap.String("temporal", s.temporalAddress),
+		zap.String("data", s.dataDir), zap.Bool("frontEnd", frontEnd), zap.Bool("worker", s.worker))
+	if !frontEnd {
+		<-ctx.Done()
+		return nil
+	}
+
+	srv := server.New(server.Config{
+		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc,
+		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, Log: log,
+	})
+	l, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("serving the GOPROXY protocol", zap.String("url", "http://"+l.Addr().String()))
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(shutdown)
+}

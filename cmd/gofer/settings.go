@@ -1,0 +1,119 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// settings are gofer's settings; each is a flag whose default comes from a GOFER_* variable.
+type settings struct {
+	listen          string
+	dataDir         string
+	temporalAddress string
+	namespace       string
+	upstream        string
+	fetchWait       time.Duration
+	cacheBytes      int64
+	mutableTTL      time.Duration
+	worker          bool
+}
+
+func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) {
+	var s settings
+	fs := flag.NewFlagSet("gofer "+cmd, flag.ContinueOnError)
+	e := &envFlags{fs: fs}
+	e.string(&s.dataDir, "data-dir", "GOFER_DATA_DIR", "./data", "directory of the disk blob store and the embedded metadata database")
+	e.string(&s.temporalAddress, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend")
+	e.string(&s.namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace (it must have the Keyword search attributes GoModule and GoVersion)")
+	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", "", "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct is not supported yet); empty means `go env GOPROXY`")
+	if frontEnd {
+		e.string(&s.listen, "listen", "GOFER_LISTEN", "127.0.0.1:3000", "host:port to serve the GOPROXY protocol on")
+		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch before answering 503 (the fetch goes on)")
+		e.int64(&s.cacheBytes, "cache-bytes", "GOFER_CACHE_BYTES", 32<<20, "bytes of metadata, .info and .mod kept in memory for cache hits")
+		e.duration(&s.mutableTTL, "mutable-ttl", "GOFER_MUTABLE_TTL", time.Minute, "how long upstream answers to @v/list, @latest and branch queries are reused")
+		e.bool(&s.worker, "worker", "GOFER_WORKER", true, "also run a worker in this process")
+	} else {
+		s.worker = true
+	}
+	if e.err != nil {
+		return nil, e.err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if s.upstream == "" {
+		var err error
+		if s.upstream, err = goEnv("GOPROXY"); err != nil {
+			return nil, fmt.Errorf("no upstream: set GOFER_UPSTREAM, or install the go command so that `go env GOPROXY` answers: %w", err)
+		}
+	}
+	return &s, nil
+}
+
+// goEnv asks the go command for one of its settings, so that gofer's defaults are the go
+// command's own (GOPROXY, GOSUMDB, ...) and no host is ever written into gofer.
+func goEnv(name string) (string, error) {
+	out, err := exec.Command("go", "env", name).Output()
+	if err != nil {
+		return "", err
+	}
+	v := strings.TrimSpace(string(out))
+	if v == "" {
+		return "", fmt.Errorf("go env %s is empty", name)
+	}
+	return v, nil
+}
+
+// envFlags defines flags whose defaults come from environment variables, and keeps the first
+// malformed variable as its error.
+type envFlags struct {
+	fs  *flag.FlagSet
+	err error
+}
+
+func (e *envFlags) string(p *string, name, env, def, text string) {
+	define(e, p, name, env, def, func(s string) (string, error) { return s, nil }, text)
+}
+
+func (e *envFlags) duration(p *time.Duration, name, env string, def time.Duration, text string) {
+	define(e, p, name, env, def, time.ParseDuration, text)
+}
+
+func (e *envFlags) int64(p *int64, name, env string, def int64, text string) {
+	define(e, p, name, env, def, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }, text)
+}
+
+func (e *envFlags) bool(p *bool, name, env string, def bool, text string) {
+	define(e, p, name, env, def, strconv.ParseBool, text)
+}
+
+// define sets *p from env if it is set (else def), then lets the flag override it.
+func define[T any](e *envFlags, p *T, name, env string, def T, parse func(string) (T, error), text string) {
+	*p = def
+	if v, ok := os.LookupEnv(env); ok {
+		x, err := parse(v)
+		if err != nil && e.err == nil {
+			e.err = fmt.Errorf("%s=%q: %v", env, v, err)
+		}
+		*p = x
+	}
+	text = fmt.Sprintf("%s\n(env %s; default %v)", text, env, def)
+	set := func(s string) error {
+		x, err := parse(s)
+		*p = x
+		return err
+	}
+	if _, isBool := any(def).(bool); isBool {
+		e.fs.BoolFunc(name, text, set)
+	} else {
+		e.fs.Func(name, text, set)
+	}
+}

@@ -1,0 +1,195 @@
+// Package e2e tests gofer end to end: a real Temporal dev server, real disk and embedded
+// stores, a fake upstream GOPROXY, and the real go command as the client.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/internal/devtemporal"
+	"github.com/goferproxy/gofer/server"
+	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/disk"
+	"github.com/goferproxy/gofer/storage/embedded"
+	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/worker"
+)
+
+var (
+	temporalAddress string
+	nextNamespace   atomic.Int32
+)
+
+func TestMain(m *testing.M) {
+	dev, err := devtemporal.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	temporalAddress = dev.Address
+	code := m.Run()
+	dev.Stop()
+	os.Exit(code)
+}
+
+// namespace hands each test a namespace of its own, so workflow IDs never collide across tests.
+func namespace(t *testing.T) string {
+	n := int(nextNamespace.Add(1)) - 1
+	if n >= devtemporal.Namespaces {
+		t.Fatalf("more than %d e2e tests: raise devtemporal.Namespaces", devtemporal.Namespaces)
+	}
+	return devtemporal.Namespace(n)
+}
+
+// proxy is one in-process gofer (front end and worker) wired like `gofer serve`.
+type proxy struct {
+	URL      string
+	blobs    storage.Blobs
+	meta     storage.Metadata
+	temporal client.Client
+	ns       string
+}
+
+type options struct {
+	fetchWait  time.Duration
+	mutableTTL time.Duration
+	// wrapMeta lets a test put a fault between the stores and gofer.
+	wrapMeta func(storage.Metadata) storage.Metadata
+}
+
+func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
+	t.Helper()
+	dir := t.TempDir()
+	blobs, err := disk.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := embedded.Open(filepath.Join(dir, "metadata.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta storage.Metadata = store
+	if o.wrapMeta != nil {
+		meta = o.wrapMeta(store)
+	}
+	chain, err := upstream.Parse(upstreamURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &proxy{blobs: blobs, meta: store, ns: namespace(t)}
+	g.temporal, err = client.Dial(client.Options{HostPort: temporalAddress, Namespace: g.ns, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := zaptest.NewLogger(t)
+	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, Log: logger})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: g.temporal, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, Log: logger})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv}
+	go hs.Serve(l)
+	g.URL = "http://" + l.Addr().String()
+	t.Cleanup(func() {
+		hs.Close()
+		w.Stop()
+		g.temporal.Close()
+		store.Close()
+	})
+	return g
+}
+
+// goCmd runs the go command with GOPROXY=goproxy in a fresh module cache and returns its
+// combined output.
+func goCmd(t *testing.T, goproxy, modcache string, args ...string) (string, error) {
+	t.Helper()
+	cmd := goCommand(goproxy, modcache, args...)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// goCommand is the go command with GOPROXY=goproxy, no checksum database (the fake modules are
+// in none yet) and the module cache modcache.
+func goCommand(goproxy, modcache string, args ...string) *exec.Cmd {
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(),
+		"GOPROXY="+goproxy, "GOSUMDB=off", "GONOSUMDB=", "GOPRIVATE=", "GONOPROXY=",
+		"GOFLAGS=-modcacherw", "GOMODCACHE="+modcache, "GOTOOLCHAIN=local", "GOWORK=off")
+	return cmd
+}
+
+// download is `go mod download -json path@version` into a fresh module cache.
+func download(t *testing.T, goproxy, pathVersion string) (moduleJSON, error) {
+	t.Helper()
+	out, err := goCmd(t, goproxy, t.TempDir(), "mod", "download", "-json", pathVersion)
+	var m moduleJSON
+	if jerr := json.Unmarshal([]byte(out), &m); jerr != nil && err == nil {
+		t.Fatalf("go mod download output: %v\n%s", jerr, out)
+	}
+	if err == nil && m.Error != "" {
+		err = fmt.Errorf("%s", m.Error)
+	}
+	if err != nil {
+		return m, fmt.Errorf("go mod download %s: %v\n%s", pathVersion, err, out)
+	}
+	return m, nil
+}
+
+type moduleJSON struct {
+	Path, Version, Error, Info, GoMod, Zip, Sum, GoModSum string
+}
+
+// get fetches url and returns the status, headers and body.
+func get(t *testing.T, method, url string, header ...string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, body
+}
+
+// workflowCount counts the workflows ever started in g's namespace.
+func (g *proxy) workflowCount(t *testing.T) int64 {
+	t.Helper()
+	resp, err := g.temporal.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Namespace: g.ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetCount()
+}
+
