@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# tools.sh NAME...: puts the pinned tools gofer runs against into ./bin. Each is built once per
+# machine into a per-user cache (GOFER_TOOLS_CACHE, default ~/.cache/gofer/tools) keyed by name
+# and version, so a fresh clone (CI's, say) links it instead of spending minutes building it.
+set -euo pipefail
+cache=${GOFER_TOOLS_CACHE:-$HOME/.cache/gofer/tools}
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$cache" "$root/bin"
+for name in "$@"; do
+  case $name in
+    temporal) pkg=github.com/temporalio/cli/cmd/temporal; version=v1.5.1; note="about 6 minutes the first time" ;;
+    *) echo "tools.sh: unknown tool $name" >&2; exit 2 ;;
+  esac
+  target=$cache/$name-$version
+  if [ ! -x "$target" ]; then
+    echo "building $name $version into $cache ($note)..." >&2
+    tmp=$(mktemp -d "$cache/.build-$name-XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+    GOBIN=$tmp go install "$pkg@$version"
+    mv "$tmp/$name" "$target"
+    rm -rf "$tmp"; trap - EXIT
+  fi
+  ln -sfn "$target" "$root/bin/$name"
+done
