@@ -221,8 +221,8 @@ func TestInvalidRequestsStartNothing(t *testing.T) {
 		"/example.com/hello/@v/v2.0.0.mod",        // wrong major version for the path
 		"/example.com/hello/@v/v1.0.0.info/extra", // trailing junk
 		"/" + strings.Repeat("a", 2000) + ".com/@v/v1.0.0.info",
-		"/example.com/hello",                      // no @v
-		"/example.com/hello/@v/V1.0.0.zip",        // upper-case version
+		"/example.com/hello",               // no @v
+		"/example.com/hello/@v/V1.0.0.zip", // upper-case version
 	}
 	for i, p := range paths {
 		code, _, body := get(t, "GET", g.URL+p)

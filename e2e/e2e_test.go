@@ -192,4 +192,3 @@ func (g *proxy) workflowCount(t *testing.T) int64 {
 	}
 	return resp.GetCount()
 }
-

@@ -441,7 +441,7 @@ func TestOffAndDirect(t *testing.T) {
 		2: {notFound.URL + ",off", "not found", offMsg},
 		3: {notFound.URL + ",direct", "not found", directMsg},
 		4: {down.URL + "|direct", "unavailable", down.URL}, // retry the proxy that is down
-		5: {down.URL + ",off", "unavailable", down.URL}, // a 503 does not fall through ','
+		5: {down.URL + ",off", "unavailable", down.URL},    // a 503 does not fall through ','
 	} {
 		c := parse(t, tc.goproxy)
 		calls := []func() error{
