@@ -174,6 +174,9 @@ func TestRetriesThroughUpstreamErrors(t *testing.T) {
 	if !found {
 		t.Error("no activity started at attempt 4 after a 503 failure in the workflow history")
 	}
+	if *record {
+		recordHistory(t, g, workflows.FetchID("example.com/hello", "v1.0.0"), "../workflows/testdata/fetch_history.json")
+	}
 }
 
 // Not found upstream (404, 410, 403) is a 404 or 410 from gofer with a one-line reason, and a

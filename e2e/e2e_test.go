@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +32,8 @@ import (
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/worker"
 )
+
+var record = flag.Bool("record", false, "rewrite the workflow histories under workflows/testdata from real runs")
 
 var (
 	temporalAddress string
@@ -191,4 +194,23 @@ func (g *proxy) workflowCount(t *testing.T) int64 {
 		t.Fatal(err)
 	}
 	return resp.GetCount()
+}
+
+// recordHistory writes the history of workflow id, as `temporal workflow show --output json`
+// prints it, to file: the replay tests in workflows/ check that the workflow code still replays
+// the histories of real runs.
+func recordHistory(t *testing.T, g *proxy, id, file string) {
+	t.Helper()
+	bin, err := devtemporal.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "workflow", "show", "--address", temporalAddress, "--namespace", g.ns,
+		"--workflow-id", id, "--output", "json").Output()
+	if err != nil {
+		t.Fatalf("temporal workflow show: %v", err)
+	}
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -89,7 +89,9 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	if err != nil {
 		return err
 	}
-	log, err := zap.NewDevelopment()
+	logCfg := zap.NewDevelopmentConfig()
+	logCfg.Level.SetLevel(zap.InfoLevel)
+	log, err := logCfg.Build()
 	if err != nil {
 		return err
 	}
@@ -110,7 +112,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	defer meta.Close()
 
 	// A lazy client lets the front end start, and serve hits, while Temporal is unreachable.
-	tc, err := client.NewLazyClient(client.Options{HostPort: s.temporalAddress, Namespace: s.namespace})
+	tc, err := client.NewLazyClient(client.Options{HostPort: s.temporalAddress, Namespace: s.namespace, Logger: newTemporalLogger(log)})
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	e.string(&s.dataDir, "data-dir", "GOFER_DATA_DIR", "./data", "directory of the disk blob store and the embedded metadata database")
 	e.string(&s.temporalAddress, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend")
 	e.string(&s.namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace (it must have the Keyword search attributes GoModule and GoVersion)")
-	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", "", "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct is not supported yet); empty means `go env GOPROXY`")
+	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", "", "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct is not supported yet); empty means the go command's own GOPROXY (go env GOPROXY)")
 	if frontEnd {
 		e.string(&s.listen, "listen", "GOFER_LISTEN", "127.0.0.1:3000", "host:port to serve the GOPROXY protocol on")
 		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch before answering 503 (the fetch goes on)")
