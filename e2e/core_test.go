@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
@@ -44,6 +45,22 @@ func TestDownloadThenServeWithoutUpstream(t *testing.T) {
 		if _, err := download(t, g.URL, pv); err != nil {
 			t.Errorf("with the upstream stopped: %v", err)
 		}
+	}
+	// An operator finds each fetch in the Temporal UI by its search attributes.
+	query := `GoModule = "github.com/Upper/Case" AND GoVersion = "v1.0.0"`
+	var found []string
+	for deadline := time.Now().Add(10 * time.Second); len(found) == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := g.temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Namespace: g.ns, Query: query})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = found[:0]
+		for _, e := range resp.GetExecutions() {
+			found = append(found, e.GetExecution().GetWorkflowId())
+		}
+	}
+	if len(found) != 1 || found[0] != workflows.FetchID("github.com/Upper/Case", "v1.0.0") {
+		t.Errorf("workflows matching %s: %v, want the one fetch", query, found)
 	}
 }
 

@@ -1,0 +1,93 @@
+package server
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/goferproxy/gofer"
+)
+
+func TestParseRequest(t *testing.T) {
+	for i, c := range []struct {
+		path string
+		want request // zero: the path must be refused as not found
+	}{
+		0:  {"/example.com/m/@v/list", request{path: "example.com/m", kind: "list"}},
+		1:  {"/example.com/m/@latest", request{path: "example.com/m", kind: "latest"}},
+		2:  {"/example.com/m/@v/v1.2.3.info", request{"example.com/m", "info", "v1.2.3"}},
+		3:  {"/example.com/m/@v/v1.2.3.mod", request{"example.com/m", "mod", "v1.2.3"}},
+		4:  {"/example.com/m/@v/v1.2.3.zip", request{"example.com/m", "zip", "v1.2.3"}},
+		5:  {"/github.com/!azure/sdk/@v/v1.0.0-!r!c1.zip", request{"github.com/Azure/sdk", "zip", "v1.0.0-RC1"}},
+		6:  {"/example.com/m/@v/v2.0.0+incompatible.zip", request{"example.com/m", "zip", "v2.0.0+incompatible"}},
+		7:  {"/example.com/m/v2/@v/v2.1.0.mod", request{"example.com/m/v2", "mod", "v2.1.0"}},
+		8:  {"/example.com/m/@v/master.info", request{"example.com/m", "info", "master"}}, // a query, resolved upstream
+		9:  {"/example.com/m/@v/v1.2.info", request{"example.com/m", "info", "v1.2"}},
+		10: {"/example.com/m/@v/master.zip", request{}},
+		11: {"/example.com/m/@v/v1.2.zip", request{}},
+		12: {"/example.com/m/@v/v2.0.0.zip", request{}}, // major version does not match the path
+		13: {"/example.com/m/v2/@v/v1.0.0.zip", request{}},
+		14: {"/example.com/m/@v/v1.2.3.tar", request{}},
+		15: {"/example.com/m/@v/", request{}},
+		16: {"/example.com/m", request{}},
+		17: {"/", request{}},
+		18: {"/github.com/Azure/sdk/@v/list", request{}},  // upper case must be escaped
+		19: {"/github.com/!!azure/sdk/@v/list", request{}}, // bad escape
+		20: {"/example.com/../m/@v/list", request{}},
+		21: {"/example.com/m/@v/../../../etc/passwd.info", request{}},
+		22: {"/" + strings.Repeat("a/", 600) + "@v/list", request{}},
+		23: {"/example.com/m/@v/V1.2.3.zip", request{}},
+		24: {"/example.com/m/@v/v1.2.3.info/x", request{}},
+		25: {"/nodot/m/@v/list", request{}}, // the first element of a module path has a dot
+		26: {"/@v/list", request{}},
+	} {
+		got, err := parseRequest(c.path)
+		if c.want == (request{}) {
+			if !errors.Is(err, gofer.ErrNotFound) {
+				t.Errorf("%d: %s: got %+v, %v; want not found", i, c.path, got, err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%d: %s: got %+v, %v; want %+v", i, c.path, got, err, c.want)
+		}
+	}
+}
+
+func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
+	c := newLRU[int](100)
+	c.add("a", 1, 10)
+	c.add("b", 2, 10)
+	c.add("big", 3, 13) // over an eighth of the cache: not kept
+	if _, ok := c.get("big"); ok {
+		t.Error("kept a value bigger than an eighth of the cache")
+	}
+	c.get("a") // a is now more recent than b
+	for i := range 9 {
+		c.add(string(rune('c'+i)), i, 10)
+	}
+	if _, ok := c.get("b"); ok {
+		t.Error("b should have been evicted first")
+	}
+	if v, ok := c.get("a"); !ok || v != 1 {
+		t.Errorf("a = %v, %v; want 1, kept", v, ok)
+	}
+	if c.size > c.max {
+		t.Errorf("size %d over max %d", c.size, c.max)
+	}
+}
+
+func TestHighest(t *testing.T) {
+	for i, c := range []struct {
+		in   []string
+		want string
+	}{
+		0: {[]string{"v1.0.0", "v1.10.0", "v1.2.0"}, "v1.10.0"},
+		1: {[]string{"v1.0.0", "v2.0.0-beta.1"}, "v1.0.0"},
+		2: {[]string{"v0.0.0-20240101000000-abcdefabcdef", "v0.1.0-rc.1"}, "v0.1.0-rc.1"},
+	} {
+		if got := highest(c.in); got != c.want {
+			t.Errorf("%d: highest(%v) = %s, want %s", i, c.in, got, c.want)
+		}
+	}
+}
