@@ -10,7 +10,7 @@ build:
 	$(GO) build -o bin/gofer ./cmd/gofer
 
 tools:
-	scripts/tools.sh temporal
+	scripts/tools.sh temporal versitygw ferretdb
 
 run: tools build
 	scripts/run.sh

@@ -24,7 +24,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/goferproxy/gofer/activities"
-	"github.com/goferproxy/gofer/internal/devtemporal"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/storage/disk"
@@ -41,24 +41,24 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dev, err := devtemporal.Start()
+	dev, err := testserver.Temporal()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
 	temporalAddress = dev.Address
 	code := m.Run()
-	dev.Stop()
+	dev.Close()
 	os.Exit(code)
 }
 
 // namespace hands each test a namespace of its own, so workflow IDs never collide across tests.
 func namespace(t *testing.T) string {
 	n := int(nextNamespace.Add(1)) - 1
-	if n >= devtemporal.Namespaces {
-		t.Fatalf("more than %d e2e tests: raise devtemporal.Namespaces", devtemporal.Namespaces)
+	if n >= testserver.Namespaces {
+		t.Fatalf("more than %d e2e tests: raise testserver.Namespaces", testserver.Namespaces)
 	}
-	return devtemporal.Namespace(n)
+	return testserver.Namespace(n)
 }
 
 // proxy is one in-process gofer (front end and worker) wired like `gofer serve`.
@@ -201,7 +201,7 @@ func (g *proxy) workflowCount(t *testing.T) int64 {
 // the histories of real runs.
 func recordHistory(t *testing.T, g *proxy, id, file string) {
 	t.Helper()
-	bin, err := devtemporal.Binary()
+	bin, err := testserver.Binary("temporal")
 	if err != nil {
 		t.Fatal(err)
 	}

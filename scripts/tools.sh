@@ -9,14 +9,24 @@ mkdir -p "$cache" "$root/bin"
 for name in "$@"; do
   case $name in
     temporal) pkg=github.com/temporalio/cli/cmd/temporal; version=v1.5.1; note="about 6 minutes the first time" ;;
+    versitygw) pkg=github.com/versity/versitygw/cmd/versitygw; version=v1.8.0; note="about a minute the first time" ;;
+    ferretdb) pkg=local; version=v1.24.2; note="FerretDB embedded in tools/ferretdb; about 2 minutes the first time" ;;
     *) echo "tools.sh: unknown tool $name" >&2; exit 2 ;;
   esac
+  if [ "$pkg" = local ]; then
+    # A tool module in this repository: the cache key includes a hash of its sources.
+    version=$version-$(cat "$root/tools/$name"/go.* "$root/tools/$name"/*.go | sha256sum | cut -c1-12)
+  fi
   target=$cache/$name-$version
   if [ ! -x "$target" ]; then
     echo "building $name $version into $cache ($note)..." >&2
     tmp=$(mktemp -d "$cache/.build-$name-XXXXXX")
     trap 'rm -rf "$tmp"' EXIT
-    GOBIN=$tmp go install "$pkg@$version"
+    if [ "$pkg" = local ]; then
+      (cd "$root/tools/$name" && go build -o "$tmp/$name" .)
+    else
+      GOBIN=$tmp go install "$pkg@$version"
+    fi
     mv "$tmp/$name" "$target"
     rm -rf "$tmp"; trap - EXIT
   fi
