@@ -7,6 +7,8 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -39,18 +41,21 @@ type Job struct {
 	RunID   string
 }
 
-func (j Job) stagingKey(ext string) string {
-	return storage.StagingKey(j.Path, j.Version, j.RunID, ext)
+// Staged describes the files one download attempt staged, not yet verified. Each attempt stages
+// under keys of its own, so an attempt that outlives its timeout can never change what a later
+// attempt staged and Verify approved.
+type Staged struct {
+	Job     Job
+	Attempt int32
+	Source  string    // the upstream base URL that served the zip
+	Time    time.Time // the version's time, from its .info
+	Info    gofer.File
+	Mod     gofer.File
+	Zip     gofer.File
 }
 
-// Staged describes a job's downloaded, not yet verified, files.
-type Staged struct {
-	Job    Job
-	Source string    // the upstream base URL that served the zip
-	Time   time.Time // the version's time, from its .info
-	Info   gofer.File
-	Mod    gofer.File
-	Zip    gofer.File
+func (s Staged) key(ext string) string {
+	return storage.StagingKey(s.Job.Path, s.Job.Version, fmt.Sprintf("%s/%d", s.Job.RunID, s.Attempt), ext)
 }
 
 // Verified is a staged version that passed every check, with its go.sum hashes.
@@ -80,13 +85,27 @@ func (a *Activities) log() *zap.Logger {
 	return a.Log
 }
 
-// Discard deletes a job's staged files. The fetch workflow runs it at the end of every run,
-// whatever the outcome, so staging never outlives the run that wrote it.
+// Discard deletes every file the job's attempts staged. The fetch workflow runs it at the end
+// of every run, whatever the outcome, so staging never outlives the run that wrote it.
 func (a *Activities) Discard(ctx context.Context, j Job) error {
-	for _, ext := range exts {
-		if err := a.Blobs.Delete(ctx, j.stagingKey(ext)); err != nil {
-			return encode(err)
+	var keys []string
+	err := a.Blobs.Walk(ctx, storage.StagingPrefix(j.Path, j.Version, j.RunID), func(key string, _ int64) error {
+		keys = append(keys, key)
+		return nil
+	})
+	for _, key := range keys {
+		if err == nil {
+			err = a.Blobs.Delete(ctx, key)
 		}
 	}
-	return nil
+	return encode(storageErr(err))
+}
+
+// storageErr classifies a failure of gofer's own stores: whatever it is (even a staged file that
+// is missing), it says nothing about the module, so it is unavailable and worth a retry.
+func storageErr(err error) error {
+	if err == nil || errors.Is(err, gofer.ErrExists) {
+		return err
+	}
+	return gofer.Errorf(gofer.ErrUnavailable, "storage: %v", err)
 }

@@ -40,22 +40,22 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 	if stored, err := a.Meta.Get(ctx, j.Path, j.Version); err == nil {
 		return a.keep(stored, rec), nil
 	} else if !errors.Is(err, gofer.ErrNotFound) {
-		return rec, err
+		return rec, storageErr(err)
 	}
 	for _, ext := range exts {
-		if err := a.promote(ctx, j, ext, v.file(ext)); err != nil {
-			return rec, err
+		if err := a.promote(ctx, v.Staged, ext); err != nil {
+			return rec, storageErr(err)
 		}
 	}
 	err := a.Meta.Insert(ctx, rec)
 	if errors.Is(err, gofer.ErrExists) {
 		stored, err := a.Meta.Get(ctx, j.Path, j.Version)
 		if err != nil {
-			return rec, err
+			return rec, storageErr(err)
 		}
 		return a.keep(stored, rec), nil
 	}
-	return rec, err
+	return rec, storageErr(err)
 }
 
 // keep returns the stored record of a version fetched again; the stored one always wins, and
@@ -73,19 +73,19 @@ func (a *Activities) keep(stored, fetched gofer.Version) gofer.Version {
 // promote copies one staged file to its final key. A blob already there was left by an earlier
 // attempt that never inserted its metadata, so nobody can have seen it: the same bytes are
 // reused, different ones are replaced.
-func (a *Activities) promote(ctx context.Context, j Job, ext string, want gofer.File) error {
-	key := storage.Key(j.Path, j.Version, ext)
-	err := a.copy(ctx, j.stagingKey(ext), key)
+func (a *Activities) promote(ctx context.Context, s Staged, ext string) error {
+	key := storage.Key(s.Job.Path, s.Job.Version, ext)
+	err := a.copy(ctx, s.key(ext), key)
 	if !errors.Is(err, gofer.ErrExists) {
 		return err
 	}
-	if sum, err := a.sha256(ctx, key); err != nil || sum == want.SHA256 {
+	if sum, err := a.sha256(ctx, key); err != nil || sum == s.file(ext).SHA256 {
 		return err
 	}
 	if err := a.Blobs.Delete(ctx, key); err != nil {
 		return err
 	}
-	return a.copy(ctx, j.stagingKey(ext), key)
+	return a.copy(ctx, s.key(ext), key)
 }
 
 func (a *Activities) copy(ctx context.Context, from, to string) error {

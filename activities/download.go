@@ -6,62 +6,83 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"hash"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
 )
 
-// The go command's own limits (cmd/go/internal/modfetch): bigger files are refused.
-const (
-	MaxZipSize = 500 << 20
-	MaxModSize = 16 << 20
-	maxInfo    = 1 << 20
-)
+// heartbeatEvery spaces Download's heartbeats; the workflow's heartbeat timeout is a minute.
+const heartbeatEvery = 10 * time.Second
 
-// heartbeatEvery spaces the progress heartbeats of a long zip download.
-const heartbeatEvery = 5 * time.Second
-
-// Download streams the job's .info, .mod and .zip from the upstream into staging, hashing and
-// size-checking them on the way. A retry starts over: staged files are replaced, never appended.
+// Download streams the job's .info, .mod and .zip from the upstream into staging, hashing them
+// on the way (the upstream client enforces the go command's size limits). It heartbeats all
+// along, with the bytes of zip received so far, so that a stalled download is noticed and
+// retried; each attempt stages under keys of its own.
 func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
-	s, err := a.download(ctx, j)
+	s := Staged{Job: j, Attempt: activity.GetInfo(ctx).Attempt}
+	if err := module.Check(j.Path, j.Version); err != nil {
+		return s, encode(gofer.Errorf(gofer.ErrNotFound, "%v", err))
+	}
+	var received atomic.Int64 // zip bytes so far, reported by the heartbeats
+	stop := heartbeat(ctx, func() any { return received.Load() })
+	defer stop()
+	err := a.download(ctx, &s, &received)
 	return s, encode(err)
 }
 
-func (a *Activities) download(ctx context.Context, j Job) (Staged, error) {
-	s := Staged{Job: j}
+func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.Int64) error {
+	j := s.Job
 	info, _, err := a.Upstream.Info(ctx, j.Path, j.Version)
 	if err != nil {
-		return s, err
+		return err
 	}
 	if s.Time, err = checkInfo(info, j.Version); err != nil {
-		return s, err
+		return err
 	}
-	if s.Info, err = a.stage(ctx, j, "info", bytes.NewReader(info), maxInfo, nil); err != nil {
-		return s, err
+	if s.Info, err = a.stage(ctx, s.key("info"), bytes.NewReader(info), nil); err != nil {
+		return err
 	}
 	mod, _, err := a.Upstream.Mod(ctx, j.Path, j.Version)
 	if err != nil {
-		return s, err
+		return err
 	}
-	if s.Mod, err = a.stage(ctx, j, "mod", bytes.NewReader(mod), MaxModSize, nil); err != nil {
-		return s, err
+	if s.Mod, err = a.stage(ctx, s.key("mod"), bytes.NewReader(mod), nil); err != nil {
+		return err
 	}
 	zip, source, err := a.Upstream.Zip(ctx, j.Path, j.Version)
 	if err != nil {
-		return s, err
+		return err
 	}
 	defer zip.Close()
 	s.Source = source
-	s.Zip, err = a.stage(ctx, j, "zip", zip, MaxZipSize, func(n int64) {
-		activity.RecordHeartbeat(ctx, n)
-	})
-	return s, err
+	s.Zip, err = a.stage(ctx, s.key("zip"), zip, received)
+	return err
+}
+
+// heartbeat records a heartbeat with details() now and then until stop is called.
+func heartbeat(ctx context.Context, details func() any) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, details())
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // checkInfo refuses an .info that is not JSON naming exactly the requested version.
@@ -79,49 +100,36 @@ func checkInfo(data []byte, version string) (time.Time, error) {
 	return info.Time.UTC().Truncate(time.Millisecond), nil
 }
 
-// stage replaces the job's staged ext file with r, which must hold at most limit bytes.
-func (a *Activities) stage(ctx context.Context, j Job, ext string, r io.Reader, limit int64, progress func(int64)) (gofer.File, error) {
-	key := j.stagingKey(ext)
-	if err := a.Blobs.Delete(ctx, key); err != nil {
-		return gofer.File{}, err
-	}
-	m := &meter{r: r, limit: limit, name: j.Path + "@" + j.Version + "." + ext, h: sha256.New(), progress: progress}
+// stage stores r under key, hashing it; progress, if not nil, counts the bytes as they come.
+func (a *Activities) stage(ctx context.Context, key string, r io.Reader, progress *atomic.Int64) (gofer.File, error) {
+	m := &meter{r: r, h: sha256.New(), progress: progress}
 	if err := a.Blobs.Put(ctx, key, m); err != nil {
 		if m.err != nil {
-			return gofer.File{}, m.err // the reader's own failure says more than the store's wrap
+			return gofer.File{}, m.err // the upstream's failure, already classified
 		}
-		return gofer.File{}, err
+		return gofer.File{}, storageErr(err)
 	}
-	return gofer.File{Size: m.n, SHA256: hex.EncodeToString(m.h.Sum(nil))}, nil
+	return gofer.File{Size: m.size, SHA256: hex.EncodeToString(m.h.Sum(nil))}, nil
 }
 
-// meter counts, hashes and limits what is read through it, and reports progress now and then.
+// meter counts and hashes what is read through it, and keeps the reader's own error.
 type meter struct {
 	r        io.Reader
-	limit    int64
-	name     string // for errors: path@version.ext
 	h        hash.Hash
-	n        int64
+	size     int64
+	progress *atomic.Int64
 	err      error
-	progress func(int64)
-	last     time.Time
 }
 
 func (m *meter) Read(p []byte) (int, error) {
 	n, err := m.r.Read(p)
 	m.h.Write(p[:n])
-	m.n += int64(n)
-	if m.n > m.limit {
-		m.err = gofer.Errorf(gofer.ErrInvalid, "%s is larger than the limit of %d bytes", m.name, m.limit)
-		return n, m.err
+	m.size += int64(n)
+	if m.progress != nil {
+		m.progress.Add(int64(n))
 	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		m.err = gofer.Errorf(gofer.ErrUnavailable, "reading %s from upstream: %v", m.name, err)
-		return n, m.err
-	}
-	if m.progress != nil && time.Since(m.last) > heartbeatEvery {
-		m.last = time.Now()
-		m.progress(m.n)
+	if err != nil && err != io.EOF {
+		m.err = err
 	}
 	return n, err
 }

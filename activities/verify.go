@@ -13,6 +13,7 @@ import (
 	modzip "golang.org/x/mod/zip"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/upstream"
 )
 
 // Verify checks a staged version the way the go command would before trusting it: the zip
@@ -27,7 +28,7 @@ func (a *Activities) Verify(ctx context.Context, s Staged) (Verified, error) {
 func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 	j := s.Job
 	v := Verified{Staged: s}
-	mod, err := a.readStaged(ctx, j.stagingKey("mod"))
+	mod, err := a.readStaged(ctx, s.key("mod"))
 	if err != nil {
 		return v, err
 	}
@@ -41,7 +42,7 @@ func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 		return v, err
 	}
 
-	file, cleanup, err := a.localZip(ctx, j.stagingKey("zip"))
+	file, cleanup, err := a.localZip(ctx, s.key("zip"))
 	if err != nil {
 		return v, err
 	}
@@ -91,7 +92,7 @@ func checkZipGoMod(file string, m module.Version) error {
 			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %v", m, err)
 		}
 		defer rc.Close()
-		data, err := io.ReadAll(io.LimitReader(rc, MaxModSize+1))
+		data, err := io.ReadAll(io.LimitReader(rc, upstream.MaxModSize+1))
 		if err != nil {
 			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %v", m, err)
 		}
@@ -104,10 +105,11 @@ func checkZipGoMod(file string, m module.Version) error {
 func (a *Activities) readStaged(ctx context.Context, key string) ([]byte, error) {
 	r, _, err := a.Blobs.Open(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, storageErr(err)
 	}
 	defer r.Close()
-	return io.ReadAll(io.LimitReader(r, MaxModSize+1))
+	b, err := io.ReadAll(r)
+	return b, storageErr(err)
 }
 
 // localZip gives the staged zip as a local file, because zip.CheckZip and dirhash.HashZip take
@@ -115,7 +117,7 @@ func (a *Activities) readStaged(ctx context.Context, key string) ([]byte, error)
 func (a *Activities) localZip(ctx context.Context, key string) (string, func(), error) {
 	r, _, err := a.Blobs.Open(ctx, key)
 	if err != nil {
-		return "", nil, err
+		return "", nil, storageErr(err)
 	}
 	if f, ok := r.(*os.File); ok {
 		return f.Name(), func() { f.Close() }, nil
@@ -123,12 +125,12 @@ func (a *Activities) localZip(ctx context.Context, key string) (string, func(), 
 	defer r.Close()
 	tmp, err := os.CreateTemp("", "gofer-verify-*.zip")
 	if err != nil {
-		return "", nil, err
+		return "", nil, storageErr(err)
 	}
 	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
 	if _, err := io.Copy(tmp, r); err != nil {
 		cleanup()
-		return "", nil, gofer.Errorf(gofer.ErrUnavailable, "copying staged zip: %v", err)
+		return "", nil, storageErr(err)
 	}
 	return tmp.Name(), cleanup, nil
 }

@@ -68,6 +68,18 @@ type proxy struct {
 	meta     storage.Metadata
 	temporal client.Client
 	ns       string
+	starts   atomic.Int32 // ExecuteWorkflow calls by the front end
+}
+
+// countingStarter counts the workflow starts (or joins) the front end asks Temporal for.
+type countingStarter struct {
+	client.Client
+	n *atomic.Int32
+}
+
+func (c countingStarter) ExecuteWorkflow(ctx context.Context, o client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
+	c.n.Add(1)
+	return c.Client.ExecuteWorkflow(ctx, o, wf, args...)
 }
 
 type options struct {
@@ -106,7 +118,7 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: g.temporal, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, Log: logger})
+	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, Log: logger})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -23,29 +23,29 @@ import (
 	"github.com/goferproxy/gofer/storage/embedded"
 )
 
-// noTemporal fails the benchmark if the hit path ever tries to start a workflow.
-type noTemporal struct{ b *testing.B }
+// noTemporal fails the test if the hit path ever tries to start a workflow.
+type noTemporal struct{ tb testing.TB }
 
 func (n noTemporal) ExecuteWorkflow(context.Context, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
-	n.b.Fatal("the hit path started a workflow")
+	n.tb.Fatal("the hit path started a workflow")
 	return nil, nil
 }
 
-// BenchmarkHit measures cache hits on .info, .mod and a 30 KB .zip of a stored version, served
-// by gofer and, as the baseline in the same run, by net/http.FileServer over the very same
-// files. Both run over real loopback HTTP with 32 concurrent clients. Compare req/s per file.
-func BenchmarkHit(b *testing.B) {
-	const path, version = "example.com/bench", "v1.0.0"
-	dir := b.TempDir()
+const benchPath, benchVersion = "example.com/bench", "v1.0.0"
+
+// storedVersion stores example.com/bench@v1.0.0 (a 30 KB zip) straight into disk and embedded
+// stores, as a committed fetch would have, and returns the stores and the files.
+func storedVersion(tb testing.TB) (storage.Blobs, storage.Metadata, map[string][]byte, string) {
+	dir := tb.TempDir()
 	blobs, err := disk.New(filepath.Join(dir, "blobs"))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	meta, err := embedded.Open(filepath.Join(dir, "meta.db"))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer meta.Close()
+	tb.Cleanup(func() { meta.Close() })
 	zip := make([]byte, 30<<10)
 	rand.Read(zip)
 	files := map[string][]byte{
@@ -53,13 +53,12 @@ func BenchmarkHit(b *testing.B) {
 		"mod":  []byte("module example.com/bench\n\ngo 1.21\n"),
 		"zip":  zip,
 	}
-	rec := gofer.Version{Path: path, Version: version}
+	rec := gofer.Version{Path: benchPath, Version: benchVersion}
 	for ext, data := range files {
-		if err := blobs.Put(context.Background(), storage.Key(path, version, ext), bytes.NewReader(data)); err != nil {
-			b.Fatal(err)
+		if err := blobs.Put(context.Background(), storage.Key(benchPath, benchVersion, ext), bytes.NewReader(data)); err != nil {
+			tb.Fatal(err)
 		}
-		sum := sha256.Sum256(data)
-		f := gofer.File{Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+		f := gofer.File{Size: int64(len(data)), SHA256: sha256hex(data)}
 		switch ext {
 		case "info":
 			rec.Info = f
@@ -70,14 +69,26 @@ func BenchmarkHit(b *testing.B) {
 		}
 	}
 	if err := meta.Insert(context.Background(), rec); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return blobs, meta, files, filepath.Join(dir, "blobs")
+}
 
+func sha256hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// BenchmarkHit measures cache hits on .info, .mod and a 30 KB .zip of a stored version, served
+// by gofer and, as the baseline in the same run, by net/http.FileServer over the very same
+// files. Both run over real loopback HTTP with 32 concurrent clients. Compare req/s per file.
+func BenchmarkHit(b *testing.B) {
+	blobs, meta, files, root := storedVersion(b)
 	targets := []struct {
 		name    string
 		handler http.Handler
 	}{
-		{"fileserver", http.FileServer(http.Dir(filepath.Join(dir, "blobs")))},
+		{"fileserver", http.FileServer(http.Dir(root))},
 		{"gofer", server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{b}})},
 	}
 	for _, ext := range []string{"info", "mod", "zip"} {
@@ -88,7 +99,7 @@ func BenchmarkHit(b *testing.B) {
 				tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 32}
 				defer tr.CloseIdleConnections()
 				c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-				url := srv.URL + "/" + storage.Key(path, version, ext)
+				url := srv.URL + "/" + storage.Key(benchPath, benchVersion, ext)
 				b.SetParallelism(32 / runtime.GOMAXPROCS(0)) // 32 clients in all
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -109,6 +120,33 @@ func BenchmarkHit(b *testing.B) {
 				})
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 			})
+		}
+	}
+}
+
+// A stored version is served from storage alone, GET and HEAD of every file, with the strong
+// ETag of its bytes: no Temporal (noTemporal fails the test) and no upstream (there is none).
+func TestHitPathNeedsOnlyStorage(t *testing.T) {
+	blobs, meta, files, _ := storedVersion(t)
+	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}}))
+	defer srv.Close()
+	for _, ext := range []string{"info", "mod", "zip"} {
+		url := srv.URL + "/" + storage.Key(benchPath, benchVersion, ext)
+		for _, method := range []string{"GET", "HEAD"} {
+			req, _ := http.NewRequest(method, url, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := files[ext]
+			if method == "HEAD" {
+				want = nil
+			}
+			if resp.StatusCode != 200 || !bytes.Equal(body, want) || resp.Header.Get("ETag") != `"`+sha256hex(files[ext])+`"` {
+				t.Errorf("%s %s: %d, %d bytes, ETag %s", method, ext, resp.StatusCode, len(body), resp.Header.Get("ETag"))
+			}
 		}
 	}
 }

@@ -31,7 +31,7 @@ func TestParseRequest(t *testing.T) {
 		15: {"/example.com/m/@v/", request{}},
 		16: {"/example.com/m", request{}},
 		17: {"/", request{}},
-		18: {"/github.com/Azure/sdk/@v/list", request{}},  // upper case must be escaped
+		18: {"/github.com/Azure/sdk/@v/list", request{}},   // upper case must be escaped
 		19: {"/github.com/!!azure/sdk/@v/list", request{}}, // bad escape
 		20: {"/example.com/../m/@v/list", request{}},
 		21: {"/example.com/m/@v/../../../etc/passwd.info", request{}},
@@ -85,6 +85,8 @@ func TestHighest(t *testing.T) {
 		0: {[]string{"v1.0.0", "v1.10.0", "v1.2.0"}, "v1.10.0"},
 		1: {[]string{"v1.0.0", "v2.0.0-beta.1"}, "v1.0.0"},
 		2: {[]string{"v0.0.0-20240101000000-abcdefabcdef", "v0.1.0-rc.1"}, "v0.1.0-rc.1"},
+		3: {[]string{"v1.0.1-0.20240101000000-abcdefabcdef", "v1.0.0-rc.1"}, "v1.0.0-rc.1"}, // a tag beats a higher pseudo-version
+		4: {[]string{"v0.0.0-20240101000000-abcdefabcdef", "v0.0.0-20250101000000-abcdefabcdef"}, "v0.0.0-20250101000000-abcdefabcdef"},
 	} {
 		if got := highest(c.in); got != c.want {
 			t.Errorf("%d: highest(%v) = %s, want %s", i, c.in, got, c.want)

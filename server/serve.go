@@ -82,7 +82,7 @@ func (s *Server) readBlob(ctx context.Context, key string) ([]byte, error) {
 		return nil, gofer.Errorf(gofer.ErrUnavailable, "reading %s: %v", key, err)
 	}
 	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(r, activities.MaxModSize+1))
+	b, err := io.ReadAll(r) // stored files were size-checked when they were fetched
 	if err != nil {
 		return nil, gofer.Errorf(gofer.ErrUnavailable, "reading %s: %v", key, err)
 	}
@@ -123,7 +123,11 @@ func (s *Server) upstream(ctx context.Context, key string, query func(context.Co
 		return b, nil
 	}
 	ch := s.queries.DoChan(key, func() (any, error) {
-		b, _, err := query(context.WithoutCancel(ctx))
+		// Bounded, so that a stalled upstream cannot keep list and @latest from falling back
+		// to what is stored.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchWait)
+		defer cancel()
+		b, _, err := query(qctx)
 		if err == nil {
 			s.mutable.put(key, b)
 		}
@@ -149,13 +153,9 @@ func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.R
 		return uerr
 	}
 	set := map[string]bool{}
-	for _, v := range strings.Fields(string(up)) {
-		if module.Check(path, v) == nil && module.CanonicalVersion(v) == v {
-			set[v] = true
-		}
-	}
-	for _, v := range stored {
-		if !module.IsPseudoVersion(v) { // the protocol's list leaves pseudo-versions out
+	// The protocol's list holds canonical tagged versions only, no pseudo-versions.
+	for _, v := range append(strings.Fields(string(up)), stored...) {
+		if module.CanonicalVersion(v) == v && !module.IsPseudoVersion(v) && module.Check(path, v) == nil {
 			set[v] = true
 		}
 	}
@@ -194,15 +194,26 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 	return nil
 }
 
-// highest is the version @latest means among vs: the highest release, or else the highest of all.
+// highest is the version @latest means among vs, as the go command ranks them: the highest
+// release, else the highest tagged prerelease, else the highest pseudo-version.
 func highest(vs []string) string {
 	semver.Sort(vs)
-	for i := len(vs) - 1; i >= 0; i-- {
-		if semver.Prerelease(vs[i]) == "" {
-			return vs[i]
+	rank := func(v string) int {
+		switch {
+		case module.IsPseudoVersion(v):
+			return 0
+		case semver.Prerelease(v) != "":
+			return 1
+		}
+		return 2
+	}
+	best := vs[len(vs)-1]
+	for _, v := range vs {
+		if rank(v) >= rank(best) {
+			best = v
 		}
 	}
-	return vs[len(vs)-1]
+	return best
 }
 
 // serveQuery answers the .info of a non-canonical version (a branch, a commit prefix): the

@@ -56,10 +56,17 @@ func Key(path, version, ext string) string {
 	return escape(path, version) + "." + ext
 }
 
-// StagingKey is where a fetch run keeps a downloaded file until it is verified; staged blobs
-// are never served.
-func StagingKey(path, version, runID, ext string) string {
-	return "_staging/" + escape(path, version) + "/" + runID + "." + ext
+// StagingKey is where one download attempt keeps a file until it is verified and committed;
+// staged blobs are never served. stage names the attempt, under StagingPrefix of its run, so
+// that a late attempt can never overwrite what an earlier one had verified.
+func StagingKey(path, version, stage, ext string) string {
+	return "_staging/" + escape(path, version) + "/" + stage + "." + ext
+}
+
+// StagingPrefix is the prefix of every staged blob of one fetch run: stage names that start
+// with runID + "/".
+func StagingPrefix(path, version, runID string) string {
+	return "_staging/" + escape(path, version) + "/" + runID + "/"
 }
 
 func escape(path, version string) string {

@@ -23,13 +23,14 @@ import (
 	"github.com/goferproxy/gofer"
 )
 
-// The go command's own limits (modfetch.MaxGoMod, modfetch.MaxZipFile): a file it would
+// The go command's own limits (modfetch.MaxGoMod, modfetch.MaxZipFile), exported because they
+// are the limits of what gofer stores: a file the go command would
 // refuse is not worth downloading. The metadata files are tiny in practice; 1 MiB bounds the
 // memory a misbehaving upstream can make us spend on them.
 const (
-	maxSmall = 1 << 20   // .info, @v/list, @latest
-	maxMod   = 16 << 20  // .mod
-	maxZip   = 500 << 20 // .zip
+	maxSmall   = 1 << 20   // .info, @v/list, @latest
+	MaxModSize = 16 << 20  // .mod
+	MaxZipSize = 500 << 20 // .zip
 )
 
 // Chain is a parsed GOPROXY list. Its methods are safe for concurrent use.
@@ -174,7 +175,7 @@ func (c *Chain) Mod(ctx context.Context, path, version string) ([]byte, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	return c.small(ctx, path+"@"+version, path, file, maxMod)
+	return c.small(ctx, path+"@"+version, path, file, MaxModSize)
 }
 
 // Zip opens the zip of path at version and returns its body as a stream, with the base URL
@@ -196,7 +197,7 @@ func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, s
 		if err != nil {
 			return err
 		}
-		body, err = limitBody(ctx, u, resp, maxZip)
+		body, err = limitBody(ctx, u, resp, MaxZipSize)
 		return err
 	})
 	if err != nil {

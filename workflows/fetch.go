@@ -65,6 +65,13 @@ var (
 			MaximumInterval:    5 * time.Minute,
 		},
 	}
+	// cleanup deletes staged files: it must not hold a finished fetch (and every request
+	// waiting for it) open for long, and a leftover is only wasted space.
+	cleanup = workflow.ActivityOptions{
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: 5 * time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+	}
 	// storage works on staged blobs: hashing a 500 MiB zip takes seconds, not minutes.
 	storage = workflow.ActivityOptions{
 		StartToCloseTimeout:    10 * time.Minute,
@@ -83,9 +90,12 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	var a *activities.Activities
 	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID}
 	rec, err := fetch(ctx, a, job)
-	// Staged files are never used by another run, whatever the outcome of this one.
-	sctx := workflow.WithActivityOptions(ctx, storage)
-	if derr := workflow.ExecuteActivity(sctx, a.Discard, job).Get(ctx, nil); derr != nil {
+	// Staged files are never used by another run, whatever the outcome of this one, even a
+	// cancellation: hence a context that outlives this one's.
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	dctx = workflow.WithActivityOptions(dctx, cleanup)
+	if derr := workflow.ExecuteActivity(dctx, a.Discard, job).Get(dctx, nil); derr != nil {
 		workflow.GetLogger(ctx).Warn("discarding staged files failed", "error", derr)
 	}
 	return rec, err

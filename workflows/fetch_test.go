@@ -73,12 +73,24 @@ func (f *fixture) assertNothingStored(t *testing.T, path, version string) {
 		t.Errorf("metadata of %s@%s: err = %v, want not found", path, version, err)
 	}
 	for _, ext := range []string{"info", "mod", "zip"} {
-		for _, key := range []string{storage.Key(path, version, ext), storage.StagingKey(path, version, "default-test-run-id", ext)} {
-			if r, _, err := f.blobs.Open(ctx, key); err == nil {
-				r.Close()
-				t.Errorf("blob %s exists", key)
-			}
+		key := storage.Key(path, version, ext)
+		if r, _, err := f.blobs.Open(ctx, key); err == nil {
+			r.Close()
+			t.Errorf("blob %s exists", key)
 		}
+	}
+	f.assertNothingStaged(t, path, version)
+}
+
+// assertNothingStaged checks that the run left no staged file behind.
+func (f *fixture) assertNothingStaged(t *testing.T, path, version string) {
+	t.Helper()
+	err := f.blobs.Walk(context.Background(), "_staging/", func(key string, _ int64) error {
+		t.Errorf("staged blob %s left behind", key)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -107,12 +119,8 @@ func TestFetchStoresVersion(t *testing.T) {
 		if ext == "zip" && size != rec.Zip.Size {
 			t.Errorf("zip size %d, record says %d", size, rec.Zip.Size)
 		}
-		key := storage.StagingKey("example.com/hello", "v1.0.0", "default-test-run-id", ext)
-		if r, _, err := f.blobs.Open(context.Background(), key); err == nil {
-			r.Close()
-			t.Errorf("staged %s left behind", ext)
-		}
 	}
+	f.assertNothingStaged(t, "example.com/hello", "v1.0.0")
 }
 
 func TestFetchRetriesUnavailableUpstream(t *testing.T) {

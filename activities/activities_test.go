@@ -1,0 +1,138 @@
+package activities_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/storage/disk"
+	"github.com/goferproxy/gofer/storage/embedded"
+)
+
+// fakeUpstream serves fixed .info and .mod and a zip reader that a test builds.
+type fakeUpstream struct{ zip func() io.Reader }
+
+func (fakeUpstream) Info(_ context.Context, _, v string) ([]byte, string, error) {
+	return []byte(`{"Version":"` + v + `"}`), "test", nil
+}
+func (fakeUpstream) Mod(context.Context, string, string) ([]byte, string, error) {
+	return []byte("module example.com/m\n"), "test", nil
+}
+func (u fakeUpstream) Zip(context.Context, string, string) (io.ReadCloser, string, error) {
+	return io.NopCloser(u.zip()), "test", nil
+}
+
+// failAfter yields n bytes, then err.
+type failAfter struct {
+	n   int
+	err error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n == 0 {
+		return 0, f.err
+	}
+	n := min(len(p), f.n)
+	f.n -= n
+	return n, nil
+}
+
+func newActivities(t *testing.T, up activities.Upstream) (*activities.Activities, *observer.ObservedLogs) {
+	t.Helper()
+	dir := t.TempDir()
+	blobs, err := disk.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := embedded.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { meta.Close() })
+	core, logs := observer.New(zap.InfoLevel)
+	return &activities.Activities{Upstream: up, Blobs: blobs, Meta: meta, Log: zap.New(core)}, logs
+}
+
+func env(a *activities.Activities) *testsuite.TestActivityEnvironment {
+	var s testsuite.WorkflowTestSuite
+	e := s.NewTestActivityEnvironment()
+	e.RegisterActivity(a)
+	return e
+}
+
+// errorType is the Temporal error type of an activity failure and whether it is retryable.
+func errorType(t *testing.T, err error) (string, bool) {
+	t.Helper()
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		t.Fatalf("not an application error: %v", err)
+	}
+	return app.Type(), !app.NonRetryable()
+}
+
+// The upstream's own classification of a failed zip read survives staging: a zip over the size
+// limit is invalid and final, a broken connection is unavailable and retried.
+func TestDownloadKeepsTheUpstreamErrorKind(t *testing.T) {
+	for i, c := range []struct {
+		err       error
+		wantType  string
+		wantRetry bool
+	}{
+		0: {gofer.Errorf(gofer.ErrInvalid, "zip is larger than 524288000 bytes"), "Invalid", false},
+		1: {gofer.Errorf(gofer.ErrUnavailable, "connection reset"), "Unavailable", true},
+	} {
+		a, _ := newActivities(t, fakeUpstream{zip: func() io.Reader { return &failAfter{n: 1 << 20, err: c.err} }})
+		_, err := env(a).ExecuteActivity(a.Download, activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r"})
+		typ, retry := errorType(t, err)
+		if typ != c.wantType || retry != c.wantRetry || !strings.Contains(err.Error(), c.err.Error()) {
+			t.Errorf("%d: %v: type %s retryable %v, want %s %v", i, err, typ, retry, c.wantType, c.wantRetry)
+		}
+	}
+}
+
+// A staged file that has gone missing says nothing about the module: Verify fails retryably,
+// never as "not found" (which would tell clients the version does not exist).
+func TestVerifyWithoutStagedFilesIsRetryable(t *testing.T) {
+	a, _ := newActivities(t, nil)
+	_, err := env(a).ExecuteActivity(a.Verify, activities.Staged{Job: activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "gone"}, Attempt: 1})
+	if typ, retry := errorType(t, err); typ != "Unavailable" || !retry {
+		t.Errorf("%v: type %s retryable %v, want a retryable Unavailable", err, typ, retry)
+	}
+}
+
+// Committing a version that is already stored with other content keeps the stored record and
+// raises the checksum alarm.
+func TestCommitKeepsStoredVersionAndAlarms(t *testing.T) {
+	a, logs := newActivities(t, nil)
+	stored := gofer.Version{Path: "example.com/m", Version: "v1.0.0", ZipHash: "h1:stored=", ModHash: "h1:mod="}
+	if err := a.Meta.Insert(context.Background(), stored); err != nil {
+		t.Fatal(err)
+	}
+	v := activities.Verified{Staged: activities.Staged{Job: activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r"}},
+		ZipHash: "h1:different=", ModHash: "h1:mod="}
+	res, err := env(a).ExecuteActivity(a.Commit, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got gofer.Version
+	if err := res.Get(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ZipHash != "h1:stored=" {
+		t.Errorf("commit returned %s, want the stored record", got.ZipHash)
+	}
+	alarms := logs.FilterMessageSnippet("checksum alarm").All()
+	if len(alarms) != 1 || alarms[0].ContextMap()["fetchedZipHash"] != "h1:different=" {
+		t.Errorf("alarms logged: %v", alarms)
+	}
+}
