@@ -10,7 +10,7 @@ build:
 	$(GO) build -o bin/gofer ./cmd/gofer
 
 tools:
-	scripts/tools.sh temporal versitygw ferretdb
+	scripts/tools.sh temporal versitygw ferretdb composecheck
 
 run: tools build
 	scripts/run.sh
