@@ -7,6 +7,7 @@ package storage
 import (
 	"context"
 	"io"
+	"strings"
 
 	"golang.org/x/mod/module"
 
@@ -54,6 +55,29 @@ type Metadata interface {
 // path and version must already be valid (module.Check).
 func Key(path, version, ext string) string {
 	return escape(path, version) + "." + ext
+}
+
+// ParseKey is the inverse of Key: it reports the module path, version and file extension a
+// final blob key names, and false for any other key (a staged blob, say).
+func ParseKey(key string) (path, version, ext string, ok bool) {
+	i := strings.LastIndex(key, "/@v/")
+	dot := strings.LastIndex(key, ".")
+	if i < 0 || dot < i {
+		return "", "", "", false
+	}
+	ext = key[dot+1:]
+	if ext != "info" && ext != "mod" && ext != "zip" {
+		return "", "", "", false
+	}
+	path, err := module.UnescapePath(key[:i])
+	if err != nil {
+		return "", "", "", false
+	}
+	version, err = module.UnescapeVersion(key[i+len("/@v/") : dot])
+	if err != nil || module.Check(path, version) != nil || Key(path, version, ext) != key {
+		return "", "", "", false
+	}
+	return path, version, ext, true
 }
 
 // StagingKey is where one download attempt keeps a file until it is verified and committed;

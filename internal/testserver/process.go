@@ -91,6 +91,7 @@ func (p *Process) Start() error {
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
+		p.cmd = nil
 		return err
 	}
 	done := make(chan struct{})

@@ -1,0 +1,211 @@
+// Package mongo implements storage.Metadata in MongoDB (or a server that speaks its wire
+// protocol, such as FerretDB), the metadata store that several gofer replicas share. Each
+// version is one document in the collection "versions", inserted once; a unique index on
+// (path, version), created at Open, is what makes the insert the commit and the only
+// concurrency guarantee the package relies on. It must never update, replace or delete a
+// record, and never use transactions, TTL indexes or read-modify-write operations: stored
+// versions are immutable, and FerretDB does not make updates atomic.
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
+)
+
+var _ storage.Metadata = (*Store)(nil)
+
+const (
+	// Without these the driver waits 30s to select a server: an unreachable database should
+	// fail a start or a request quickly, as unavailable, rather than hold it. A URI that sets
+	// serverSelectionTimeoutMS or connectTimeoutMS wins.
+	serverSelectionTimeout = 5 * time.Second
+	connectTimeout         = 5 * time.Second
+	// closeTimeout bounds Close, which has no context, while it waits for connections in use.
+	closeTimeout = 10 * time.Second
+
+	collection = "versions"
+	// indexName is fixed so that every replica's Open creates the same index, which MongoDB
+	// then accepts as already existing.
+	indexName = "path_version_unique"
+)
+
+// Store is a Metadata store in one MongoDB database. Create it with Open; it is safe for
+// concurrent use, and any number of Stores (in any number of processes) may share a database.
+type Store struct {
+	client *mongodrv.Client
+	coll   *mongodrv.Collection
+	hosts  string // for errors; never the URI, which may hold a password
+}
+
+// Open connects to the server at uri, checks that it answers, and creates the unique index on
+// (path, version) of the collection "versions" in database if it is missing. An unreachable
+// server fails within about five seconds with an error matching gofer.ErrUnavailable.
+func Open(ctx context.Context, uri, database string) (*Store, error) {
+	if database == "" {
+		return nil, errors.New("mongo: open: no database name")
+	}
+	opts := options.Client().ApplyURI(uri)
+	if err := opts.Validate(); err != nil {
+		// The driver's message may quote the URI, password included.
+		return nil, fmt.Errorf("mongo: open: invalid URI %s: %s", redact(uri), scrub(err.Error(), uri))
+	}
+	if opts.ServerSelectionTimeout == nil {
+		opts.SetServerSelectionTimeout(serverSelectionTimeout)
+	}
+	if opts.ConnectTimeout == nil {
+		opts.SetConnectTimeout(connectTimeout)
+	}
+	hosts := strings.Join(opts.Hosts, ",")
+	client, err := mongodrv.Connect(opts)
+	if err != nil {
+		return nil, classify(err, "open", database+" on "+hosts)
+	}
+	s := &Store{client: client, coll: client.Database(database).Collection(collection), hosts: hosts}
+	// Connect only starts monitoring; Ping is what finds out whether the server is there.
+	if err := client.Ping(ctx, readpref.Primary()); err != nil {
+		s.disconnect()
+		return nil, classify(err, "open", database+" on "+hosts)
+	}
+	_, err = s.coll.Indexes().CreateOne(ctx, mongodrv.IndexModel{
+		Keys:    bson.D{{Key: "path", Value: 1}, {Key: "version", Value: 1}},
+		Options: options.Index().SetName(indexName).SetUnique(true),
+	})
+	if err != nil {
+		s.disconnect()
+		return nil, classify(err, "create index on", database+"."+collection+" on "+hosts)
+	}
+	return s, nil
+}
+
+// Insert stores v unless a record for its path and version exists.
+func (s *Store) Insert(ctx context.Context, v gofer.Version) error {
+	// The unique index would accept one record with an empty path or version, and it would
+	// then stand for every malformed request.
+	if v.Path == "" || v.Version == "" {
+		return gofer.Errorf(gofer.ErrInvalid, "mongo: insert %q@%q: not a module path and version", v.Path, v.Version)
+	}
+	// The driver adds an ObjectID _id; the record itself is keyed by the unique index alone.
+	_, err := s.coll.InsertOne(ctx, v)
+	return classify(err, "insert", v.Path+"@"+v.Version)
+}
+
+// Get returns the record of path@version.
+func (s *Store) Get(ctx context.Context, path, version string) (gofer.Version, error) {
+	var v gofer.Version
+	err := s.coll.FindOne(ctx, bson.D{{Key: "path", Value: path}, {Key: "version", Value: version}}).Decode(&v)
+	if err != nil {
+		return gofer.Version{}, classify(err, "get", path+"@"+version)
+	}
+	// MongoDB keeps milliseconds and no location; UTC makes a record read back print and
+	// compare as it was written, whatever the driver's decoding options.
+	v.Time, v.FetchedAt = v.Time.UTC(), v.FetchedAt.UTC()
+	return v, nil
+}
+
+// Versions lists the stored versions of path.
+func (s *Store) Versions(ctx context.Context, path string) ([]string, error) {
+	// The filter is a prefix of the unique index, so the listing is an index scan; only the
+	// version field travels back.
+	cur, err := s.coll.Find(ctx, bson.D{{Key: "path", Value: path}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: "version", Value: 1}}))
+	if err != nil {
+		return nil, classify(err, "versions", path)
+	}
+	var docs []struct {
+		Version string `bson:"version"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, classify(err, "versions", path)
+	}
+	versions := make([]string, len(docs))
+	for i, d := range docs {
+		versions[i] = d.Version
+	}
+	return versions, nil
+}
+
+// Close disconnects from the server.
+func (s *Store) Close() error {
+	if err := s.disconnect(); err != nil {
+		return fmt.Errorf("mongo: close connection to %s: %w", s.hosts, err)
+	}
+	return nil
+}
+
+func (s *Store) disconnect() error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	return s.client.Disconnect(ctx)
+}
+
+// classify is the one place driver errors become gofer's kinds: a missing document is not
+// found, a unique-index violation is exists, and everything else (network errors, server
+// selection timeouts, an expired context, a server error) is unavailable, because it may heal
+// and retrying it is the safe answer. The driver's error stays wrapped for its detail.
+func classify(err error, op, key string) error {
+	var kind error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mongodrv.ErrNoDocuments):
+		kind = gofer.ErrNotFound
+	case mongodrv.IsDuplicateKeyError(err):
+		kind = gofer.ErrExists
+	default:
+		kind = gofer.ErrUnavailable
+	}
+	return fmt.Errorf("mongo: %s %s: %w: %w", op, key, kind, err)
+}
+
+// redact returns uri with the password of its user info, if any, replaced by "xxxxx".
+func redact(uri string) string {
+	if pw := password(uri); pw != "" {
+		return strings.Replace(uri, ":"+pw+"@", ":xxxxx@", 1)
+	}
+	return uri
+}
+
+// scrub removes the password of uri, raw or unescaped, from msg.
+func scrub(msg, uri string) string {
+	pw := password(uri)
+	if pw == "" {
+		return msg
+	}
+	msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	if u, err := url.PathUnescape(pw); err == nil && u != "" {
+		msg = strings.ReplaceAll(msg, u, "xxxxx")
+	}
+	return msg
+}
+
+// password finds the password in the user info of a mongodb:// or mongodb+srv:// URI by
+// hand, because net/url rejects the comma-separated host lists such URIs allow.
+func password(uri string) string {
+	_, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return ""
+	}
+	// The URI spec requires "/", "@" and ":" in user info to be percent-encoded, so the
+	// authority ends at the first "/" and the user info at the last "@" before it.
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return ""
+	}
+	_, pw, _ := strings.Cut(rest[:at], ":")
+	return pw
+}

@@ -1,0 +1,28 @@
+package storage
+
+import "testing"
+
+func TestParseKey(t *testing.T) {
+	for i, c := range []struct {
+		key                string
+		path, version, ext string
+		ok                 bool
+	}{
+		0: {"example.com/m/@v/v1.0.0.zip", "example.com/m", "v1.0.0", "zip", true},
+		1: {"github.com/!azure/sdk/@v/v1.0.0-!r!c1.info", "github.com/Azure/sdk", "v1.0.0-RC1", "info", true},
+		2: {"example.com/m/@v/v2.0.0.mod", "", "", "", false}, // the major version does not match the path
+		3: {"example.com/m/@v/v2.0.0+incompatible.mod", "example.com/m", "v2.0.0+incompatible", "mod", true},
+		4: {"_staging/example.com/m/@v/v1.0.0/run/1.zip", "", "", "", false},
+		5: {"example.com/m/@v/v1.0.0.tar", "", "", "", false},
+		6: {"example.com/m/@v/list", "", "", "", false},
+		7: {"example.com/M/@v/v1.0.0.zip", "", "", "", false},
+	} {
+		path, version, ext, ok := ParseKey(c.key)
+		if ok != c.ok || path != c.path || version != c.version || ext != c.ext {
+			t.Errorf("%d: ParseKey(%q) = %q %q %q %v", i, c.key, path, version, ext, ok)
+		}
+		if ok && Key(path, version, ext) != c.key {
+			t.Errorf("%d: Key does not invert ParseKey", i)
+		}
+	}
+}
