@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -170,6 +171,83 @@ func (s *Store) Delete(_ context.Context, key string) error {
 		return fmt.Errorf("disk: delete %q: %w", key, err)
 	}
 	return nil
+}
+
+// Walk reports the blobs under root whose keys start with prefix. It reads one directory at a
+// time rather than listing the whole tree, and orders each directory's entries as their keys
+// sort: a directory "a" stands for the keys "a/...", which sort after "a-b" and "a.b" because
+// '-' and '.' are below '/'. filepath.WalkDir orders by name ("a" first), so it cannot be used.
+func (s *Store) Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+	// Start in the deepest directory the prefix names in full; what follows its last slash
+	// can still match several entries there ("example.com/a" matches "a", "a-b" and "ab").
+	dir := prefix[:strings.LastIndex(prefix, "/")+1]
+	if dir != "" {
+		if _, err := s.path("walk", strings.TrimSuffix(dir, "/")); err != nil {
+			// No key can start with a directory that no key can name.
+			return nil
+		}
+	}
+	return s.walkDir(ctx, dir, prefix, fn)
+}
+
+// walkDir walks the directory of keys that start with dir ("" or ending in "/").
+func (s *Store) walkDir(ctx context.Context, dir, prefix string, fn func(key string, size int64) error) error {
+	entries, err := os.ReadDir(filepath.Join(s.root, filepath.FromSlash(dir)))
+	if err != nil {
+		if dir != "" && notExist(err) {
+			// Gone, or a blob where the prefix wants a directory: either way nothing to walk.
+			return nil
+		}
+		return fmt.Errorf("disk: walk %q: %w", prefix, err)
+	}
+	type entry struct {
+		fs.DirEntry
+		key string // the key, or for a directory the prefix of its keys, with a trailing "/"
+	}
+	var es []entry
+	for _, e := range entries {
+		key := dir + e.Name()
+		switch {
+		case e.IsDir():
+			key += "/"
+			// Descend only where keys can match: the directory lies within the prefix, or the
+			// prefix goes on inside it.
+			if !strings.HasPrefix(key, prefix) && !strings.HasPrefix(prefix, key) {
+				continue
+			}
+		case !e.Type().IsRegular(), isTemp(e.Name()), !strings.HasPrefix(key, prefix):
+			continue
+		}
+		es = append(es, entry{e, key})
+	}
+	slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+	for _, e := range es {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.IsDir() {
+			if err := s.walkDir(ctx, e.key, prefix, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		fi, err := e.Info()
+		if notExist(err) {
+			continue // deleted since the directory was read
+		} else if err != nil {
+			return fmt.Errorf("disk: walk %q: %w", prefix, err)
+		}
+		if err := fn(e.key, fi.Size()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isTemp reports whether name is one of Put's temporary files, which exist only until their
+// blob is complete (or, after a crash, until someone removes them) and are not blobs.
+func isTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
 }
 
 // mkdirs creates dir and its missing parents, and syncs the parent of each directory it

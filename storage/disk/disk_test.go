@@ -192,3 +192,45 @@ func TestDirectoryKeys(t *testing.T) {
 	}
 	r.Close()
 }
+
+// TestWalkSkipsTemporaryFiles checks that the temporary file of a Put cut short by a crash is
+// not walked as a blob: gc would otherwise report it, and its name is no key.
+func TestWalkSkipsTemporaryFiles(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root)
+	key := storage.Key("example.com/m", "v1.0.0", "zip")
+	if err := s.Put(t.Context(), key, strings.NewReader("zip")); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(root, "example.com", "m", "@v", ".v1.0.1.zip.tmp-123456")
+	if err := os.WriteFile(stray, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err := s.Walk(t.Context(), "", func(key string, size int64) error {
+		got = append(got, key)
+		return nil
+	})
+	if err != nil || !equal(got, []string{key}) {
+		t.Errorf("Walk = %q, %v; want %q, nil", got, err, []string{key})
+	}
+}
+
+func TestWalkCancelled(t *testing.T) {
+	s := newStore(t, t.TempDir())
+	for _, v := range []string{"v1.0.0", "v1.0.1"} {
+		if err := s.Put(t.Context(), storage.Key("example.com/m", v, "zip"), strings.NewReader("zip")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	calls := 0
+	err := s.Walk(ctx, "", func(string, int64) error {
+		calls++
+		cancel()
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || calls != 1 {
+		t.Errorf("Walk cancelled in its first callback = %v after %d calls, want context.Canceled after 1", err, calls)
+	}
+}

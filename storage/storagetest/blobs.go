@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +31,7 @@ func TestBlobs(t *testing.T, newStore func(t *testing.T) storage.Blobs) {
 	t.Run("Delete", func(t *testing.T) { testDelete(t, newStore(t)) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, newStore(t)) })
 	t.Run("Large", func(t *testing.T) { testLarge(t, newStore(t)) })
+	t.Run("Walk", func(t *testing.T) { testWalk(t, newStore(t)) })
 	t.Run("ConcurrentPut", func(t *testing.T) {
 		t.Run("SameBytes", func(t *testing.T) { testConcurrentPut(t, newStore(t), true) })
 		t.Run("DifferentBytes", func(t *testing.T) { testConcurrentPut(t, newStore(t), false) })
@@ -492,4 +495,168 @@ func oneWinner(t *testing.T, op string, errs []error) int {
 		t.Errorf("%d of %d concurrent %ss succeeded (%v), want exactly one", len(winners), len(errs), op, winners)
 	}
 	return winners[0]
+}
+
+// walked is one call of a Walk callback.
+type walked struct {
+	key  string
+	size int64
+}
+
+// walk collects what Walk(prefix) reports.
+func walk(ctx context.Context, s storage.Blobs, prefix string) ([]walked, error) {
+	var got []walked
+	err := s.Walk(ctx, prefix, func(key string, size int64) error {
+		got = append(got, walked{key, size})
+		return nil
+	})
+	return got, err
+}
+
+func testWalk(t *testing.T, s storage.Blobs) {
+	ctx := t.Context()
+	for _, prefix := range []string{"", "example.com/", "_staging/"} {
+		if got, err := walk(ctx, s, prefix); err != nil || len(got) != 0 {
+			t.Errorf("Walk(%q) of an empty store = %v, %v; want nothing and nil", prefix, got, err)
+		}
+	}
+
+	// Listed in an order that is not lexical, so that a store that walks in insertion order
+	// fails. Several keys differ from a neighbour only after a path element that is a string
+	// prefix of the neighbour's ("a" against "a-b", "a.b" and "ab"): the bytes '-' and '.' sort
+	// before '/', so walking directory by directory (a, a-b, a.b) is not lexical order of keys.
+	keys := []string{
+		storage.Key("gopkg.in/yaml.v3", "v3.0.1", "mod"),
+		storage.Key("example.com/a", "v1.0.0", "zip"),
+		storage.Key("example.com/a", "v1.0.0", "info"),
+		storage.Key("example.com/a", "v1.0.0", "mod"),
+		storage.Key("example.com/a", "v1.10.0", "zip"),
+		storage.Key("example.com/a", "v1.0.0-pre", "zip"),
+		storage.Key("example.com/a/v2", "v2.0.0", "zip"),
+		storage.Key("example.com/ab", "v1.0.0", "zip"),
+		storage.Key("example.com/a-b", "v1.0.0", "zip"),
+		storage.Key("example.com/a.b", "v1.0.0", "zip"),
+		storage.Key("example.com/A", "v1.0.0", "zip"), // example.com/!a
+		storage.Key("github.com/Azure/sdk", "v1.2.3", "info"),
+		storage.StagingKey("example.com/a", "v1.0.0", "run-2", "zip"),
+		storage.StagingKey("example.com/a", "v1.0.0", "run-1", "zip"),
+		storage.StagingKey("example.com/a", "v1.0.0-pre", "run-1", "zip"),
+	}
+	var all []walked
+	for i, key := range keys {
+		size := 10 * i // the first is empty: an empty blob is a blob and is walked
+		mustPut(t, s, key, randomBytes(uint64(2000+i), size))
+		all = append(all, walked{key, int64(size)})
+	}
+	slices.SortFunc(all, func(a, b walked) int { return strings.Compare(a.key, b.key) })
+	filter := func(prefix string) []walked {
+		var w []walked
+		for _, e := range all {
+			if strings.HasPrefix(e.key, prefix) {
+				w = append(w, e)
+			}
+		}
+		return w
+	}
+	check := func(prefix string, want []walked) {
+		t.Helper()
+		got, err := walk(ctx, s, prefix)
+		if err != nil {
+			t.Errorf("Walk(%q): %v", prefix, err)
+			return
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Walk(%q) =\n\t%v\nwant (lexical order of keys, with sizes)\n\t%v", prefix, got, want)
+		}
+	}
+
+	prefixes := []struct {
+		prefix string
+		n      int // how many keys it matches, so that a typo here cannot make a case vacuous
+	}{
+		{"", len(keys)},
+		{"e", 10},
+		{"example.com/", 10},
+		{"example.com/a", 9}, // a string prefix, not a directory: a-b, a.b and ab match too
+		{"example.com/a/", 6},
+		{"example.com/a/@v/", 5},
+		{"example.com/a/@v/v1.0.0.", 3},
+		{"example.com/a/@v/v1.0.0.zip", 1},
+		{"example.com/a/@v/v1.0.0.zip/", 0}, // below a blob
+		{"example.com/a/@v/v1.0.0.zipx", 0},
+		{"example.com/!", 1},
+		{"_staging/", 3},
+		{"_staging/example.com/a/@v/v1.0.0", 3},
+		{"_staging/example.com/a/@v/v1.0.0/", 2},
+		{"github.com/!azure/sdk/@v/v1.2.3.info", 1},
+		{"nothing/", 0},
+	}
+	for _, p := range prefixes {
+		want := filter(p.prefix)
+		if len(want) != p.n {
+			t.Fatalf("test table: prefix %q matches %d keys, not %d", p.prefix, len(want), p.n)
+		}
+		check(p.prefix, want)
+	}
+
+	// fn's error stops the walk and comes back from it.
+	errStop := errors.New("storagetest: stop walking")
+	calls := 0
+	err := s.Walk(ctx, "", func(string, int64) error {
+		calls++
+		if calls == 3 {
+			return errStop
+		}
+		return nil
+	})
+	if !errors.Is(err, errStop) {
+		t.Errorf("Walk whose fn fails at the 3rd key = %v, want fn's error", err)
+	}
+	if calls != 3 {
+		t.Errorf("Walk called fn %d times after fn failed at the 3rd key, want 3", calls)
+	}
+
+	// A deleted blob and a failed Put leave nothing to walk.
+	if err := s.Delete(ctx, all[0].key); err != nil {
+		t.Fatalf("Delete(%s): %v", all[0].key, err)
+	}
+	all = all[1:]
+	failed := storage.StagingKey("example.com/a", "v1.0.0", "run-3", "zip")
+	r := io.MultiReader(bytes.NewReader(randomBytes(2100, 1000)), iotest.ErrReader(errors.New("storagetest: reset")))
+	if err := s.Put(ctx, failed, plainReader{r}); err == nil {
+		t.Fatalf("Put(%s) with a failing reader succeeded", failed)
+	}
+	check("", all)
+
+	// While a Put is in progress, a walk sees the blob whole or not at all: the gc that walks
+	// the store must never find a half-written blob, or a temporary file, to judge.
+	const size = 1 << 20
+	key := storage.Key("example.com/walking", "v1.0.0", "zip")
+	putErr := make(chan error, 1)
+	go func() {
+		putErr <- s.Put(ctx, key, &slowReader{b: randomBytes(2200, size), chunk: 16 << 10, pause: time.Millisecond})
+	}()
+	with := slices.Clone(all)
+	with = append(with, walked{key, size})
+	slices.SortFunc(with, func(a, b walked) int { return strings.Compare(a.key, b.key) })
+	walks := 0
+	for done := false; !done; walks++ {
+		select {
+		case err := <-putErr:
+			if err != nil {
+				t.Fatalf("Put(%s): %v", key, err)
+			}
+			done = true
+		default:
+		}
+		got, err := walk(ctx, s, "")
+		if err != nil {
+			t.Fatalf("Walk during a Put: %v", err)
+		}
+		if !slices.Equal(got, all) && !slices.Equal(got, with) {
+			t.Fatalf("Walk during a Put of %s (%d bytes) =\n\t%v\nwant the stored blobs, with or without the whole new one", key, size, got)
+		}
+	}
+	check("", with)
+	t.Logf("%d walks while a Put was in progress", walks)
 }

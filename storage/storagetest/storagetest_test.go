@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +76,12 @@ func TestSuitesCatchBugs(t *testing.T) {
 		{"Blobs", "strip-bang", "Keys"},
 		{"Blobs", "base-name-only", "Keys"},
 		{"Blobs", "truncate-5mib", "Large"},
+		{"Blobs", "walk-unordered", "Walk"},
+		{"Blobs", "walk-path-prefix", "Walk"},
+		{"Blobs", "walk-no-stop", "Walk"},
+		{"Blobs", "walk-size-zero", "Walk"},
+		{"Blobs", "keep-partial", "Walk"},
+		{"Blobs", "visible-while-writing", "Walk"},
 		{"Blobs", "racy-put", "ConcurrentPut/SameBytes"},
 		{"Blobs", "racy-put", "ConcurrentPut/DifferentBytes"},
 		{"Blobs", "visible-while-writing", "ConcurrentPut/SameBytes"},
@@ -254,6 +261,48 @@ func (s *memBlobs) Delete(ctx context.Context, key string) error {
 		delete(s.m, key)
 	}
 	return nil
+}
+
+func (s *memBlobs) Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+	type blob struct {
+		key  string
+		size int64
+	}
+	var blobs []blob
+	s.mu.Lock()
+	for k, b := range s.m {
+		match := strings.HasPrefix(k, prefix)
+		if match && s.bug == "walk-path-prefix" && prefix != "" && !strings.HasSuffix(prefix, "/") {
+			// Takes the last element of the prefix for a whole directory name, as a walk that
+			// descends only into the directory the prefix names would: "a/b" misses "a/bc/x".
+			dir := prefix[:strings.LastIndex(prefix, "/")+1]
+			elem, below, _ := strings.Cut(k[len(dir):], "/")
+			match = below == "" || elem == prefix[len(dir):]
+		}
+		if match {
+			size := int64(len(b))
+			if s.bug == "walk-size-zero" {
+				size = 0
+			}
+			blobs = append(blobs, blob{k, size})
+		}
+	}
+	s.mu.Unlock()
+	if s.bug != "walk-unordered" {
+		slices.SortFunc(blobs, func(a, b blob) int { return strings.Compare(a.key, b.key) })
+	}
+	var first error
+	for _, b := range blobs {
+		if err := fn(b.key, b.size); err != nil {
+			if s.bug != "walk-no-stop" {
+				return err
+			}
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
 }
 
 type memReader struct {
