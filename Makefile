@@ -4,7 +4,7 @@
 GO ?= go
 export PATH := $(CURDIR)/bin:$(PATH)
 
-.PHONY: run test tools build bench vet clean
+.PHONY: run test tools build bench clean
 
 build:
 	$(GO) build -o bin/gofer ./cmd/gofer
@@ -12,7 +12,8 @@ build:
 tools:
 	scripts/tools.sh temporal versitygw ferretdb composecheck
 
-run: tools build
+run: build
+	scripts/tools.sh temporal
 	scripts/run.sh
 
 test: tools

@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
 )
 
 // buildGofer builds cmd/gofer into a temporary directory.
@@ -25,43 +27,76 @@ func buildGofer(t *testing.T) string {
 	return bin
 }
 
-// `gofer serve`, configured only by GOFER_* variables, serves the go command, keeps serving
-// with the upstream gone, and stops cleanly on SIGINT.
-func TestGoferServe(t *testing.T) {
-	bin := buildGofer(t)
-	up := fakeproxy.New()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+// process is a gofer binary running as a separate process.
+type process struct {
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	done chan error
+}
+
+// startProcess runs `gofer args...` with the GOFER_* settings in env, stops it at cleanup, and,
+// for a front end (listen != ""), waits until /healthz answers.
+func startProcess(t *testing.T, bin, listen string, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(bin, args...), out: &bytes.Buffer{}, done: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), env...)
+	if listen != "" {
+		p.cmd.Env = append(p.cmd.Env, "GOFER_LISTEN="+listen)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"GOFER_LISTEN="+addr, "GOFER_DATA_DIR="+t.TempDir(), "GOFER_UPSTREAM="+up.Start(t),
-		"GOFER_TEMPORAL_ADDRESS="+temporalAddress, "GOFER_TEMPORAL_NAMESPACE="+namespace(t),
-		"GOFER_FETCH_WAIT=30s")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
+		p.cmd.Process.Kill()
+		<-p.done
 	})
-	url := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(url + "/healthz"); err == nil {
+	for deadline := time.Now().Add(30 * time.Second); listen != ""; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get("http://" + listen + "/healthz"); err == nil {
 			resp.Body.Close()
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gofer serve did not come up:\n%s", out.String())
+			t.Fatalf("gofer %v did not come up:\n%s", args, p.out)
 		}
 	}
+	return p
+}
+
+// stop sends SIGINT and reports how the process ended.
+func (p *process) stop(t *testing.T) error {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatalf("still running 15s after SIGINT:\n%s", p.out)
+		return nil
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	port, err := testserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// `gofer serve`, configured only by GOFER_* variables, serves the go command, keeps serving
+// with the upstream gone, and stops cleanly on SIGINT.
+func TestGoferServe(t *testing.T) {
+	up := fakeproxy.New()
+	addr := freeAddr(t)
+	p := startProcess(t, buildGofer(t), addr, []string{
+		"GOFER_DATA_DIR=" + t.TempDir(), "GOFER_UPSTREAM=" + up.Start(t),
+		"GOFER_TEMPORAL_ADDRESS=" + temporalAddress, "GOFER_TEMPORAL_NAMESPACE=" + namespace(t),
+		"GOFER_FETCH_WAIT=30s"}, "serve")
+	url := "http://" + addr
 	first, err := download(t, url, "example.com/dep@v0.1.0")
 	if err != nil {
 		t.Fatal(err)
@@ -74,15 +109,8 @@ func TestGoferServe(t *testing.T) {
 	if first.Sum != second.Sum {
 		t.Errorf("sum changed from %s to %s", first.Sum, second.Sum)
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case err := <-done:
-		done <- err // for the cleanup
-		if err != nil {
-			t.Errorf("gofer serve exited with %v after SIGINT:\n%s", err, out.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Errorf("gofer serve still running 15s after SIGINT")
+	if err := p.stop(t); err != nil {
+		t.Errorf("gofer serve exited with %v after SIGINT:\n%s", err, p.out)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/embedded"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -324,9 +326,14 @@ func (f *failingInsert) Insert(ctx context.Context, v gofer.Version) error {
 func TestFaultBeforeCommitLeavesNothingVisible(t *testing.T) {
 	up := fakeproxy.New()
 	fault := &failingInsert{broken: make(chan struct{})}
+	meta, err := embedded.Open(filepath.Join(t.TempDir(), "metadata.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fault.Metadata = meta
 	g := startGofer(t, up.Start(t), options{
 		fetchWait: 10 * time.Second, // longer than the commit's retry backoff once the fault heals
-		wrapMeta:  func(m storage.Metadata) storage.Metadata { fault.Metadata = m; return fault },
+		meta:      fault,
 	})
 	const info = "/example.com/hello/@v/v1.0.0.info"
 	code, hdr, body := get(t, "GET", g.URL+info)

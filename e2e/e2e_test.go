@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,27 +30,45 @@ import (
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/storage/disk"
 	"github.com/goferproxy/gofer/storage/embedded"
+	"github.com/goferproxy/gofer/storage/mongo"
+	"github.com/goferproxy/gofer/storage/s3"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/worker"
 )
 
 var record = flag.Bool("record", false, "rewrite the workflow histories under workflows/testdata from real runs")
 
+// The real servers every test shares; each test uses a namespace, bucket and database of its own.
 var (
 	temporalAddress string
+	s3Server        *testserver.S3Server
+	mongoServer     *testserver.MongoServer
 	nextNamespace   atomic.Int32
 )
 
 func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
 	dev, err := testserver.Temporal()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
+		return 1
 	}
+	defer dev.Close()
 	temporalAddress = dev.Address
-	code := m.Run()
-	dev.Close()
-	os.Exit(code)
+	if s3Server, err = testserver.S3(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer s3Server.Close()
+	if mongoServer, err = testserver.Mongo(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer mongoServer.Close()
+	return m.Run()
 }
 
 // namespace hands each test a namespace of its own, so workflow IDs never collide across tests.
@@ -68,6 +87,7 @@ type proxy struct {
 	meta     storage.Metadata
 	temporal client.Client
 	ns       string
+	upstream *upstream.Chain
 	starts   atomic.Int32 // ExecuteWorkflow calls by the front end
 }
 
@@ -85,30 +105,32 @@ func (c countingStarter) ExecuteWorkflow(ctx context.Context, o client.StartWork
 type options struct {
 	fetchWait  time.Duration
 	mutableTTL time.Duration
-	// wrapMeta lets a test put a fault between the stores and gofer.
-	wrapMeta func(storage.Metadata) storage.Metadata
+	// blobs and meta replace the default disk and embedded stores (to use S3 and MongoDB, or
+	// to put a fault between the stores and gofer).
+	blobs storage.Blobs
+	meta  storage.Metadata
 }
 
 func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 	t.Helper()
 	dir := t.TempDir()
-	blobs, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
+	blobs, meta := o.blobs, o.meta
+	var err error
+	if blobs == nil {
+		if blobs, err = disk.New(filepath.Join(dir, "blobs")); err != nil {
+			t.Fatal(err)
+		}
 	}
-	store, err := embedded.Open(filepath.Join(dir, "metadata.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var meta storage.Metadata = store
-	if o.wrapMeta != nil {
-		meta = o.wrapMeta(store)
+	if meta == nil {
+		if meta, err = embedded.Open(filepath.Join(dir, "metadata.db")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	chain, err := upstream.Parse(upstreamURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &proxy{blobs: blobs, meta: store, ns: namespace(t)}
+	g := &proxy{blobs: blobs, meta: meta, ns: namespace(t), upstream: chain}
 	g.temporal, err = client.Dial(client.Options{HostPort: temporalAddress, Namespace: g.ns, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		t.Fatal(err)
@@ -130,9 +152,24 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 		hs.Close()
 		w.Stop()
 		g.temporal.Close()
-		store.Close()
+		meta.Close()
 	})
 	return g
+}
+
+// frontEnd starts one more front end (no worker) over g's stores and namespace, with a cache of
+// its own, and returns its URL.
+func (g *proxy) frontEnd(t *testing.T, fetchWait time.Duration) string {
+	t.Helper()
+	srv := server.New(server.Config{Blobs: g.blobs, Meta: g.meta, Upstream: g.upstream, Temporal: g.temporal, FetchWait: fetchWait})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv}
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	return "http://" + l.Addr().String()
 }
 
 // goCmd runs the go command with GOPROXY=goproxy in a fresh module cache and returns its
@@ -225,4 +262,27 @@ func recordHistory(t *testing.T, g *proxy, id, file string) {
 	if err := os.WriteFile(file, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// s3Store opens a fresh bucket on the shared S3 server.
+func s3Store(t *testing.T) (*s3.Store, string) {
+	t.Helper()
+	bucket := "t" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	st, err := s3.New(context.Background(), s3.Config{Endpoint: s3Server.Endpoint, Region: s3Server.Region, Bucket: bucket,
+		ForcePathStyle: true, CreateBucket: true, AccessKey: s3Server.AccessKey, SecretKey: s3Server.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, bucket
+}
+
+// mongoStore opens a fresh database on the shared MongoDB server.
+func mongoStore(t *testing.T) (*mongo.Store, string) {
+	t.Helper()
+	db := strings.ReplaceAll(t.Name(), "/", "_")
+	st, err := mongo.Open(context.Background(), mongoServer.URI, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, db
 }

@@ -38,7 +38,17 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 	case "mod":
 		serveContent(w, r, "mod", immutable, e.rec.Mod.SHA256, bytes.NewReader(e.mod))
 	case "zip":
-		zip, _, err := s.cfg.Blobs.Open(ctx, storage.Key(req.path, req.version, "zip"))
+		key := storage.Key(req.path, req.version, "zip")
+		if p, ok := s.cfg.Blobs.(Presigner); ok && s.cfg.ZipRedirect > 0 {
+			url, err := p.PresignGet(ctx, key, s.cfg.ZipRedirect)
+			if err != nil {
+				return gofer.Errorf(gofer.ErrUnavailable, "presigning the zip of %s@%s: %v", req.path, req.version, err)
+			}
+			w.Header().Set("Cache-Control", "no-store") // the URL expires; the zip does not
+			http.Redirect(w, r, url, http.StatusFound)
+			return nil
+		}
+		zip, _, err := s.cfg.Blobs.Open(ctx, key)
 		if err != nil {
 			return gofer.Errorf(gofer.ErrUnavailable, "stored zip of %s@%s: %v", req.path, req.version, err)
 		}

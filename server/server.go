@@ -25,6 +25,11 @@ type Upstream interface {
 	Info(ctx context.Context, path, query string) ([]byte, string, error)
 }
 
+// Presigner makes short-lived URLs that let a client GET a blob straight from the store.
+type Presigner interface {
+	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+}
+
 // Starter starts (or joins) workflows; a Temporal client.Client is one.
 type Starter interface {
 	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
@@ -43,6 +48,9 @@ type Config struct {
 	// MutableTTL is how long upstream answers to @v/list, @latest and branch queries are
 	// reused; zero means 1m, negative means never.
 	MutableTTL time.Duration
+	// ZipRedirect, when positive and Blobs can presign URLs, answers .zip requests with a
+	// redirect to a presigned URL valid this long instead of streaming the zip; zero streams.
+	ZipRedirect time.Duration
 	// Log receives errors the client cannot see; nil logs nothing.
 	Log *zap.Logger
 }

@@ -8,11 +8,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -23,8 +23,6 @@ import (
 
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/server"
-	"github.com/goferproxy/gofer/storage/disk"
-	"github.com/goferproxy/gofer/storage/embedded"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/worker"
 )
@@ -34,6 +32,7 @@ const usage = `gofer is a Go module proxy (GOPROXY server) backed by Temporal.
 Usage:
   gofer serve [flags]    serve the GOPROXY protocol (and run a worker, unless --worker=false)
   gofer worker [flags]   run a worker only
+  gofer gc --dry-run     list blobs that no metadata record names (left by failed commits)
   gofer version          print the version
 
 Run "gofer serve --help" for the settings; each flag can also be set by its GOFER_* variable.
@@ -50,7 +49,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout *os.File) error {
+func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage)
 		return flag.ErrHelp
@@ -60,6 +59,8 @@ func run(ctx context.Context, args []string, stdout *os.File) error {
 		return serve(ctx, args[1:], true)
 	case "worker":
 		return serve(ctx, args[1:], false)
+	case "gc":
+		return gc(ctx, args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "gofer", version())
 		return nil
@@ -101,11 +102,11 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	if err != nil {
 		return fmt.Errorf("GOFER_UPSTREAM: %w", err)
 	}
-	blobs, err := disk.New(filepath.Join(s.dataDir, "blobs"))
+	blobs, err := openBlobs(ctx, s, log)
 	if err != nil {
 		return err
 	}
-	meta, err := embedded.Open(filepath.Join(s.dataDir, "metadata.db"))
+	meta, err := openMetadata(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -135,7 +136,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 
 	srv := server.New(server.Config{
 		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc,
-		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, Log: log,
+		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, ZipRedirect: s.zipRedirect, Log: log,
 	})
 	l, err := net.Listen("tcp", s.listen)
 	if err != nil {

@@ -20,14 +20,27 @@ type settings struct {
 	fetchWait       time.Duration
 	cacheBytes      int64
 	mutableTTL      time.Duration
+	zipRedirect     time.Duration
 	worker          bool
+
+	storage          string
+	s3Endpoint       string
+	s3Region         string
+	s3Bucket         string
+	s3Prefix         string
+	s3ForcePathStyle bool
+	s3CreateBucket   bool
+
+	metadata      string
+	mongoURI      string
+	mongoDatabase string
 }
 
 func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) {
 	var s settings
 	fs := flag.NewFlagSet("gofer "+cmd, flag.ContinueOnError)
 	e := &envFlags{fs: fs}
-	e.string(&s.dataDir, "data-dir", "GOFER_DATA_DIR", "./data", "directory of the disk blob store and the embedded metadata database")
+	s.storeFlags(e)
 	e.string(&s.temporalAddress, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend")
 	e.string(&s.namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace (it must have the Keyword search attributes GoModule and GoVersion)")
 	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", "", "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct is not supported yet); empty means the go command's own GOPROXY (go env GOPROXY)")
@@ -36,6 +49,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch before answering 503 (the fetch goes on)")
 		e.int64(&s.cacheBytes, "cache-bytes", "GOFER_CACHE_BYTES", 32<<20, "bytes of metadata, .info and .mod kept in memory for cache hits")
 		e.duration(&s.mutableTTL, "mutable-ttl", "GOFER_MUTABLE_TTL", time.Minute, "how long upstream answers to @v/list, @latest and branch queries are reused")
+		e.duration(&s.zipRedirect, "zip-redirect", "GOFER_ZIP_REDIRECT", 0, "answer .zip requests with a redirect to a presigned URL valid this long (needs --storage=s3); 0 streams zips through gofer")
 		e.bool(&s.worker, "worker", "GOFER_WORKER", true, "also run a worker in this process")
 	} else {
 		s.worker = true
@@ -49,6 +63,17 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	if err := s.checkStores(); err != nil {
+		return nil, err
+	}
+	switch {
+	case s.zipRedirect > 0 && s.storage != "s3":
+		return nil, fmt.Errorf("GOFER_ZIP_REDIRECT needs GOFER_STORAGE=s3: only S3 can presign URLs")
+	case (!frontEnd || !s.worker) && (s.metadata == "embedded" || s.storage == "disk"):
+		// A separate front end and worker must see the same versions; the disk and embedded
+		// stores belong to one process.
+		return nil, fmt.Errorf("a front end without a worker, or a worker alone, needs shared stores: GOFER_STORAGE=s3 and GOFER_METADATA=mongo")
+	}
 	if s.upstream == "" {
 		var err error
 		if s.upstream, err = goEnv("GOPROXY"); err != nil {
@@ -56,6 +81,50 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		}
 	}
 	return &s, nil
+}
+
+// storeFlags defines the settings of the blob and metadata stores.
+func (s *settings) storeFlags(e *envFlags) {
+	e.string(&s.dataDir, "data-dir", "GOFER_DATA_DIR", "./data", "directory of the disk blob store and the embedded metadata database")
+	e.string(&s.storage, "storage", "GOFER_STORAGE", "disk", "where blobs live: disk (under the data directory) or s3")
+	e.string(&s.s3Endpoint, "s3-endpoint", "GOFER_S3_ENDPOINT", "", "S3 API URL, for S3-compatible servers (empty: AWS S3 in the region); credentials come from the AWS default chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, profiles, instance roles)")
+	e.string(&s.s3Region, "s3-region", "GOFER_S3_REGION", "", "S3 region (empty: the AWS configuration's, else us-east-1)")
+	e.string(&s.s3Bucket, "s3-bucket", "GOFER_S3_BUCKET", "", "S3 bucket (required with --storage=s3)")
+	e.string(&s.s3Prefix, "s3-prefix", "GOFER_S3_PREFIX", "", "prefix of every key in the bucket")
+	e.bool(&s.s3ForcePathStyle, "s3-force-path-style", "GOFER_S3_FORCE_PATH_STYLE", false, "address the bucket as <endpoint>/<bucket> (MinIO and most S3-compatible servers)")
+	e.bool(&s.s3CreateBucket, "s3-create-bucket", "GOFER_S3_CREATE_BUCKET", false, "create the bucket at start if it is missing (otherwise a missing bucket is a start-up error)")
+	e.string(&s.metadata, "metadata", "GOFER_METADATA", "embedded", "where metadata lives: embedded (a database file under the data directory; one process only) or mongo")
+	e.string(&s.mongoURI, "mongo-uri", "GOFER_MONGO_URI", "mongodb://127.0.0.1:27017", "MongoDB connection string, with --metadata=mongo")
+	e.string(&s.mongoDatabase, "mongo-database", "GOFER_MONGO_DATABASE", "gofer", "MongoDB database, with --metadata=mongo")
+}
+
+func (s *settings) checkStores() error {
+	switch {
+	case s.storage != "disk" && s.storage != "s3":
+		return fmt.Errorf("GOFER_STORAGE=%q: want disk or s3", s.storage)
+	case s.metadata != "embedded" && s.metadata != "mongo":
+		return fmt.Errorf("GOFER_METADATA=%q: want embedded or mongo", s.metadata)
+	case s.storage == "s3" && s.s3Bucket == "":
+		return fmt.Errorf("GOFER_STORAGE=s3 needs GOFER_S3_BUCKET")
+	}
+	return nil
+}
+
+// parseStoreSettings parses the store settings alone, plus the flags more defines, for
+// commands that only work on storage.
+func parseStoreSettings(cmd string, args []string, more func(*flag.FlagSet)) (*settings, error) {
+	var s settings
+	fs := flag.NewFlagSet("gofer "+cmd, flag.ContinueOnError)
+	e := &envFlags{fs: fs}
+	s.storeFlags(e)
+	more(fs)
+	if e.err != nil {
+		return nil, e.err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return &s, s.checkStores()
 }
 
 // goEnv asks the go command for one of its settings, so that gofer's defaults are the go
