@@ -265,7 +265,7 @@ func recordHistory(t *testing.T, g *proxy, id, file string) {
 }
 
 // s3Store opens a fresh bucket on the shared S3 server.
-func s3Store(t *testing.T) (*s3.Store, string) {
+func s3Store(t testing.TB) (*s3.Store, string) {
 	t.Helper()
 	bucket := "t" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 	st, err := s3.New(context.Background(), s3.Config{Endpoint: s3Server.Endpoint, Region: s3Server.Region, Bucket: bucket,
@@ -277,7 +277,7 @@ func s3Store(t *testing.T) (*s3.Store, string) {
 }
 
 // mongoStore opens a fresh database on the shared MongoDB server.
-func mongoStore(t *testing.T) (*mongo.Store, string) {
+func mongoStore(t testing.TB) (*mongo.Store, string) {
 	t.Helper()
 	db := strings.ReplaceAll(t.Name(), "/", "_")
 	st, err := mongo.Open(context.Background(), mongoServer.URI, db)

@@ -1,0 +1,80 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/goferproxy/gofer/server"
+	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/disk"
+	"github.com/goferproxy/gofer/storage/embedded"
+)
+
+// BenchmarkZipHit measures zip cache hits (a 1 MiB zip, 8 concurrent clients over loopback)
+// from the disk store, streamed from S3 (versitygw) through gofer, and answered with a redirect
+// to a presigned S3 URL that the client follows; disk is the baseline of the same run.
+func BenchmarkZipHit(b *testing.B) {
+	const size = 1 << 20
+	dir := b.TempDir()
+	diskBlobs, err := disk.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	diskMeta, err := embedded.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer diskMeta.Close()
+	storeVersion(b, diskBlobs, diskMeta, "example.com/bench", "v1.0.0", size)
+	s3Blobs, _ := s3Store(b)
+	s3Meta, err := embedded.Open(filepath.Join(dir, "meta-s3.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s3Meta.Close()
+	storeVersion(b, s3Blobs, s3Meta, "example.com/bench", "v1.0.0", size)
+
+	for _, c := range []struct {
+		name     string
+		blobs    storage.Blobs
+		meta     storage.Metadata
+		redirect time.Duration
+	}{
+		{"disk", diskBlobs, diskMeta, 0},
+		{"s3-streamed", s3Blobs, s3Meta, 0},
+		{"s3-redirect", s3Blobs, s3Meta, 10 * time.Minute},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			srv := httptest.NewServer(server.New(server.Config{Blobs: c.blobs, Meta: c.meta, ZipRedirect: c.redirect}))
+			defer srv.Close()
+			tr := &http.Transport{MaxIdleConnsPerHost: 16}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			url := srv.URL + "/example.com/bench/@v/v1.0.0.zip"
+			b.SetParallelism(8 / runtime.GOMAXPROCS(0))
+			b.SetBytes(size)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := client.Get(url)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					n, _ := io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || n != size {
+						b.Errorf("status %d, %d bytes", resp.StatusCode, n)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
+}
