@@ -90,7 +90,7 @@ func readTxtar(name string) (txtarModule, error) {
 		}
 	}
 	if m.path == "" || m.version == "" {
-		return m, fmt.Errorf("%s: comment needs module: and version:", name)
+		return m, fmt.Errorf("%s: the comment needs both a module: and a version: line", name)
 	}
 	for _, f := range ar.Files {
 		m.files[f.Name] = string(f.Data)
