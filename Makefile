@@ -10,7 +10,7 @@ build:
 	$(GO) build -o bin/gofer ./cmd/gofer
 
 tools:
-	scripts/tools.sh temporal versitygw ferretdb composecheck
+	scripts/tools.sh temporal versitygw ferretdb composecheck staticcheck workflowcheck
 
 run: build
 	scripts/tools.sh temporal
@@ -18,6 +18,8 @@ run: build
 
 test: tools
 	$(GO) vet ./...
+	staticcheck ./...
+	workflowcheck ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
 bench: tools

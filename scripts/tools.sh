@@ -10,6 +10,8 @@ for name in "$@"; do
   case $name in
     temporal) pkg=github.com/temporalio/cli/cmd/temporal; version=v1.5.1; note="about 6 minutes the first time" ;;
     versitygw) pkg=github.com/versity/versitygw/cmd/versitygw; version=v1.8.0; note="about a minute the first time" ;;
+    staticcheck) pkg=honnef.co/go/tools/cmd/staticcheck; version=v0.8.2; note="under a minute the first time" ;;
+    workflowcheck) pkg=go.temporal.io/sdk/contrib/tools/workflowcheck; version=v0.6.0; note="under a minute the first time" ;;
     composecheck) pkg=local; version=v2.16.2; note="compose-go's validator; under a minute the first time" ;;
     ferretdb) pkg=local; version=v1.24.2; note="FerretDB embedded in tools/ferretdb; about 2 minutes the first time" ;;
     *) echo "tools.sh: unknown tool $name" >&2; exit 2 ;;
