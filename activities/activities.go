@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer"
@@ -30,8 +32,24 @@ type Activities struct {
 	Upstream Upstream
 	Blobs    storage.Blobs
 	Meta     storage.Metadata
+	// SumDB checks hashes against the checksum database; nil checks nothing (VerifiedBy
+	// records "none").
+	SumDB SumChecker
 	// Log receives alarms and cleanup failures; nil logs nothing.
 	Log *zap.Logger
+	// Meter makes the alarm counter (AlarmMetric); nil counts nothing.
+	Meter metric.Meter
+
+	instrumentsOnce sync.Once
+	alarmCounter    metric.Int64Counter
+}
+
+// SumChecker verifies the go.sum hashes of a module version against the checksum database.
+type SumChecker interface {
+	// Check returns how path@version was verified (for the record's VerifiedBy), an error of
+	// kind gofer.ErrInvalid if the database holds other hashes (or none: a public version it
+	// does not know), or gofer.ErrUnavailable if it cannot be asked now.
+	Check(ctx context.Context, path, version, zipHash, modHash string) (verifiedBy string, err error)
 }
 
 // Job names one fetch run: the version and the workflow run that stages its files.

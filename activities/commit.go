@@ -38,7 +38,7 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 		RunID:      info.WorkflowExecution.RunID,
 	}
 	if stored, err := a.Meta.Get(ctx, j.Path, j.Version); err == nil {
-		return a.keep(stored, rec), nil
+		return a.keep(ctx, stored, rec), nil
 	} else if !errors.Is(err, gofer.ErrNotFound) {
 		return rec, storageErr(err)
 	}
@@ -53,16 +53,16 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 		if err != nil {
 			return rec, storageErr(err)
 		}
-		return a.keep(stored, rec), nil
+		return a.keep(ctx, stored, rec), nil
 	}
 	return rec, storageErr(err)
 }
 
 // keep returns the stored record of a version fetched again; the stored one always wins, and
 // different content for the same version is an alarm, since module versions are immutable.
-func (a *Activities) keep(stored, fetched gofer.Version) gofer.Version {
+func (a *Activities) keep(ctx context.Context, stored, fetched gofer.Version) gofer.Version {
 	if stored.ZipHash != fetched.ZipHash || stored.ModHash != fetched.ModHash {
-		a.log().Error("checksum alarm: upstream content differs from the stored version; keeping the stored one",
+		a.alarm(ctx, "stored-mismatch", "upstream content differs from the stored version; keeping the stored one",
 			zap.String("module", stored.Path), zap.String("version", stored.Version),
 			zap.String("storedZipHash", stored.ZipHash), zap.String("fetchedZipHash", fetched.ZipHash),
 			zap.String("storedModHash", stored.ModHash), zap.String("fetchedModHash", fetched.ModHash))
