@@ -79,8 +79,9 @@ func (s Staged) key(ext string) string {
 // Verified is a staged version that passed every check, with its go.sum hashes.
 type Verified struct {
 	Staged
-	ZipHash string
-	ModHash string
+	ZipHash    string
+	ModHash    string
+	VerifiedBy string // how the hashes were checked: by which checksum database, or "none (why)"
 }
 
 // exts are the files of a module version, in the order they are fetched and committed.

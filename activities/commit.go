@@ -32,7 +32,7 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 		Info: v.Info, Mod: v.Mod, Zip: v.Zip,
 		ZipHash: v.ZipHash, ModHash: v.ModHash,
 		Source:     v.Source,
-		VerifiedBy: "none",
+		VerifiedBy: v.VerifiedBy,
 		FetchedAt:  time.Now().UTC().Truncate(time.Millisecond),
 		WorkflowID: info.WorkflowExecution.ID,
 		RunID:      info.WorkflowExecution.RunID,

@@ -4,9 +4,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 
+	"go.uber.org/zap"
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
@@ -17,9 +19,10 @@ import (
 )
 
 // Verify checks a staged version the way the go command would before trusting it: the zip
-// obeys the module zip rules (zip.CheckZip: every file under path@version/, no bad names,
-// sizes within limits), the .mod and the zip's go.mod name the requested module path, and it
-// computes the go.sum (h1:) hashes of the zip and the .mod. Invalid content is final.
+// obeys the module zip rules (zip.CheckZip: every file under path@version/, no bad names or
+// case-insensitive collisions, sizes within limits), the .mod and the zip's go.mod name the
+// requested module path; it computes the go.sum (h1:) hashes of the zip and the .mod and checks
+// them against the checksum database (unless the module is private). Invalid content is final.
 func (a *Activities) Verify(ctx context.Context, s Staged) (Verified, error) {
 	v, err := a.verify(ctx, s)
 	return v, encode(err)
@@ -51,13 +54,22 @@ func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 	if _, err := modzip.CheckZip(m, file); err != nil {
 		return v, gofer.Errorf(gofer.ErrInvalid, "%s: bad module zip: %v", m, err)
 	}
-	if err := checkZipGoMod(file, m); err != nil {
+	if err := checkZipEntries(file, m); err != nil {
 		return v, err
 	}
 	if v.ZipHash, err = dirhash.HashZip(file, dirhash.Hash1); err != nil {
 		return v, gofer.Errorf(gofer.ErrInvalid, "%s: hashing zip: %v", m, err)
 	}
-	return v, nil
+	v.VerifiedBy = "none"
+	if a.SumDB != nil {
+		v.VerifiedBy, err = a.SumDB.Check(ctx, j.Path, j.Version, v.ZipHash, v.ModHash)
+		if errors.Is(err, gofer.ErrInvalid) {
+			a.alarm(ctx, "sumdb-mismatch", "refusing content the checksum database does not vouch for",
+				zap.String("module", j.Path), zap.String("version", j.Version),
+				zap.String("zipHash", v.ZipHash), zap.String("modHash", v.ModHash), zap.Error(err))
+		}
+	}
+	return v, err
 }
 
 // checkModPath refuses a go.mod that does not declare exactly path; what names it in errors.
@@ -75,28 +87,35 @@ func checkModPath(data []byte, path, what string) error {
 	return nil
 }
 
-// checkZipGoMod checks the go.mod inside the zip, when it has one (legacy modules have none).
-func checkZipGoMod(file string, m module.Version) error {
+// checkZipEntries refuses what zip.CheckZip lets through but gofer does not store: entries
+// that are not regular files (a symlink in a module zip is never legitimate), and a go.mod
+// inside the zip (legacy modules have none) that declares another module.
+func checkZipEntries(file string, m module.Version) error {
 	zr, err := zip.OpenReader(file)
 	if err != nil {
 		return gofer.Errorf(gofer.ErrInvalid, "%s: bad zip: %v", m, err)
 	}
 	defer zr.Close()
-	name := m.Path + "@" + m.Version + "/go.mod"
+	gomod := m.Path + "@" + m.Version + "/go.mod"
 	for _, f := range zr.File {
-		if f.Name != name {
+		if !f.Mode().IsRegular() {
+			return gofer.Errorf(gofer.ErrInvalid, "%s: %s is not a regular file (%s)", m, f.Name, f.Mode().Type())
+		}
+		if f.Name != gomod {
 			continue
 		}
 		rc, err := f.Open()
 		if err != nil {
 			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %v", m, err)
 		}
-		defer rc.Close()
 		data, err := io.ReadAll(io.LimitReader(rc, upstream.MaxModSize+1))
+		rc.Close()
 		if err != nil {
 			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %v", m, err)
 		}
-		return checkModPath(data, m.Path, "go.mod in zip")
+		if err := checkModPath(data, m.Path, "go.mod in zip"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
