@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
@@ -89,6 +91,7 @@ type proxy struct {
 	ns       string
 	upstream *upstream.Chain
 	starts   atomic.Int32 // ExecuteWorkflow calls by the front end
+	metrics  *sdkmetric.ManualReader
 }
 
 // countingStarter counts the workflow starts (or joins) the front end asks Temporal for.
@@ -109,6 +112,8 @@ type options struct {
 	// to put a fault between the stores and gofer).
 	blobs storage.Blobs
 	meta  storage.Metadata
+	// sumdb checks fetched versions against a checksum database; nil checks none.
+	sumdb activities.SumChecker
 }
 
 func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
@@ -130,13 +135,14 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &proxy{blobs: blobs, meta: meta, ns: namespace(t), upstream: chain}
+	g := &proxy{blobs: blobs, meta: meta, ns: namespace(t), upstream: chain, metrics: sdkmetric.NewManualReader()}
 	g.temporal, err = client.Dial(client.Options{HostPort: temporalAddress, Namespace: g.ns, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := zaptest.NewLogger(t)
-	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, Log: logger})
+	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(g.metrics)).Meter("gofer")
+	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: o.sumdb, Log: logger, Meter: meter})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +161,28 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 		meta.Close()
 	})
 	return g
+}
+
+// alarms is how many checksum alarms with this reason g's worker has counted.
+func (g *proxy) alarms(t *testing.T, reason string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := g.metrics.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == activities.AlarmMetric {
+				for _, dp := range sum.DataPoints {
+					if v, _ := dp.Attributes.Value("reason"); v.AsString() == reason {
+						n += dp.Value
+					}
+				}
+			}
+		}
+	}
+	return n
 }
 
 // frontEnd starts one more front end (no worker) over g's stores and namespace, with a cache of

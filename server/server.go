@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	// MutableTTL is how long upstream answers to @v/list, @latest and branch queries are
 	// reused; zero means 1m, negative means never.
 	MutableTTL time.Duration
+	// SumDB serves /sumdb/<name>/... (the checksum database proxy protocol) for the configured
+	// database; nil answers 404 there, as for a proxy that proxies no database.
+	SumDB http.Handler
 	// ZipRedirect, when positive and Blobs can presign URLs, answers .zip requests with a
 	// redirect to a presigned URL valid this long instead of streaming the zip; zero streams.
 	ZipRedirect time.Duration
@@ -85,6 +89,9 @@ func New(cfg Config) *Server {
 	r.Use(gin.Recovery())
 	r.GET("/healthz", health)
 	r.HEAD("/healthz", health)
+	// No module path starts with "sumdb/": its first element has no dot.
+	r.GET("/sumdb/*rest", s.sumdb)
+	r.HEAD("/sumdb/*rest", s.sumdb)
 	r.NoRoute(s.proxy)
 	s.handler = r
 	return s
@@ -96,6 +103,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func health(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.String(http.StatusOK, "ok\n")
+}
+
+func (s *Server) sumdb(c *gin.Context) {
+	if s.cfg.SumDB == nil {
+		writeError(c.Writer, gofer.Errorf(gofer.ErrNotFound, "no checksum database is proxied here"))
+		return
+	}
+	s.cfg.SumDB.ServeHTTP(c.Writer, c.Request)
 }
 
 func (s *Server) proxy(c *gin.Context) {
