@@ -23,7 +23,7 @@ test: tools
 	$(GO) test -count=1 -timeout 20m ./...
 
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchtime 5s ./server/
+	$(GO) test -run '^$$' -bench . -benchtime 5s ./server/ ./e2e/
 
 clean:
 	rm -rf bin

@@ -106,8 +106,9 @@ func (c countingStarter) ExecuteWorkflow(ctx context.Context, o client.StartWork
 }
 
 type options struct {
-	fetchWait  time.Duration
-	mutableTTL time.Duration
+	fetchWait   time.Duration
+	mutableTTL  time.Duration
+	zipRedirect time.Duration
 	// blobs and meta replace the default disk and embedded stores (to use S3 and MongoDB, or
 	// to put a fault between the stores and gofer).
 	blobs storage.Blobs
@@ -146,7 +147,7 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, Log: logger})
+	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, Log: logger})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

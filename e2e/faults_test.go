@@ -16,18 +16,46 @@ import (
 	"github.com/goferproxy/gofer/workflows"
 )
 
-// stopS3AtCommit stops the S3 server when the first blob is written under a final key, so that
-// S3 goes down in the middle of a commit.
+// stopS3AtCommit stops the S3 server when the commit comes to the zip, after the .info and
+// .mod are stored under their final keys: S3 goes down in the middle of a commit and leaves
+// orphaned blobs behind.
 type stopS3AtCommit struct {
 	storage.Blobs
 	once sync.Once
 }
 
 func (s *stopS3AtCommit) Put(ctx context.Context, key string, r io.Reader) error {
-	if _, _, _, final := storage.ParseKey(key); final {
+	if _, _, ext, final := storage.ParseKey(key); final && ext == "zip" {
 		s.once.Do(s3Server.Stop)
 	}
 	return s.Blobs.Put(ctx, key, r)
+}
+
+// assertWhole checks that nothing is half-visible: every final blob belongs to a stored version
+// and every stored version has all three blobs.
+func assertWhole(t *testing.T, blobs storage.Blobs, meta storage.Metadata) {
+	t.Helper()
+	ctx := context.Background()
+	versions := map[string]int{}
+	err := blobs.Walk(ctx, "", func(key string, _ int64) error {
+		path, version, _, ok := storage.ParseKey(key)
+		if !ok {
+			return nil
+		}
+		if _, err := meta.Get(ctx, path, version); err != nil {
+			t.Errorf("blob %s has no metadata: %v", key, err)
+		}
+		versions[path+"@"+version]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, n := range versions {
+		if n != 3 {
+			t.Errorf("%s has %d of its 3 blobs", v, n)
+		}
+	}
 }
 
 // S3 goes down in the middle of a commit: the commit retries, the version is visible only once
@@ -55,6 +83,7 @@ func TestS3OutageDuringCommit(t *testing.T) {
 	if n := up.Requests("/example.com/hello/@v/v1.0.0.zip"); n != 1 {
 		t.Errorf("%d upstream zip downloads; the commit retry should reuse the staged one", n)
 	}
+	assertWhole(t, blobs, meta)
 }
 
 // MongoDB goes down: versions hot in a front end's memory are still served, other requests get
@@ -120,5 +149,39 @@ func TestMongoOutage(t *testing.T) {
 		} else if !strings.HasPrefix(m.Sum, "h1:") {
 			t.Errorf("%s: sum %q", pv, m.Sum)
 		}
+	}
+	assertWhole(t, blobs, meta)
+}
+
+// With GOFER_ZIP_REDIRECT, a zip GET is answered with a redirect to a presigned S3 URL, which
+// the go command follows to the same bytes; HEAD is answered by gofer itself.
+func TestZipRedirectToPresignedURL(t *testing.T) {
+	up := fakeproxy.New()
+	upURL := up.Start(t)
+	blobs, _ := s3Store(t)
+	meta, _ := mongoStore(t)
+	g := startGofer(t, upURL, options{blobs: blobs, meta: meta, zipRedirect: 5 * time.Minute})
+	direct, err := download(t, upURL, "example.com/hello@v1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	through, err := download(t, g.URL, "example.com/hello@v1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if through.Sum != direct.Sum {
+		t.Errorf("sum through the redirect %s, direct %s", through.Sum, direct.Sum)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(g.URL + "/example.com/hello/@v/v1.0.0.zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, s3Server.Endpoint+"/") {
+		t.Errorf("zip GET: %d to %q, want 302 to the S3 endpoint", resp.StatusCode, loc)
+	}
+	if code, h, _ := get(t, "HEAD", g.URL+"/example.com/hello/@v/v1.0.0.zip"); code != 200 || h.Get("Content-Length") == "" {
+		t.Errorf("zip HEAD: %d %v", code, h)
 	}
 }

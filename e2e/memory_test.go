@@ -78,14 +78,7 @@ func TestZipStreamsFromS3InBoundedMemory(t *testing.T) {
 	defer meta.Close()
 	zip := storeVersion(t, blobs, meta, "example.com/big", "v1.0.0", 100<<20)
 	addr := freeAddr(t)
-	p := startProcess(t, buildGofer(t), addr, []string{
-		"GOFER_UPSTREAM=off", "GOFER_TEMPORAL_ADDRESS=" + temporalAddress, "GOFER_TEMPORAL_NAMESPACE=" + namespace(t),
-		"GOFER_STORAGE=s3", "GOFER_S3_ENDPOINT=" + s3Server.Endpoint, "GOFER_S3_REGION=" + s3Server.Region,
-		"GOFER_S3_BUCKET=" + bucket, "GOFER_S3_FORCE_PATH_STYLE=true",
-		"AWS_ACCESS_KEY_ID=" + s3Server.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3Server.SecretKey,
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"GOFER_METADATA=mongo", "GOFER_MONGO_URI=" + mongoServer.URI, "GOFER_MONGO_DATABASE=" + db,
-	}, "serve", "--worker=false")
+	p := startProcess(t, buildGofer(t), addr, append(sharedStores(t, bucket, db), "GOFER_UPSTREAM=off"), "serve", "--worker=false")
 	url := "http://" + addr + "/example.com/big/@v/v1.0.0.zip"
 	fetch := func() []byte {
 		resp, err := http.Get(url)

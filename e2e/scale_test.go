@@ -25,17 +25,9 @@ func TestScaleOut(t *testing.T) {
 		})
 	}
 	_, bucket := s3Store(t)
-	_, db := mongoStore(t)
-	env := []string{
-		"GOFER_UPSTREAM=" + up.Start(t),
-		"GOFER_TEMPORAL_ADDRESS=" + temporalAddress, "GOFER_TEMPORAL_NAMESPACE=" + namespace(t),
-		"GOFER_STORAGE=s3", "GOFER_S3_ENDPOINT=" + s3Server.Endpoint, "GOFER_S3_REGION=" + s3Server.Region,
-		"GOFER_S3_BUCKET=" + bucket, "GOFER_S3_FORCE_PATH_STYLE=true",
-		"AWS_ACCESS_KEY_ID=" + s3Server.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3Server.SecretKey,
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"GOFER_METADATA=mongo", "GOFER_MONGO_URI=" + mongoServer.URI, "GOFER_MONGO_DATABASE=" + db,
-		"GOFER_FETCH_WAIT=2m", "GOFER_DATA_DIR=" + t.TempDir(),
-	}
+	meta, db := mongoStore(t)
+	meta.Close()
+	env := append(sharedStores(t, bucket, db), "GOFER_UPSTREAM="+up.Start(t), "GOFER_FETCH_WAIT=2m")
 	bin := buildGofer(t)
 	var fronts []string
 	for range 2 {
@@ -78,5 +70,19 @@ func TestScaleOut(t *testing.T) {
 		if n := up.Requests(fmt.Sprintf("/example.com/scale/@v/v1.0.%d.zip", v)); n != 1 {
 			t.Errorf("v1.0.%d: %d upstream zip downloads, want 1", v, n)
 		}
+	}
+}
+
+// sharedStores is the environment of a gofer process on the test S3 bucket and MongoDB
+// database, with the test Temporal server and a namespace of its own.
+func sharedStores(t *testing.T, bucket, db string) []string {
+	return []string{
+		"GOFER_TEMPORAL_ADDRESS=" + temporalAddress, "GOFER_TEMPORAL_NAMESPACE=" + namespace(t),
+		"GOFER_STORAGE=s3", "GOFER_S3_ENDPOINT=" + s3Server.Endpoint, "GOFER_S3_REGION=" + s3Server.Region,
+		"GOFER_S3_BUCKET=" + bucket, "GOFER_S3_FORCE_PATH_STYLE=true",
+		"AWS_ACCESS_KEY_ID=" + s3Server.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3Server.SecretKey,
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"GOFER_METADATA=mongo", "GOFER_MONGO_URI=" + mongoServer.URI, "GOFER_MONGO_DATABASE=" + db,
+		"GOFER_DATA_DIR=" + t.TempDir(),
 	}
 }

@@ -39,7 +39,8 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 		serveContent(w, r, "mod", immutable, e.rec.Mod.SHA256, bytes.NewReader(e.mod))
 	case "zip":
 		key := storage.Key(req.path, req.version, "zip")
-		if p, ok := s.cfg.Blobs.(Presigner); ok && s.cfg.ZipRedirect > 0 {
+		// A URL presigned for GET does not sign a HEAD: HEAD is answered here.
+		if p, ok := s.cfg.Blobs.(Presigner); ok && s.cfg.ZipRedirect > 0 && r.Method == http.MethodGet {
 			url, err := p.PresignGet(ctx, key, s.cfg.ZipRedirect)
 			if err != nil {
 				return gofer.Errorf(gofer.ErrUnavailable, "presigning the zip of %s@%s: %v", req.path, req.version, err)
@@ -159,7 +160,11 @@ func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.R
 		return s.cfg.Upstream.List(ctx, path)
 	})
 	stored, serr := s.cfg.Meta.Versions(ctx, path)
-	if uerr != nil && (serr != nil || len(stored) == 0) {
+	if uerr != nil && serr != nil {
+		// Stored versions may exist: not found would send the client elsewhere for good.
+		return gofer.Errorf(gofer.ErrUnavailable, "upstream: %v; stored versions: %v", uerr, serr)
+	}
+	if uerr != nil && len(stored) == 0 {
 		return uerr
 	}
 	set := map[string]bool{}
@@ -193,7 +198,10 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 		return nil
 	}
 	stored, serr := s.cfg.Meta.Versions(ctx, path)
-	if serr != nil || len(stored) == 0 {
+	if serr != nil {
+		return gofer.Errorf(gofer.ErrUnavailable, "upstream: %v; stored versions: %v", err, serr)
+	}
+	if len(stored) == 0 {
 		return err
 	}
 	e, verr := s.version(ctx, path, highest(stored))

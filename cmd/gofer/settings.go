@@ -69,6 +69,8 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	switch {
 	case s.zipRedirect > 0 && s.storage != "s3":
 		return nil, fmt.Errorf("GOFER_ZIP_REDIRECT needs GOFER_STORAGE=s3: only S3 can presign URLs")
+	case s.zipRedirect > 7*24*time.Hour:
+		return nil, fmt.Errorf("GOFER_ZIP_REDIRECT=%s: S3 presigned URLs last 7 days at most", s.zipRedirect)
 	case (!frontEnd || !s.worker) && (s.metadata == "embedded" || s.storage == "disk"):
 		// A separate front end and worker must see the same versions; the disk and embedded
 		// stores belong to one process.

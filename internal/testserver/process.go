@@ -82,10 +82,14 @@ func start(name, dir string, args []string, ready func() error) (*Process, error
 	return p, nil
 }
 
-// Start (re)starts a stopped server and waits until it answers.
+// Start (re)starts a stopped server and waits until it answers; it does nothing to a server
+// that is running.
 func (p *Process) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return nil
+	}
 	p.out = &bytes.Buffer{}
 	p.cmd = exec.Command(p.bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -32,6 +32,7 @@ const (
 	// serverSelectionTimeoutMS or connectTimeoutMS wins.
 	serverSelectionTimeout = 5 * time.Second
 	connectTimeout         = 5 * time.Second
+	operationTimeout       = 10 * time.Second
 	// closeTimeout bounds Close, which has no context, while it waits for connections in use.
 	closeTimeout = 10 * time.Second
 
@@ -66,6 +67,11 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 	}
 	if opts.ConnectTimeout == nil {
 		opts.SetConnectTimeout(connectTimeout)
+	}
+	if opts.Timeout == nil {
+		// Every operation ends by then, so that a server that stalls (rather than refusing
+		// connections) cannot hold a request forever.
+		opts.SetTimeout(operationTimeout)
 	}
 	hosts := strings.Join(opts.Hosts, ",")
 	client, err := mongodrv.Connect(opts)

@@ -13,12 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -106,7 +108,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, gofer.Errorf(gofer.ErrInvalid, "s3: endpoint %q is not an http:// or https:// URL", cfg.Endpoint)
 		}
 	}
-	var opts []func(*config.LoadOptions) error
+	// A server that stalls must not hold a request forever: bound the wait for response
+	// headers (bodies are streamed, and bounded by their request's context).
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.ResponseHeaderTimeout = 30 * time.Second
+	})
+	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(httpClient)}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
 	}
