@@ -40,4 +40,3 @@ func TestRefetchWithOtherBytesKeepsTheStoredVersion(t *testing.T) {
 		t.Error("the stored zip changed")
 	}
 }
-
