@@ -95,7 +95,7 @@ func TestGoferServe(t *testing.T) {
 	p := startProcess(t, buildGofer(t), addr, []string{
 		"GOFER_DATA_DIR=" + t.TempDir(), "GOFER_UPSTREAM=" + up.Start(t),
 		"GOFER_TEMPORAL_ADDRESS=" + temporalAddress, "GOFER_TEMPORAL_NAMESPACE=" + namespace(t),
-		"GOFER_FETCH_WAIT=30s"}, "serve")
+		"GOFER_FETCH_WAIT=30s", "GOFER_SUMDB=off"}, "serve")
 	url := "http://" + addr
 	first, err := download(t, url, "example.com/dep@v0.1.0")
 	if err != nil {

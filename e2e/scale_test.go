@@ -83,6 +83,6 @@ func sharedStores(t *testing.T, bucket, db string) []string {
 		"AWS_ACCESS_KEY_ID=" + s3Server.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3Server.SecretKey,
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"GOFER_METADATA=mongo", "GOFER_MONGO_URI=" + mongoServer.URI, "GOFER_MONGO_DATABASE=" + db,
-		"GOFER_DATA_DIR=" + t.TempDir(),
+		"GOFER_DATA_DIR=" + t.TempDir(), "GOFER_SUMDB=off",
 	}
 }

@@ -133,6 +133,20 @@ func parseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// Entries returns the entries in order: proxy base URLs (credentials included, for the requests
+// that must carry them), "off" and "direct".
+func (c *Chain) Entries() []string {
+	var out []string
+	for _, e := range c.entries {
+		if e.kind == proxyEntry {
+			out = append(out, e.url.String())
+		} else {
+			out = append(out, e.source)
+		}
+	}
+	return out
+}
+
 // String returns the parsed list in GOPROXY syntax, with passwords redacted.
 func (c *Chain) String() string {
 	var b strings.Builder

@@ -669,3 +669,14 @@ func TestClientUsed(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestEntries(t *testing.T) {
+	c, err := upstream.Parse("https://a.example/p/,http://u:pw@b.example|direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(c.Entries(), " ")
+	if want := "https://a.example/p http://u:pw@b.example direct"; got != want {
+		t.Errorf("Entries() = %q, want %q", got, want)
+	}
+}

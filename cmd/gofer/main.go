@@ -23,6 +23,7 @@ import (
 
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/server"
+	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/worker"
 )
@@ -111,6 +112,11 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		return err
 	}
 	defer meta.Close()
+	db, err := sumdb.ParseGOSUMDB(s.sumdb, chain.Entries())
+	if err != nil {
+		return fmt.Errorf("GOFER_SUMDB: %w", err)
+	}
+	checker := &sumdb.Checker{DB: db, NoSumDB: s.noSumDB, Blobs: blobs, Log: log}
 
 	// A lazy client lets the front end start, and serve hits, while Temporal is unreachable.
 	tc, err := client.NewLazyClient(client.Options{HostPort: s.temporalAddress, Namespace: s.namespace, Logger: newTemporalLogger(log)})
@@ -121,13 +127,14 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 
 	var w sdkworker.Worker
 	if s.worker {
-		w = worker.New(tc, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, Log: log})
+		w = worker.New(tc, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Log: log})
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the worker (Temporal at %s, namespace %q): %w", s.temporalAddress, s.namespace, err)
 		}
 		defer w.Stop()
 	}
-	log.Info("gofer started", zap.String("upstream", chain.String()), zap.String("temporal", s.temporalAddress),
+	log.Info("gofer started", zap.String("upstream", chain.String()), zap.String("sumdb", s.sumdb),
+		zap.String("nosumdb", s.noSumDB), zap.String("temporal", s.temporalAddress),
 		zap.String("data", s.dataDir), zap.Bool("frontEnd", frontEnd), zap.Bool("worker", s.worker))
 	if !frontEnd {
 		<-ctx.Done()
@@ -135,7 +142,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	}
 
 	srv := server.New(server.Config{
-		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc,
+		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker,
 		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, ZipRedirect: s.zipRedirect, Log: log,
 	})
 	l, err := net.Listen("tcp", s.listen)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -34,6 +36,9 @@ type settings struct {
 	metadata      string
 	mongoURI      string
 	mongoDatabase string
+
+	sumdb   string
+	noSumDB string
 }
 
 func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) {
@@ -43,7 +48,10 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	s.storeFlags(e)
 	e.string(&s.temporalAddress, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend")
 	e.string(&s.namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace (it must have the Keyword search attributes GoModule and GoVersion)")
-	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", "", "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct is not supported yet); empty means the go command's own GOPROXY (go env GOPROXY)")
+	goenv, goerr := goEnv("GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE")
+	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", goenv["GOPROXY"], "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct is not supported yet); the default is the go command's own (go env GOPROXY)")
+	e.string(&s.sumdb, "sumdb", "GOFER_SUMDB", goenv["GOSUMDB"], "checksum database every fetched version is checked against, with GOSUMDB's syntax (name, name+key, name+key URL, or off); the default is the go command's (go env GOSUMDB)")
+	e.string(&s.noSumDB, "nosumdb", "GOFER_NOSUMDB", cmp.Or(goenv["GONOSUMDB"], goenv["GOPRIVATE"]), "comma-separated glob patterns of private module paths, never looked up in the checksum database (GONOSUMDB's syntax); the default is go env GONOSUMDB, else GOPRIVATE")
 	if frontEnd {
 		e.string(&s.listen, "listen", "GOFER_LISTEN", "127.0.0.1:3000", "host:port to serve the GOPROXY protocol on")
 		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch before answering 503 (the fetch goes on)")
@@ -76,11 +84,8 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		// stores belong to one process.
 		return nil, fmt.Errorf("a front end without a worker, or a worker alone, needs shared stores: GOFER_STORAGE=s3 and GOFER_METADATA=mongo")
 	}
-	if s.upstream == "" {
-		var err error
-		if s.upstream, err = goEnv("GOPROXY"); err != nil {
-			return nil, fmt.Errorf("no upstream: set GOFER_UPSTREAM, or install the go command so that `go env GOPROXY` answers: %w", err)
-		}
+	if s.upstream == "" || s.sumdb == "" {
+		return nil, fmt.Errorf("no upstream or checksum database: set GOFER_UPSTREAM and GOFER_SUMDB, or install the go command so that `go env` answers (%v)", goerr)
 	}
 	return &s, nil
 }
@@ -129,18 +134,16 @@ func parseStoreSettings(cmd string, args []string, more func(*flag.FlagSet)) (*s
 	return &s, s.checkStores()
 }
 
-// goEnv asks the go command for one of its settings, so that gofer's defaults are the go
-// command's own (GOPROXY, GOSUMDB, ...) and no host is ever written into gofer.
-func goEnv(name string) (string, error) {
-	out, err := exec.Command("go", "env", name).Output()
-	if err != nil {
-		return "", err
+// goEnv asks the go command for some of its settings, so that gofer's defaults are the go
+// command's own (GOPROXY, GOSUMDB, ...) and no host is ever written into gofer. Without a go
+// command the map is empty and the error says why.
+func goEnv(names ...string) (map[string]string, error) {
+	out, err := exec.Command("go", append([]string{"env", "-json"}, names...)...).Output()
+	env := map[string]string{}
+	if err == nil {
+		err = json.Unmarshal(out, &env)
 	}
-	v := strings.TrimSpace(string(out))
-	if v == "" {
-		return "", fmt.Errorf("go env %s is empty", name)
-	}
-	return v, nil
+	return env, err
 }
 
 // envFlags defines flags whose defaults come from environment variables, and keeps the first

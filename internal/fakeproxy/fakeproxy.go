@@ -26,7 +26,8 @@ type Proxy struct {
 	requests map[string]int // escaped URL path → requests received
 	log      []string       // escaped URL paths in arrival order
 	srv      *httptest.Server
-	stop     chan struct{} // closed by Close, so delayed handlers return at once
+	stop     chan struct{}           // closed by Close, so delayed handlers return at once
+	sumdbs   map[string]http.Handler // checksum database name → handler (ServeSumDB)
 }
 
 // entry holds the bytes served for one module version; a nil field answers 404.

@@ -30,7 +30,9 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	p.log = append(p.log, urlPath)
 	p.requests[urlPath]++
 	var ans answer
+	sumdb, sumdbPath, isSumDB := p.sumdb(urlPath)
 	if f := p.fails[urlPath]; f != nil {
+		isSumDB = false
 		ans = answer{f.status, textPlain, []byte("injected failure")}
 		if f.left > 0 {
 			f.left--
@@ -38,7 +40,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				delete(p.fails, urlPath)
 			}
 		}
-	} else {
+	} else if !isSumDB {
 		ans = p.answer(urlPath)
 	}
 	delay, stop := p.delay, p.stop
@@ -58,6 +60,9 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		ans = answer{http.StatusMethodNotAllowed, textPlain, []byte("method not allowed")}
+	} else if isSumDB {
+		serveSumDB(w, r, sumdb, sumdbPath)
+		return
 	}
 	w.Header().Set("Content-Type", ans.ctype)
 	w.Header().Set("Content-Length", fmt.Sprint(len(ans.body)))
