@@ -15,6 +15,7 @@ import (
 	modzip "golang.org/x/mod/zip"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/upstream"
 )
 
@@ -131,25 +132,32 @@ func (a *Activities) readStaged(ctx context.Context, key string) ([]byte, error)
 	return b, storageErr(err)
 }
 
-// localZip gives the staged zip as a local file, because zip.CheckZip and dirhash.HashZip take
-// file names: the blob itself when the store is on this disk, a temporary copy otherwise.
+// localZip gives the staged zip as a local file (see localFile).
 func (a *Activities) localZip(ctx context.Context, key string) (string, func(), error) {
 	r, _, err := a.Blobs.Open(ctx, key)
 	if err != nil {
 		return "", nil, storageErr(err)
 	}
-	if f, ok := r.(*os.File); ok {
-		return f.Name(), func() { f.Close() }, nil
-	}
 	defer r.Close()
-	tmp, err := os.CreateTemp("", "gofer-verify-*.zip")
-	if err != nil {
-		return "", nil, storageErr(err)
+	name, cleanup, err := localFile(r)
+	return name, cleanup, storageErr(err)
+}
+
+// localFile gives a blob as a local file, because zip.CheckZip and dirhash.HashZip take file
+// names: the blob itself when the store is on this disk, a temporary copy otherwise. The
+// caller closes r after cleanup.
+func localFile(r storage.Reader) (name string, cleanup func(), err error) {
+	if f, ok := r.(*os.File); ok {
+		return f.Name(), func() {}, nil
 	}
-	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
+	tmp, err := os.CreateTemp("", "gofer-*.zip")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { tmp.Close(); os.Remove(tmp.Name()) }
 	if _, err := io.Copy(tmp, r); err != nil {
 		cleanup()
-		return "", nil, storageErr(err)
+		return "", nil, err
 	}
 	return tmp.Name(), cleanup, nil
 }

@@ -15,6 +15,7 @@ import (
 func New(c client.Client, a *activities.Activities) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
 	w.RegisterWorkflow(workflows.Fetch)
+	w.RegisterWorkflow(workflows.Scrub)
 	w.RegisterActivity(a)
 	return w
 }

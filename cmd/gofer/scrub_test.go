@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
+	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/disk"
+	"github.com/goferproxy/gofer/storage/embedded"
+	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/worker"
+	"github.com/goferproxy/gofer/workflows"
+)
+
+// `gofer scrub` runs a scrub on the workers of its namespace, prints the report and the run's
+// path in the Temporal UI, and fails when the scrub found a mismatch.
+func TestScrubCommand(t *testing.T) {
+	dev, err := testserver.Temporal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	ns := testserver.Namespace(0)
+	t.Setenv("GOFER_TEMPORAL_ADDRESS", dev.Address)
+	t.Setenv("GOFER_TEMPORAL_NAMESPACE", ns)
+
+	dir := t.TempDir()
+	blobs, err := disk.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := embedded.Open(filepath.Join(dir, "metadata.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	chain, err := upstream.Parse(fakeproxy.New().Start(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(client.Options{HostPort: dev.Address, Namespace: ns, Logger: newTemporalLogger(zap.NewNop())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := worker.New(c, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ctx := context.Background()
+	req := workflows.FetchRequest{Path: "example.com/hello", Version: "v1.0.0"}
+	run, err := c.ExecuteWorkflow(ctx, workflows.FetchOptions(req), workflows.Fetch, req)
+	if err == nil {
+		err = run.Get(ctx, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var out bytes.Buffer
+	if err := scrubCmd(ctx, nil, &out); err != nil {
+		t.Fatalf("scrub of a clean store: %v\n%s", err, &out)
+	}
+	if !strings.Contains(out.String(), "1 versions checked: 3 files") || !strings.Contains(out.String(), "/namespaces/"+ns+"/workflows/scrub:") {
+		t.Errorf("scrub printed:\n%s", &out)
+	}
+
+	zip := filepath.Join(dir, "blobs", filepath.FromSlash(storage.Key("example.com/hello", "v1.0.0", "zip")))
+	b, err := os.ReadFile(zip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(zip, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = scrubCmd(ctx, nil, &out)
+	if err == nil || !strings.Contains(err.Error(), "1 mismatches") {
+		t.Errorf("scrub of a damaged store: err = %v, want 1 mismatch", err)
+	}
+	if !strings.Contains(out.String(), "\nexample.com/hello@v1.0.0 zip: ") {
+		t.Errorf("scrub printed no line for the damaged zip:\n%s", &out)
+	}
+	if _, err := os.Stat(zip); err != nil {
+		t.Errorf("the damaged zip is gone: %v", err)
+	}
+}
