@@ -24,7 +24,10 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/testserver"
@@ -34,6 +37,7 @@ import (
 	"github.com/goferproxy/gofer/storage/embedded"
 	"github.com/goferproxy/gofer/storage/mongo"
 	"github.com/goferproxy/gofer/storage/s3"
+	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/worker"
 )
@@ -92,6 +96,7 @@ type proxy struct {
 	upstream *upstream.Chain
 	starts   atomic.Int32 // ExecuteWorkflow calls by the front end
 	metrics  *sdkmetric.ManualReader
+	logs     *observer.ObservedLogs
 }
 
 // countingStarter counts the workflow starts (or joins) the front end asks Temporal for.
@@ -113,8 +118,9 @@ type options struct {
 	// to put a fault between the stores and gofer).
 	blobs storage.Blobs
 	meta  storage.Metadata
-	// sumdb checks fetched versions against a checksum database; nil checks none.
-	sumdb activities.SumChecker
+	// sumdb checks fetched versions against a checksum database and serves /sumdb/ (its Blobs
+	// are set to gofer's); nil checks none.
+	sumdb *sumdb.Checker
 }
 
 func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
@@ -141,13 +147,21 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := zaptest.NewLogger(t)
+	core, logs := observer.New(zap.InfoLevel)
+	g.logs = logs
+	logger := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core))
 	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(g.metrics)).Meter("gofer")
-	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: o.sumdb, Log: logger, Meter: meter})
+	var checker activities.SumChecker
+	var sumdbHandler http.Handler
+	if o.sumdb != nil {
+		o.sumdb.Blobs = blobs
+		checker, sumdbHandler = o.sumdb, o.sumdb
+	}
+	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Log: logger, Meter: meter})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, Log: logger})
+	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, SumDB: sumdbHandler, Log: logger})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -201,30 +215,27 @@ func (g *proxy) frontEnd(t *testing.T, fetchWait time.Duration) string {
 	return "http://" + l.Addr().String()
 }
 
-// goCmd runs the go command with GOPROXY=goproxy in a fresh module cache and returns its
-// combined output.
-func goCmd(t *testing.T, goproxy, modcache string, args ...string) (string, error) {
-	t.Helper()
-	cmd := goCommand(goproxy, modcache, args...)
-	cmd.Dir = t.TempDir()
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
 // goCommand is the go command with GOPROXY=goproxy, no checksum database (the fake modules are
 // in none yet) and the module cache modcache.
 func goCommand(goproxy, modcache string, args ...string) *exec.Cmd {
 	cmd := exec.Command("go", args...)
 	cmd.Env = append(os.Environ(),
 		"GOPROXY="+goproxy, "GOSUMDB=off", "GONOSUMDB=", "GOPRIVATE=", "GONOPROXY=",
-		"GOFLAGS=-modcacherw", "GOMODCACHE="+modcache, "GOTOOLCHAIN=local", "GOWORK=off")
+		"GOFLAGS=-modcacherw", "GOMODCACHE="+modcache, "GOTOOLCHAIN=local", "GOWORK=off",
+		// The checksum database state (GOPATH/pkg/sumdb) belongs to one test's database.
+		"GOPATH="+filepath.Join(modcache, "gopath"))
 	return cmd
 }
 
-// download is `go mod download -json path@version` into a fresh module cache.
-func download(t *testing.T, goproxy, pathVersion string) (moduleJSON, error) {
+// download is `go mod download -json path@version` into a fresh module cache; env, NAME=value,
+// overrides the defaults of goCommand.
+func download(t *testing.T, goproxy, pathVersion string, env ...string) (moduleJSON, error) {
 	t.Helper()
-	out, err := goCmd(t, goproxy, t.TempDir(), "mod", "download", "-json", pathVersion)
+	cmd := goCommand(goproxy, t.TempDir(), "mod", "download", "-json", pathVersion)
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Dir = t.TempDir()
+	b, err := cmd.CombinedOutput()
+	out := string(b)
 	var m moduleJSON
 	if jerr := json.Unmarshal([]byte(out), &m); jerr != nil && err == nil {
 		t.Fatalf("go mod download output: %v\n%s", jerr, out)

@@ -34,6 +34,7 @@ Usage:
   gofer serve [flags]    serve the GOPROXY protocol (and run a worker, unless --worker=false)
   gofer worker [flags]   run a worker only
   gofer gc --dry-run     list blobs that no metadata record names (left by failed commits)
+  gofer scrub [flags]    re-hash every stored version against its record and the checksum database
   gofer version          print the version
 
 Run "gofer serve --help" for the settings; each flag can also be set by its GOFER_* variable.
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return serve(ctx, args[1:], false)
 	case "gc":
 		return gc(ctx, args[1:], stdout)
+	case "scrub":
+		return scrubCmd(ctx, args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "gofer", version())
 		return nil
@@ -132,6 +135,9 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 			return fmt.Errorf("starting the worker (Temporal at %s, namespace %q): %w", s.temporalAddress, s.namespace, err)
 		}
 		defer w.Stop()
+		if err := worker.EnsureScrubSchedule(ctx, tc, s.scrubEvery); err != nil {
+			return fmt.Errorf("the scrub schedule (Temporal at %s, namespace %q): %w", s.temporalAddress, s.namespace, err)
+		}
 	}
 	log.Info("gofer started", zap.String("upstream", chain.String()), zap.String("sumdb", s.sumdb),
 		zap.String("nosumdb", s.noSumDB), zap.String("temporal", s.temporalAddress),
