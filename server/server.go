@@ -168,5 +168,20 @@ func serveContent(w http.ResponseWriter, r *http.Request, kind, cacheControl, et
 	if etag != "" {
 		h.Set("ETag", `"`+etag+`"`)
 	}
+	if gw, ok := w.(gin.ResponseWriter); ok {
+		w = readFromWriter{gw}
+	}
 	http.ServeContent(w, r, "", time.Time{}, body)
+}
+
+// readFromWriter gives gin's writer the io.ReaderFrom of the net/http writer beneath it, so
+// that a zip copied from a file on disk goes out by sendfile instead of through a buffer.
+type readFromWriter struct{ gin.ResponseWriter }
+
+func (w readFromWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.WriteHeaderNow()
+	if u, ok := w.ResponseWriter.(interface{ Unwrap() http.ResponseWriter }); ok {
+		return io.Copy(u.Unwrap(), r)
+	}
+	return io.Copy(w.ResponseWriter, r)
 }
