@@ -69,8 +69,8 @@ var errPageFull = errors.New("scrub page full")
 // ScrubPage re-hashes the blobs of the next stored versions after r.After against their
 // records (SHA-256 and size of each file, h1: hashes of the zip and the go.mod), asks the
 // checksum database about each version's recorded h1: hashes when a SumDB is set, and raises
-// the "scrub-mismatch" alarm for each difference, a missing blob included. It never writes or
-// deletes anything. Storage errors and an unreachable checksum database are retryable; the
+// the "scrub-mismatch" alarm for each difference, a missing blob included. It never changes or
+// deletes a stored version (the checksum database client may cache tiles and tree heads). Storage errors and an unreachable checksum database are retryable; the
 // retry resumes after the last key the page heartbeated.
 //
 // A version is checked where the walk meets its first blob, so one whose blobs straddle two
@@ -169,7 +169,9 @@ func (a *Activities) scrubVersion(ctx context.Context, path, version string, res
 	var found []Mismatch
 	// The checksum database first: when it cannot answer, the page is retried, and nothing
 	// found in this version has been reported twice.
-	if a.SumDB != nil {
+	// Only versions stored as verified by a database are asked about again: a private one
+	// (or one stored while GOSUMDB was off) must never be named to the database.
+	if a.SumDB != nil && strings.HasPrefix(rec.VerifiedBy, "sumdb ") {
 		_, err := a.SumDB.Check(ctx, rec.Path, rec.Version, rec.ZipHash, rec.ModHash)
 		if errors.Is(err, gofer.ErrInvalid) {
 			found = append(found, Mismatch{Path: path, Version: version, File: "sumdb", Problem: err.Error()})

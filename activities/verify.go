@@ -89,7 +89,8 @@ func checkModPath(data []byte, path, what string) error {
 }
 
 // checkZipEntries refuses what zip.CheckZip lets through but gofer does not store: entries
-// that are not regular files (a symlink in a module zip is never legitimate), and a go.mod
+// that are neither regular files nor directories (a symlink in a module zip is never
+// legitimate), and a go.mod
 // inside the zip (legacy modules have none) that declares another module.
 func checkZipEntries(file string, m module.Version) error {
 	zr, err := zip.OpenReader(file)
@@ -99,7 +100,7 @@ func checkZipEntries(file string, m module.Version) error {
 	defer zr.Close()
 	gomod := m.Path + "@" + m.Version + "/go.mod"
 	for _, f := range zr.File {
-		if !f.Mode().IsRegular() {
+		if !f.Mode().IsRegular() && !f.Mode().IsDir() { // the go command skips directory entries
 			return gofer.Errorf(gofer.ErrInvalid, "%s: %s is not a regular file (%s)", m, f.Name, f.Mode().Type())
 		}
 		if f.Name != gomod {

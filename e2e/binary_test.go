@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/fakesumdb"
 	"github.com/goferproxy/gofer/internal/testserver"
 )
 
@@ -121,5 +122,39 @@ func TestServeHelpDocumentsSettings(t *testing.T) {
 		if !strings.Contains(string(out), env) {
 			t.Errorf("gofer serve --help does not mention %s:\n%s", env, out)
 		}
+	}
+}
+
+// `gofer serve` finds the checksum database named by GOFER_SUMDB through its upstream's
+// /sumdb/<name>/, as the go command does, refuses a version the database disagrees with, and
+// counts the alarm on /metrics.
+func TestGoferServeChecksumDatabase(t *testing.T) {
+	up := fakeproxy.New()
+	db := fakesumdb.New("sum.gofer.test", up.GoSum)
+	up.ServeSumDB(db.Name(), db.Handler())
+	db.SetRecord("example.com/hello", "v1.1.0", []byte(
+		"example.com/hello v1.1.0 h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"+
+			"example.com/hello v1.1.0/go.mod h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"))
+	addr := freeAddr(t)
+	startProcess(t, buildGofer(t), addr, []string{
+		"GOFER_DATA_DIR=" + t.TempDir(), "GOFER_UPSTREAM=" + up.Start(t),
+		"GOFER_TEMPORAL_ADDRESS=" + temporalAddress, "GOFER_TEMPORAL_NAMESPACE=" + namespace(t),
+		"GOFER_SUMDB=" + db.VerifierKey(), "GOFER_NOSUMDB="}, "serve")
+	url := "http://" + addr
+	if _, err := download(t, url, "example.com/hello@v1.0.0", "GOSUMDB="+db.VerifierKey()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, body := get(t, "GET", url+"/example.com/hello/@v/v1.1.0.zip"); code != http.StatusGone {
+		t.Errorf("a version the database disagrees with: %d %q, want 410", code, body)
+	}
+	_, _, metrics := get(t, "GET", url+"/metrics")
+	var alarms string
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if strings.HasPrefix(line, "gofer_checksum_alarms_total{") && strings.Contains(line, `reason="sumdb-mismatch"`) {
+			alarms = line
+		}
+	}
+	if !strings.HasSuffix(alarms, " 1") {
+		t.Errorf("/metrics has no sumdb-mismatch alarm counted once: %q", alarms)
 	}
 }

@@ -49,6 +49,8 @@ type Config struct {
 	// MutableTTL is how long upstream answers to @v/list, @latest and branch queries are
 	// reused; zero means 1m, negative means never.
 	MutableTTL time.Duration
+	// Metrics serves GET /metrics (Prometheus text format); nil answers 404 there.
+	Metrics http.Handler
 	// SumDB serves /sumdb/<name>/... (the checksum database proxy protocol) for the configured
 	// database; nil answers 404 there, as for a proxy that proxies no database.
 	SumDB http.Handler
@@ -89,6 +91,9 @@ func New(cfg Config) *Server {
 	r.Use(gin.Recovery())
 	r.GET("/healthz", health)
 	r.HEAD("/healthz", health)
+	if cfg.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(cfg.Metrics))
+	}
 	// No module path starts with "sumdb/": its first element has no dot.
 	r.GET("/sumdb/*rest", s.sumdb)
 	r.HEAD("/sumdb/*rest", s.sumdb)

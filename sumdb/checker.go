@@ -193,13 +193,17 @@ func (c *Checker) Lines(ctx context.Context, path, version string) ([]string, er
 	if r.err == nil {
 		return r.lines, nil
 	}
-	c.retire(g)
 	if err := c.securityErr(); err != nil {
+		c.retire(g)
 		return nil, err
 	}
 	if e, ok := g.failed.Load(lookupPath(path, version)); ok && errors.Is(e.(error), gofer.ErrNotFound) {
+		// The client remembers the answer, which is right for a while: a client's lifetime
+		// (maxLookups) bounds how long, and a new client need not re-read the tree heads.
 		return nil, gofer.Errorf(gofer.ErrNotFound, "%s@%s: not in the checksum database %s", path, version, c.DB.Name)
 	}
+	// The client remembers failures for good: a transient one needs a new client.
+	c.retire(g)
 	return nil, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: %v", c.DB.Name, r.err)
 }
 

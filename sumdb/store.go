@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.uber.org/zap"
 	"io"
 	"slices"
 	"strconv"
@@ -137,7 +138,26 @@ func (c *Checker) writeHead(ctx context.Context, old, new []byte) error {
 		return fmt.Errorf("storing tree head: %v", err)
 	}
 	c.head.size, c.head.msg = tree.N, slices.Clone(new)
+	c.pruneHeads(ctx, key)
 	return nil
+}
+
+// pruneHeads deletes the stored tree heads older than newest: the newest was verified to extend
+// them, so they prove nothing more, and keeping one blob per tree size would make every
+// refreshHead walk longer for ever. A failure only leaves a blob for the next prune.
+func (c *Checker) pruneHeads(ctx context.Context, newest string) {
+	var old []string
+	c.blobs().Walk(ctx, latestPrefix(c.DB.Name), func(key string, _ int64) error {
+		if key < newest {
+			old = append(old, key)
+		}
+		return nil
+	})
+	for _, key := range old {
+		if err := c.blobs().Delete(ctx, key); err != nil {
+			c.log().Warn("sumdb: pruning an old tree head", zap.String("key", key), zap.Error(err))
+		}
+	}
 }
 
 func (c *Checker) headMsg() []byte {

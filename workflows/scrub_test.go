@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -40,6 +41,8 @@ type scrubFixture struct {
 	meta    *embedded.Store
 	metrics *sdkmetric.ManualReader
 	acts    *activities.Activities
+	// verifiedBy is what store records as the versions' VerifiedBy; "" means a database did.
+	verifiedBy string
 }
 
 func newScrubFixture(t *testing.T) *scrubFixture {
@@ -83,7 +86,7 @@ func (f *scrubFixture) store(t *testing.T, path, version string) gofer.Version {
 		t.Fatal(err)
 	}
 	rec := gofer.Version{Path: path, Version: version, Time: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
-		Info: sha(info), Mod: sha(mod), Zip: sha(string(zip)), ZipHash: zipHash, ModHash: modHash, VerifiedBy: "none"}
+		Info: sha(info), Mod: sha(mod), Zip: sha(string(zip)), ZipHash: zipHash, ModHash: modHash, VerifiedBy: cmp.Or(f.verifiedBy, "sumdb test")}
 	for ext, body := range map[string]string{"info": info, "mod": mod, "zip": string(zip)} {
 		if err := f.blobs.Put(ctx, storage.Key(path, version, ext), strings.NewReader(body)); err != nil {
 			t.Fatal(err)
@@ -317,18 +320,24 @@ func (s *fakeSumDB) Check(_ context.Context, path, version, zipHash, modHash str
 	return "test.sumdb", nil
 }
 
-// The checksum database is asked about every version with its recorded hashes; a version it
-// disagrees with is reported, and an outage of the database is retried, not reported.
+// The checksum database is asked about every version it verified, with its recorded hashes (a
+// private one never); a version it disagrees with is reported, and an outage of the database is
+// retried, not reported.
 func TestScrubChecksWithChecksumDatabase(t *testing.T) {
 	f := newScrubFixture(t)
 	for _, p := range []string{"example.com/a", "example.com/b", "example.com/c"} {
 		f.store(t, p, "v1.0.0")
 	}
+	f.verifiedBy = "none (GONOSUMDB)" // a private module: never named to the database
+	f.store(t, "example.com/private", "v1.0.0")
 	db := &fakeSumDB{invalid: map[string]bool{"example.com/b@v1.0.0": true}, unavailable: 2, asked: map[string]int{}}
 	f.acts.SumDB = db
 	rep, _ := f.scrub(t, workflows.ScrubRequest{})
-	if rep.Versions != 3 || rep.MismatchCount != 1 || len(rep.Mismatches) != 1 {
-		t.Fatalf("report %+v, want 3 versions and 1 mismatch", rep)
+	if rep.Versions != 4 || rep.MismatchCount != 1 || len(rep.Mismatches) != 1 {
+		t.Fatalf("report %+v, want 4 versions and 1 mismatch", rep)
+	}
+	if n := db.asked["example.com/private@v1.0.0"]; n != 0 {
+		t.Errorf("the checksum database was asked about a private module %d times", n)
 	}
 	if m := rep.Mismatches[0]; m.Path != "example.com/b" || m.File != "sumdb" || !strings.Contains(m.Problem, "other hashes") {
 		t.Errorf("mismatch %+v, want example.com/b against the checksum database", m)

@@ -120,6 +120,10 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		return fmt.Errorf("GOFER_SUMDB: %w", err)
 	}
 	checker := &sumdb.Checker{DB: db, NoSumDB: s.noSumDB, Blobs: blobs, Log: log}
+	metrics, meter, err := newMetrics()
+	if err != nil {
+		return err
+	}
 
 	// A lazy client lets the front end start, and serve hits, while Temporal is unreachable.
 	tc, err := client.NewLazyClient(client.Options{HostPort: s.temporalAddress, Namespace: s.namespace, Logger: newTemporalLogger(log)})
@@ -130,7 +134,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 
 	var w sdkworker.Worker
 	if s.worker {
-		w = worker.New(tc, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Log: log})
+		w = worker.New(tc, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Log: log, Meter: meter})
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the worker (Temporal at %s, namespace %q): %w", s.temporalAddress, s.namespace, err)
 		}
@@ -148,7 +152,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	}
 
 	srv := server.New(server.Config{
-		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker,
+		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics,
 		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, ZipRedirect: s.zipRedirect, Log: log,
 	})
 	l, err := net.Listen("tcp", s.listen)
