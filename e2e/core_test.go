@@ -400,3 +400,43 @@ func TestResponseHeaders(t *testing.T) {
 		t.Errorf("healthz: %d %q", code, body)
 	}
 }
+
+// A flood of requests for a version that does not exist costs one upstream request: the
+// not-found answer is remembered for GOFER_NOT_FOUND_TTL.
+func TestNotFoundIsRemembered(t *testing.T) {
+	up := fakeproxy.New()
+	g := startGofer(t, up.Start(t), options{})
+	url := g.URL + "/example.com/hello/@v/v1.9.9.info"
+	for range 4 {
+		var wg sync.WaitGroup
+		for range 25 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := http.Get(url)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNotFound {
+					t.Errorf("status %d, want 404", resp.StatusCode)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if n := up.Requests("/example.com/hello/@v/v1.9.9.info"); n != 1 {
+		t.Errorf("100 requests for a missing version cost %d upstream requests, want 1", n)
+	}
+	if n := g.starts.Load(); n != 1 {
+		t.Errorf("the front end asked Temporal for %d fetches, want 1", n)
+	}
+	// A query (a non-canonical version) that the upstream does not know is remembered too.
+	for range 10 {
+		get(t, "GET", g.URL+"/example.com/hello/@v/nosuchbranch.info")
+	}
+	if n := up.Requests("/example.com/hello/@v/nosuchbranch.info"); n != 1 {
+		t.Errorf("10 queries for an unknown branch cost %d upstream requests, want 1", n)
+	}
+}

@@ -59,36 +59,41 @@ func (c *lru[V]) add(key string, val V, size int64) {
 	}
 }
 
-// ttl caches the answers of mutable upstream queries (@v/list, @latest, a branch's .info) for
-// a short time, so that a burst of clients costs the upstream one request.
-type ttl struct {
+// ttl caches answers for a short time: upstream answers to mutable queries (@v/list,
+// @latest, a branch's .info), so that a burst of clients costs the upstream one request, and
+// final failures of fetches (not found, invalid), so that a flood of requests for a version
+// that does not exist costs one fetch.
+type ttl[V any] struct {
 	mu      sync.Mutex
 	life    time.Duration
-	entries map[string]ttlEntry
+	entries map[string]ttlEntry[V]
 }
 
-type ttlEntry struct {
-	val     []byte
+type ttlEntry[V any] struct {
+	val     V
 	expires time.Time
 }
 
-// maxTTLEntries bounds the mutable cache; past it, expired entries go, and if that is not
-// enough, everything goes (it is only a cache of answers that expire within minutes anyway).
+// maxTTLEntries bounds a ttl cache; past it, expired entries go, and if that is not enough,
+// everything goes (it only holds answers that expire within minutes anyway).
 const maxTTLEntries = 10000
 
-func newTTL(life time.Duration) *ttl { return &ttl{life: life, entries: map[string]ttlEntry{}} }
+func newTTL[V any](life time.Duration) *ttl[V] {
+	return &ttl[V]{life: life, entries: map[string]ttlEntry[V]{}}
+}
 
-func (c *ttl) get(key string) ([]byte, bool) {
+func (c *ttl[V]) get(key string) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
 	if !ok || time.Now().After(e.expires) {
-		return nil, false
+		var zero V
+		return zero, false
 	}
 	return e.val, true
 }
 
-func (c *ttl) put(key string, val []byte) {
+func (c *ttl[V]) put(key string, val V) {
 	if c.life <= 0 {
 		return
 	}
@@ -105,5 +110,5 @@ func (c *ttl) put(key string, val []byte) {
 			clear(c.entries)
 		}
 	}
-	c.entries[key] = ttlEntry{val, now.Add(c.life)}
+	c.entries[key] = ttlEntry[V]{val, now.Add(c.life)}
 }

@@ -104,8 +104,12 @@ func (s *Server) readBlob(ctx context.Context, key string) ([]byte, error) {
 // Concurrent misses of one version in this process share one wait; across processes, the
 // workflow ID makes them share one fetch.
 func (s *Server) fetch(ctx context.Context, path, version string) error {
+	key := path + "@" + version
+	if err, ok := s.failed.get(key); ok {
+		return err
+	}
 	req := workflows.FetchRequest{Path: path, Version: version}
-	ch := s.fetches.DoChan(path+"@"+version, func() (any, error) {
+	ch := s.fetches.DoChan(key, func() (any, error) {
 		// The wait belongs to every request that joined it, not to the one that started it.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchWait)
 		defer cancel()
@@ -117,7 +121,11 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 		if err != nil && wctx.Err() != nil {
 			return nil, gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s@%s is still running after %s; retry later", path, version, s.cfg.FetchWait)
 		}
-		return nil, activities.Decode(err)
+		err = activities.Decode(err)
+		if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
+			s.failed.put(key, err)
+		}
+		return nil, err
 	})
 	select {
 	case res := <-ch:
@@ -133,14 +141,20 @@ func (s *Server) upstream(ctx context.Context, key string, query func(context.Co
 	if b, ok := s.mutable.get(key); ok {
 		return b, nil
 	}
+	if err, ok := s.failed.get(key); ok {
+		return nil, err
+	}
 	ch := s.queries.DoChan(key, func() (any, error) {
 		// Bounded, so that a stalled upstream cannot keep list and @latest from falling back
 		// to what is stored.
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchWait)
 		defer cancel()
 		b, _, err := query(qctx)
-		if err == nil {
+		switch {
+		case err == nil:
 			s.mutable.put(key, b)
+		case errors.Is(err, gofer.ErrNotFound):
+			s.failed.put(key, err)
 		}
 		return b, err
 	})

@@ -49,6 +49,10 @@ type Config struct {
 	// MutableTTL is how long upstream answers to @v/list, @latest and branch queries are
 	// reused; zero means 1m, negative means never.
 	MutableTTL time.Duration
+	// NotFoundTTL is how long a fetch that ended not found or invalid is remembered, so that
+	// requests for that version are answered without another fetch; zero means 1m, negative
+	// means never.
+	NotFoundTTL time.Duration
 	// Metrics serves GET /metrics (Prometheus text format); nil answers 404 there.
 	Metrics http.Handler
 	// SumDB serves /sumdb/<name>/... (the checksum database proxy protocol) for the configured
@@ -65,7 +69,8 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	versions *lru[*entry]
-	mutable  *ttl
+	mutable  *ttl[[]byte]
+	failed   *ttl[error] // fetches that ended not found or invalid
 	fetches  singleflight.Group // misses of one version in this process share one wait
 	queries  singleflight.Group // likewise for upstream queries
 	handler  http.Handler
@@ -82,10 +87,13 @@ func New(cfg Config) *Server {
 	if cfg.MutableTTL == 0 {
 		cfg.MutableTTL = time.Minute
 	}
+	if cfg.NotFoundTTL == 0 {
+		cfg.NotFoundTTL = time.Minute
+	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, versions: newLRU[*entry](cfg.CacheBytes), mutable: newTTL(cfg.MutableTTL)}
+	s := &Server{cfg: cfg, versions: newLRU[*entry](cfg.CacheBytes), mutable: newTTL[[]byte](cfg.MutableTTL), failed: newTTL[error](cfg.NotFoundTTL)}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())

@@ -153,7 +153,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 
 	srv := server.New(server.Config{
 		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics,
-		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, ZipRedirect: s.zipRedirect, Log: log,
+		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, Log: log,
 	})
 	l, err := net.Listen("tcp", s.listen)
 	if err != nil {

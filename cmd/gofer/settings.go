@@ -22,6 +22,7 @@ type settings struct {
 	fetchWait       time.Duration
 	cacheBytes      int64
 	mutableTTL      time.Duration
+	notFoundTTL     time.Duration
 	zipRedirect     time.Duration
 	worker          bool
 
@@ -59,6 +60,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch before answering 503 (the fetch goes on)")
 		e.int64(&s.cacheBytes, "cache-bytes", "GOFER_CACHE_BYTES", 32<<20, "bytes of metadata, .info and .mod kept in memory for cache hits")
 		e.duration(&s.mutableTTL, "mutable-ttl", "GOFER_MUTABLE_TTL", time.Minute, "how long upstream answers to @v/list, @latest and branch queries are reused")
+		e.duration(&s.notFoundTTL, "not-found-ttl", "GOFER_NOT_FOUND_TTL", time.Minute, "how long a version whose fetch ended not found (or refused) is answered from memory without another fetch")
 		e.duration(&s.zipRedirect, "zip-redirect", "GOFER_ZIP_REDIRECT", 0, "answer .zip requests with a redirect to a presigned URL valid this long (needs --storage=s3); 0 streams zips through gofer")
 		e.bool(&s.worker, "worker", "GOFER_WORKER", true, "also run a worker in this process")
 	} else {
