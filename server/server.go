@@ -70,7 +70,7 @@ type Server struct {
 	cfg      Config
 	versions *lru[*entry]
 	mutable  *ttl[[]byte]
-	failed   *ttl[error] // fetches that ended not found or invalid
+	failed   *ttl[error]        // fetches that ended not found or invalid
 	fetches  singleflight.Group // misses of one version in this process share one wait
 	queries  singleflight.Group // likewise for upstream queries
 	handler  http.Handler
