@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -114,6 +115,8 @@ type options struct {
 	fetchWait   time.Duration
 	mutableTTL  time.Duration
 	zipRedirect time.Duration
+	// temporal replaces the shared Temporal server's address (to stop a server of its own).
+	temporal string
 	// blobs and meta replace the default disk and embedded stores (to use S3 and MongoDB, or
 	// to put a fault between the stores and gofer).
 	blobs storage.Blobs
@@ -143,7 +146,7 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 		t.Fatal(err)
 	}
 	g := &proxy{blobs: blobs, meta: meta, ns: namespace(t), upstream: chain, metrics: sdkmetric.NewManualReader()}
-	g.temporal, err = client.Dial(client.Options{HostPort: temporalAddress, Namespace: g.ns, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	g.temporal, err = client.Dial(client.Options{HostPort: cmp.Or(o.temporal, temporalAddress), Namespace: g.ns, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -183,5 +184,40 @@ func TestZipRedirectToPresignedURL(t *testing.T) {
 	}
 	if code, h, _ := get(t, "HEAD", g.URL+"/example.com/hello/@v/v1.0.0.zip"); code != 200 || h.Get("Content-Length") == "" {
 		t.Errorf("zip HEAD: %d %v", code, h)
+	}
+}
+
+// With Temporal down, stored versions are still served (the hit path never needs it) and misses
+// answer 503 with Retry-After; once Temporal is back, misses are fetched again.
+func TestTemporalOutage(t *testing.T) {
+	dev, err := testserver.Temporal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	up := fakeproxy.New()
+	g := startGofer(t, up.Start(t), options{temporal: dev.Address, fetchWait: 5 * time.Second})
+	t.Cleanup(func() { dev.Start() }) // let the worker stop cleanly
+	if _, err := download(t, g.URL, "example.com/hello@v1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	fe := g.frontEnd(t, 5*time.Second) // nothing in its memory: hits come from storage
+
+	dev.Stop()
+	for _, ext := range []string{".info", ".mod", ".zip"} {
+		if code, _, body := get(t, "GET", fe+"/example.com/hello/@v/v1.0.0"+ext); code != 200 {
+			t.Errorf("stored %s with Temporal down: %d %q", ext, code, body)
+		}
+	}
+	code, hdr, body := get(t, "GET", fe+"/example.com/hello/@v/v1.1.0.info")
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Errorf("a miss with Temporal down: %d %q, want 503 with Retry-After", code, body)
+	}
+
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := download(t, g.frontEnd(t, time.Minute), "example.com/hello@v1.1.0"); err != nil {
+		t.Errorf("a miss once Temporal is back: %v", err)
 	}
 }
