@@ -20,6 +20,8 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrUnavailable: a dependency failed in a way that may heal (5xx, timeout, storage down).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrExcluded: the module is excluded by the proxy's rules and is never fetched or served.
+	ErrExcluded = errors.New("excluded")
 	// ErrExists is returned by insert-once and put-if-absent stores when the key is taken.
 	ErrExists = errors.New("already exists")
 )

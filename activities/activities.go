@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/storage"
 )
 
@@ -32,8 +33,13 @@ type Activities struct {
 	Upstream Upstream
 	Blobs    storage.Blobs
 	Meta     storage.Metadata
-	// SumDB checks hashes against the checksum database; nil checks nothing (VerifiedBy
-	// records "none").
+	// Direct fetches modules from version control; the modules that rules mark private are
+	// fetched with it, never from Upstream. Nil: private modules cannot be fetched.
+	Direct Upstream
+	// Rules say which modules are private; nil: none.
+	Rules *rules.Live
+	// SumDB checks hashes against the checksum database (never for private modules); nil
+	// checks nothing (VerifiedBy records "none").
 	SumDB SumChecker
 	// Log receives alarms and cleanup failures; nil logs nothing.
 	Log *zap.Logger
@@ -127,4 +133,16 @@ func storageErr(err error) error {
 		return err
 	}
 	return gofer.Errorf(gofer.ErrUnavailable, "storage: %v", err)
+}
+
+// source is where the job's module is fetched from: version control for a private module, the
+// upstream otherwise.
+func (a *Activities) source(path string) (Upstream, error) {
+	if a.Rules.Match(path).Rule != rules.Private {
+		return a.Upstream, nil
+	}
+	if a.Direct == nil {
+		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is private, and this proxy has no access to version control", path)
+	}
+	return a.Direct, nil
 }

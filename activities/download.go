@@ -38,7 +38,11 @@ func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 
 func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.Int64) error {
 	j := s.Job
-	info, _, err := a.Upstream.Info(ctx, j.Path, j.Version)
+	up, err := a.source(j.Path)
+	if err != nil {
+		return err
+	}
+	info, _, err := up.Info(ctx, j.Path, j.Version)
 	if err != nil {
 		return err
 	}
@@ -48,14 +52,14 @@ func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.I
 	if s.Info, err = a.stage(ctx, s.key("info"), bytes.NewReader(info), nil); err != nil {
 		return err
 	}
-	mod, _, err := a.Upstream.Mod(ctx, j.Path, j.Version)
+	mod, _, err := up.Mod(ctx, j.Path, j.Version)
 	if err != nil {
 		return err
 	}
 	if s.Mod, err = a.stage(ctx, s.key("mod"), bytes.NewReader(mod), nil); err != nil {
 		return err
 	}
-	zip, source, err := a.Upstream.Zip(ctx, j.Path, j.Version)
+	zip, source, err := up.Zip(ctx, j.Path, j.Version)
 	if err != nil {
 		return err
 	}

@@ -8,12 +8,15 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -26,9 +29,19 @@ type entry struct {
 	mod  []byte
 }
 
-// serveFile answers .info, .mod or .zip of a canonical version, fetching it first on a miss.
-func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, req request) error {
-	e, err := s.version(ctx, req.path, req.version)
+// serveFile answers .info, .mod or .zip of a canonical version; a miss is handled as the
+// download mode says.
+func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, mode string) error {
+	e, err := s.version(ctx, req.path, req.version, mode)
+	if mode == rules.Redirect && errors.Is(err, gofer.ErrNotFound) {
+		url, uerr := s.cfg.Upstream.URL(req.path, req.version, req.kind)
+		if uerr != nil {
+			return uerr
+		}
+		w.Header().Set("Cache-Control", "no-store") // stored later, it will be served from here
+		http.Redirect(w, r, url, http.StatusFound)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -59,17 +72,26 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 	return nil
 }
 
-// version returns the stored version path@version, from memory when it is hot, fetching it
-// through its workflow when it is not stored yet.
-func (s *Server) version(ctx context.Context, path, version string) (*entry, error) {
+// version returns the stored version path@version, from memory when it is hot. When it is not
+// stored, the download mode decides: sync fetches it through its workflow and waits, async
+// starts that fetch and answers not found at once, none and redirect answer not found.
+func (s *Server) version(ctx context.Context, path, version, mode string) (*entry, error) {
 	key := path + "@" + version
 	if e, ok := s.versions.get(key); ok {
 		return e, nil
 	}
 	rec, err := s.cfg.Meta.Get(ctx, path, version)
 	if errors.Is(err, gofer.ErrNotFound) {
-		if err := s.fetch(ctx, path, version); err != nil {
-			return nil, err
+		switch mode {
+		case rules.Sync:
+			if err := s.fetch(ctx, path, version); err != nil {
+				return nil, err
+			}
+		case rules.Async:
+			s.startFetch(ctx, path, version)
+			return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached yet; its fetch has started, retry later", key)
+		default:
+			return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached, and the download mode here is %s", key, mode)
 		}
 		rec, err = s.cfg.Meta.Get(ctx, path, version)
 	}
@@ -133,6 +155,55 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// startFetch starts (or joins) the fetch of path@version without waiting for it; a failure to
+// start is only logged, since the client has its answer already.
+func (s *Server) startFetch(ctx context.Context, path, version string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	req := workflows.FetchRequest{Path: path, Version: version}
+	if _, err := s.cfg.Temporal.ExecuteWorkflow(ctx, workflows.FetchOptions(req), workflows.Fetch, req); err != nil {
+		s.cfg.Log.Warn("starting an async fetch", zap.String("module", path), zap.String("version", version), zap.Error(err))
+	}
+}
+
+// passthrough answers a canonical .info, .mod or .zip straight from the upstream, streaming the
+// zip, and stores nothing.
+func (s *Server) passthrough(ctx context.Context, w http.ResponseWriter, r *http.Request, req request) error {
+	var body io.Reader
+	switch req.kind {
+	case "info", "mod":
+		get := s.cfg.Upstream.Mod
+		if req.kind == "info" {
+			get = s.cfg.Upstream.Info
+		}
+		b, _, err := get(ctx, req.path, req.version)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	case "zip":
+		zip, _, err := s.cfg.Upstream.Zip(ctx, req.path, req.version)
+		if err != nil {
+			return err
+		}
+		defer zip.Close()
+		body = zip
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentTypes[req.kind])
+	h.Set("Cache-Control", shortLived)
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	// Past the status line, a failure can only cut the response short: the go command's
+	// hash check rejects a truncated zip.
+	if _, err := io.Copy(w, body); err != nil {
+		s.cfg.Log.Info("passthrough cut short", zap.String("module", req.path), zap.String("version", req.version), zap.Error(err))
+	}
+	return nil
 }
 
 // upstream answers a mutable query from the short-lived cache or, once for all concurrent
@@ -218,7 +289,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 	if len(stored) == 0 {
 		return err
 	}
-	e, verr := s.version(ctx, path, highest(stored))
+	e, verr := s.version(ctx, path, highest(stored), rules.None)
 	if verr != nil {
 		return err
 	}
@@ -250,7 +321,7 @@ func highest(vs []string) string {
 
 // serveQuery answers the .info of a non-canonical version (a branch, a commit prefix): the
 // upstream resolves it to a canonical version, which is then fetched and served like any other.
-func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, path, query string) error {
+func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, path, query, mode string) error {
 	up, err := s.upstream(ctx, "info:"+path+"@"+query, func(ctx context.Context) ([]byte, string, error) {
 		return s.cfg.Upstream.Info(ctx, path, query)
 	})
@@ -264,7 +335,12 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	if module.CanonicalVersion(info.Version) != info.Version || module.Check(path, info.Version) != nil {
 		return gofer.Errorf(gofer.ErrInvalid, "upstream resolved %s@%s to %q, not a canonical version", path, query, info.Version)
 	}
-	e, err := s.version(ctx, path, info.Version)
+	if mode == rules.Redirect {
+		// The upstream resolved the query, and its answer is what would be redirected to.
+		serveContent(w, r, "info", shortLived, "", bytes.NewReader(up))
+		return nil
+	}
+	e, err := s.version(ctx, path, info.Version, mode)
 	if err != nil {
 		return err
 	}

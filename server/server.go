@@ -16,14 +16,19 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/storage"
 )
 
-// Upstream answers the mutable queries: version lists, @latest and non-canonical versions.
+// Upstream answers the mutable queries (version lists, @latest, non-canonical versions), the
+// files of passthrough modules, and where a redirect-mode miss is sent.
 type Upstream interface {
 	List(ctx context.Context, path string) ([]byte, string, error)
 	Latest(ctx context.Context, path string) ([]byte, string, error)
 	Info(ctx context.Context, path, query string) ([]byte, string, error)
+	Mod(ctx context.Context, path, version string) ([]byte, string, error)
+	Zip(ctx context.Context, path, version string) (io.ReadCloser, string, error)
+	URL(path, version, ext string) (string, error)
 }
 
 // Presigner makes short-lived URLs that let a client GET a blob straight from the store.
@@ -53,6 +58,9 @@ type Config struct {
 	// requests for that version are answered without another fetch; zero means 1m, negative
 	// means never.
 	NotFoundTTL time.Duration
+	// Rules route requests per module (exclude, passthrough, download modes); nil routes every
+	// module the default way: stored, download mode sync.
+	Rules *rules.Live
 	// Metrics serves GET /metrics (Prometheus text format); nil answers 404 there.
 	Metrics http.Handler
 	// SumDB serves /sumdb/<name>/... (the checksum database proxy protocol) for the configured
@@ -139,15 +147,20 @@ func (s *Server) proxy(c *gin.Context) {
 		return
 	}
 	ctx := r.Context()
+	act := s.cfg.Rules.Match(req.path)
 	switch {
+	case act.Rule == rules.Exclude:
+		err = gofer.Errorf(gofer.ErrExcluded, "%s is excluded by this proxy's rules", req.path)
 	case req.kind == "list":
 		err = s.serveList(ctx, w, r, req.path)
 	case req.kind == "latest":
 		err = s.serveLatest(ctx, w, r, req.path)
 	case !req.canonical(): // an .info query for a branch or commit
-		err = s.serveQuery(ctx, w, r, req.path, req.version)
+		err = s.serveQuery(ctx, w, r, req.path, req.version, act.Mode)
+	case act.Rule == rules.Passthrough:
+		err = s.passthrough(ctx, w, r, req)
 	default:
-		err = s.serveFile(ctx, w, r, req)
+		err = s.serveFile(ctx, w, r, req, act.Mode)
 	}
 	if err != nil {
 		if ctx.Err() == nil { // a client that went away needs no answer and no log line

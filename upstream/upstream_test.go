@@ -680,3 +680,18 @@ func TestEntries(t *testing.T) {
 		t.Errorf("Entries() = %q, want %q", got, want)
 	}
 }
+
+func TestURL(t *testing.T) {
+	c, err := upstream.Parse("https://u:pw@a.example/p/,direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.URL("github.com/Upper/Case", "v1.0.0-RC1", "zip")
+	if want := "https://a.example/p/github.com/!upper/!case/@v/v1.0.0-!r!c1.zip"; err != nil || got != want {
+		t.Errorf("URL = %q, %v; want %q", got, err, want)
+	}
+	d, _ := upstream.Parse("direct")
+	if _, err := d.URL("example.com/m", "v1.0.0", "zip"); err == nil {
+		t.Error("a redirect with no proxy entry")
+	}
+}

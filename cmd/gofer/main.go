@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
@@ -115,11 +117,18 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		return err
 	}
 	defer meta.Close()
+	rs, err := rules.NewLive(s.rules)
+	if err != nil {
+		return fmt.Errorf("GOFER_RULES: %w", err)
+	}
+	go reloadOnHangup(ctx, rs, log)
 	db, err := sumdb.ParseGOSUMDB(s.sumdb, chain.Entries())
 	if err != nil {
 		return fmt.Errorf("GOFER_SUMDB: %w", err)
 	}
-	checker := &sumdb.Checker{DB: db, NoSumDB: s.noSumDB, Blobs: blobs, Log: log}
+	// Private modules are never named to the checksum database, including through /sumdb/.
+	noSumDB := strings.Trim(s.noSumDB+","+rs.Private(), ",")
+	checker := &sumdb.Checker{DB: db, NoSumDB: noSumDB, Blobs: blobs, Log: log}
 	metrics, meter, err := newMetrics()
 	if err != nil {
 		return err
@@ -134,7 +143,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 
 	var w sdkworker.Worker
 	if s.worker {
-		w = worker.New(tc, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Log: log, Meter: meter})
+		w = worker.New(tc, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: rs, Log: log, Meter: meter})
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the worker (Temporal at %s, namespace %q): %w", s.temporalAddress, s.namespace, err)
 		}
@@ -144,7 +153,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		}
 	}
 	log.Info("gofer started", zap.String("upstream", chain.String()), zap.String("sumdb", s.sumdb),
-		zap.String("nosumdb", s.noSumDB), zap.String("temporal", s.temporalAddress),
+		zap.String("nosumdb", noSumDB), zap.String("rules", s.rules), zap.String("temporal", s.temporalAddress),
 		zap.String("data", s.dataDir), zap.Bool("frontEnd", frontEnd), zap.Bool("worker", s.worker))
 	if !frontEnd {
 		<-ctx.Done()
@@ -152,7 +161,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	}
 
 	srv := server.New(server.Config{
-		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics,
+		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs,
 		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, Log: log,
 	})
 	l, err := net.Listen("tcp", s.listen)
@@ -171,4 +180,24 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return hs.Shutdown(shutdown)
+}
+
+// reloadOnHangup reloads the rules on every SIGHUP until ctx ends; a bad file is logged and the
+// rules in force stay.
+func reloadOnHangup(ctx context.Context, rs *rules.Live, log *zap.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := rs.Reload(); err != nil {
+				log.Error("rules not reloaded; the old ones stay in force", zap.Error(err))
+			} else {
+				log.Info("rules reloaded")
+			}
+		}
+	}
 }

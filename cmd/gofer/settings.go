@@ -41,6 +41,7 @@ type settings struct {
 	sumdb      string
 	noSumDB    string
 	scrubEvery time.Duration
+	rules      string
 }
 
 func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) {
@@ -53,6 +54,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	goenv, goerr := goEnv("GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE")
 	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", goenv["GOPROXY"], "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct is not supported yet); the default is the go command's own (go env GOPROXY)")
 	e.string(&s.sumdb, "sumdb", "GOFER_SUMDB", goenv["GOSUMDB"], "checksum database every fetched version is checked against, with GOSUMDB's syntax (name, name+key, name+key URL, or off); the default is the go command's (go env GOSUMDB)")
+	e.string(&s.rules, "rules", "GOFER_RULES", "", "file of per-module rules (exclude, passthrough, private) and download modes (sync, async, redirect, none), reloaded on SIGHUP; empty: every module stored, mode sync")
 	e.duration(&s.scrubEvery, "scrub-every", "GOFER_SCRUB_EVERY", 7*24*time.Hour, "how often the Temporal Schedule gofer-scrub re-hashes every stored version against its record and the checksum database (it reports, never deletes); 0 removes the schedule")
 	e.string(&s.noSumDB, "nosumdb", "GOFER_NOSUMDB", cmp.Or(goenv["GONOSUMDB"], goenv["GOPRIVATE"]), "comma-separated glob patterns of private module paths, never looked up in the checksum database (GONOSUMDB's syntax); the default is go env GONOSUMDB, else GOPRIVATE")
 	if frontEnd {
