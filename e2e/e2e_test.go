@@ -207,7 +207,14 @@ func (g *proxy) alarms(t *testing.T, reason string) int64 {
 // its own, and returns its URL.
 func (g *proxy) frontEnd(t *testing.T, fetchWait time.Duration) string {
 	t.Helper()
-	srv := server.New(server.Config{Blobs: g.blobs, Meta: g.meta, Upstream: g.upstream, Temporal: g.temporal, FetchWait: fetchWait})
+	return g.frontEndWith(t, server.Config{FetchWait: fetchWait})
+}
+
+// frontEndWith is frontEnd with more settings in cfg (its stores, upstream and Temporal are g's).
+func (g *proxy) frontEndWith(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	cfg.Blobs, cfg.Meta, cfg.Upstream, cfg.Temporal = g.blobs, g.meta, g.upstream, g.temporal
+	srv := server.New(cfg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/testserver"
+	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -212,6 +213,14 @@ func TestTemporalOutage(t *testing.T) {
 	code, hdr, body := get(t, "GET", fe+"/example.com/hello/@v/v1.1.0.info")
 	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 		t.Errorf("a miss with Temporal down: %d %q, want 503 with Retry-After", code, body)
+	}
+	// Or, if the settings say so, from the upstream without storing it.
+	passthrough := g.frontEndWith(t, server.Config{FetchWait: 5 * time.Second, PassthroughWithoutTemporal: true})
+	if _, err := download(t, passthrough, "example.com/dep@v0.1.0"); err != nil {
+		t.Errorf("a passthrough miss with Temporal down: %v", err)
+	}
+	if _, err := g.meta.Get(context.Background(), "example.com/dep", "v0.1.0"); !errors.Is(err, gofer.ErrNotFound) {
+		t.Errorf("the passthrough stored the version: %v", err)
 	}
 
 	if err := dev.Start(); err != nil {

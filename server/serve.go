@@ -29,10 +29,19 @@ type entry struct {
 	mod  []byte
 }
 
+// noFetchError is a miss that could not even start its fetch: Temporal is out of reach.
+type noFetchError struct{ error }
+
+func (e *noFetchError) Unwrap() error { return e.error }
+
 // serveFile answers .info, .mod or .zip of a canonical version; a miss is handled as the
 // download mode says.
 func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, mode string) error {
 	e, err := s.version(ctx, req.path, req.version, mode)
+	var noFetch *noFetchError
+	if errors.As(err, &noFetch) && s.cfg.PassthroughWithoutTemporal {
+		return s.passthrough(ctx, w, r, req)
+	}
 	if mode == rules.Redirect && errors.Is(err, gofer.ErrNotFound) {
 		url, uerr := s.cfg.Upstream.URL(req.path, req.version, req.kind)
 		if uerr != nil {
@@ -137,7 +146,7 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 		defer cancel()
 		run, err := s.cfg.Temporal.ExecuteWorkflow(wctx, workflows.FetchOptions(req), workflows.Fetch, req)
 		if err != nil {
-			return nil, gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)
+			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)}
 		}
 		err = run.Get(wctx, nil)
 		if err != nil && wctx.Err() != nil {

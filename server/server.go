@@ -61,6 +61,9 @@ type Config struct {
 	// Rules route requests per module (exclude, passthrough, download modes); nil routes every
 	// module the default way: stored, download mode sync.
 	Rules *rules.Live
+	// PassthroughWithoutTemporal answers a miss whose fetch cannot start (Temporal out of reach)
+	// from the upstream, streamed and not stored, instead of 503.
+	PassthroughWithoutTemporal bool
 	// Metrics serves GET /metrics (Prometheus text format); nil answers 404 there.
 	Metrics http.Handler
 	// SumDB serves /sumdb/<name>/... (the checksum database proxy protocol) for the configured

@@ -24,6 +24,7 @@ type settings struct {
 	mutableTTL      time.Duration
 	notFoundTTL     time.Duration
 	zipRedirect     time.Duration
+	passthroughDown bool
 	worker          bool
 
 	storage          string
@@ -63,6 +64,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		e.int64(&s.cacheBytes, "cache-bytes", "GOFER_CACHE_BYTES", 32<<20, "bytes of metadata, .info and .mod kept in memory for cache hits")
 		e.duration(&s.mutableTTL, "mutable-ttl", "GOFER_MUTABLE_TTL", time.Minute, "how long upstream answers to @v/list, @latest and branch queries are reused")
 		e.duration(&s.notFoundTTL, "not-found-ttl", "GOFER_NOT_FOUND_TTL", time.Minute, "how long a version whose fetch ended not found (or refused) is answered from memory without another fetch")
+		e.bool(&s.passthroughDown, "passthrough-without-temporal", "GOFER_PASSTHROUGH_WITHOUT_TEMPORAL", false, "when Temporal is out of reach, answer misses from the upstream without storing them (otherwise 503)")
 		e.duration(&s.zipRedirect, "zip-redirect", "GOFER_ZIP_REDIRECT", 0, "answer .zip requests with a redirect to a presigned URL valid this long (needs --storage=s3); 0 streams zips through gofer")
 		e.bool(&s.worker, "worker", "GOFER_WORKER", true, "also run a worker in this process")
 	} else {
