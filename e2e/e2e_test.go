@@ -124,6 +124,9 @@ type options struct {
 	// sumdb checks fetched versions against a checksum database and serves /sumdb/ (its Blobs
 	// are set to gofer's); nil checks none.
 	sumdb *sumdb.Checker
+	// direct answers the "direct" entry of the upstream list (fetches from version control);
+	// nil leaves that entry unsupported.
+	direct upstream.Direct
 }
 
 func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
@@ -145,6 +148,7 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chain.Direct = o.direct
 	g := &proxy{blobs: blobs, meta: meta, ns: namespace(t), upstream: chain, metrics: sdkmetric.NewManualReader()}
 	g.temporal, err = client.Dial(client.Options{HostPort: cmp.Or(o.temporal, temporalAddress), Namespace: g.ns, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {

@@ -1,9 +1,9 @@
 // Package upstream is gofer's client for upstream GOPROXY servers: it parses a GOPROXY value
 // with the go command's syntax, fetches @v/list, @latest, .info, .mod and .zip files over HTTP
 // in-process, walks the entries in order with the go command's fall-through rules, and turns
-// every failure into exactly one of gofer's error kinds. It must never run the go command,
-// never hard-code a host (every URL comes from the GOPROXY value it is given), and never hold
-// a zip in memory.
+// every failure into exactly one of gofer's error kinds. The "direct" entry is delegated to a
+// Direct given by the caller. It must never run the go command itself, never hard-code a host
+// (every URL comes from the GOPROXY value it is given), and never hold a zip in memory.
 package upstream
 
 import (
@@ -40,11 +40,25 @@ type Chain struct {
 	// 30s, and no overall timeout, because zips are large and streamed: bound a whole
 	// download with the context instead.
 	Client *http.Client
+	// Direct answers for the "direct" entry (fetching from version control), with the same
+	// fall-through rules as any entry. Nil means that entry answers not found: direct fetches
+	// are not configured.
+	Direct Direct
 
 	entries []entry
 
 	defaultOnce   sync.Once
 	defaultClient *http.Client
+}
+
+// Direct fetches from version control; its methods mean what Chain's mean. Its errors must
+// already be of gofer's kinds (anything else counts as unavailable).
+type Direct interface {
+	List(ctx context.Context, path string) ([]byte, string, error)
+	Latest(ctx context.Context, path string) ([]byte, string, error)
+	Info(ctx context.Context, path, query string) ([]byte, string, error)
+	Mod(ctx context.Context, path, version string) ([]byte, string, error)
+	Zip(ctx context.Context, path, version string) (io.ReadCloser, string, error)
 }
 
 type entryKind int
@@ -69,8 +83,9 @@ type entry struct {
 // Parse parses a GOPROXY value as the go command does. Entries are separated by ',' (the
 // next entry is tried only when this one answers not found) or '|' (the next entry is tried
 // after any error). An entry is an http or https URL, a bare host such as proxy.example.com
-// (https:// is implied), "off" (every lookup fails as not found) or "direct" (not supported
-// yet: every lookup fails as not found). As in the go command, "off" and "direct" end the
+// (https:// is implied), "off" (every lookup fails as not found) or "direct" (the Chain's
+// Direct answers; without one, every lookup fails as not found). As in the go command, "off"
+// and "direct" end the
 // list and later entries are ignored. Trailing slashes are trimmed. An empty list, a URL of
 // another scheme, without a host, or with a query or fragment is an error.
 func Parse(goproxy string) (*Chain, error) {
@@ -163,14 +178,15 @@ func (c *Chain) String() string {
 	return b.String()
 }
 
-// List returns the body of path's @v/list and the base URL of the entry that answered.
+// List returns the body of path's @v/list and the base URL of the entry that answered
+// ("direct" for the direct entry, as for every method).
 func (c *Chain) List(ctx context.Context, path string) ([]byte, string, error) {
-	return c.small(ctx, path, path, "@v/list", maxSmall)
+	return c.small(ctx, path, path, "@v/list", maxSmall, func(d Direct) ([]byte, string, error) { return d.List(ctx, path) })
 }
 
 // Latest returns the body of path's @latest and the base URL of the entry that answered.
 func (c *Chain) Latest(ctx context.Context, path string) ([]byte, string, error) {
-	return c.small(ctx, path, path, "@latest", maxSmall)
+	return c.small(ctx, path, path, "@latest", maxSmall, func(d Direct) ([]byte, string, error) { return d.Latest(ctx, path) })
 }
 
 // Info returns the .info of path at query, which may be a canonical version or anything the
@@ -180,7 +196,7 @@ func (c *Chain) Info(ctx context.Context, path, query string) ([]byte, string, e
 	if err != nil {
 		return nil, "", err
 	}
-	return c.small(ctx, path+"@"+query, path, file, maxSmall)
+	return c.small(ctx, path+"@"+query, path, file, maxSmall, func(d Direct) ([]byte, string, error) { return d.Info(ctx, path, query) })
 }
 
 // Mod returns the go.mod of path at version and the base URL of the entry that answered.
@@ -189,7 +205,7 @@ func (c *Chain) Mod(ctx context.Context, path, version string) ([]byte, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	return c.small(ctx, path+"@"+version, path, file, MaxModSize)
+	return c.small(ctx, path+"@"+version, path, file, MaxModSize, func(d Direct) ([]byte, string, error) { return d.Mod(ctx, path, version) })
 }
 
 // Zip opens the zip of path at version and returns its body as a stream, with the base URL
@@ -213,6 +229,9 @@ func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, s
 		}
 		body, err = limitBody(ctx, u, resp, MaxZipSize)
 		return err
+	}, func(d Direct) (err error) {
+		body, _, err = d.Zip(ctx, path, version)
+		return err
 	})
 	if err != nil {
 		return nil, "", err
@@ -220,8 +239,8 @@ func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, s
 	return body, source, nil
 }
 
-// small fetches one whole file of at most limit bytes.
-func (c *Chain) small(ctx context.Context, what, path, file string, limit int64) ([]byte, string, error) {
+// small fetches one whole file of at most limit bytes; direct fetches it from c.Direct.
+func (c *Chain) small(ctx context.Context, what, path, file string, limit int64, direct func(Direct) ([]byte, string, error)) ([]byte, string, error) {
 	escPath, err := escapePath(path)
 	if err != nil {
 		return nil, "", err
@@ -239,6 +258,12 @@ func (c *Chain) small(ctx context.Context, what, path, file string, limit int64)
 		defer body.Close()
 		data, err = io.ReadAll(body)
 		return err
+	}, func(d Direct) (err error) {
+		data, _, err = direct(d)
+		if err == nil && int64(len(data)) > limit {
+			err = gofer.Errorf(gofer.ErrInvalid, "%s: direct: %s larger than %d bytes", what, file, limit)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, "", err
@@ -251,8 +276,9 @@ func (c *Chain) small(ctx context.Context, what, path, file string, limit int64)
 // source of the entry that answered or, like the go command, the most telling error: the first
 // that is not a not-found if there is one (a '|' entry that is down must be retried, not
 // reported missing because a later entry lacks the version), else the last. A cancelled
-// context stops the walk, so that a later off or direct entry cannot replace its error.
-func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) error) (string, error) {
+// context stops the walk, so that a later off or direct entry cannot replace its error. A proxy
+// entry is fetched with fetch, a direct one with direct when c.Direct is set.
+func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) error, direct func(Direct) error) (string, error) {
 	if len(c.entries) == 0 {
 		return "", gofer.Errorf(gofer.ErrNotFound, "%s: no GOPROXY entries", what)
 	}
@@ -263,7 +289,11 @@ func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) 
 		case offEntry:
 			err = gofer.Errorf(gofer.ErrNotFound, "%s: module lookup disabled by GOPROXY=off", what)
 		case directEntry:
-			err = gofer.Errorf(gofer.ErrNotFound, "%s: direct (VCS) fetches are not supported yet", what)
+			if c.Direct == nil {
+				err = gofer.Errorf(gofer.ErrNotFound, "%s: direct (VCS) fetches are not supported yet", what)
+			} else if err = direct(c.Direct); err == nil {
+				return e.source, nil
+			}
 		default:
 			if err = fetch(e.url); err == nil {
 				return e.source, nil

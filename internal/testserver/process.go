@@ -1,7 +1,8 @@
 // Package testserver starts the real servers gofer's tests run against (a Temporal dev server,
-// versitygw for S3, FerretDB for MongoDB) from the pinned binaries in ./bin, on free 127.0.0.1
-// ports with temporary data, and stops them. It is for tests only: nothing it starts outlives
-// the test process (each server dies with it, by Pdeathsig).
+// versitygw for S3, FerretDB for MongoDB) from the pinned binaries in ./bin, and a git server
+// (git-http-backend, from the system's git), on free 127.0.0.1 ports with temporary data, and
+// stops them. It is for tests only: nothing it starts outlives the test process (each server
+// dies with it, by Pdeathsig, or runs inside it).
 package testserver
 
 import (
