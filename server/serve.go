@@ -166,6 +166,35 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 	}
 }
 
+// querier is where the queries about path go: version control for a private module, whose
+// name must not reach the upstream proxies, the upstream otherwise.
+func (s *Server) querier(path string) Querier {
+	if s.cfg.Rules.Match(path).Rule != rules.Private {
+		return s.cfg.Upstream
+	}
+	if s.cfg.Direct == nil {
+		return noQueries{}
+	}
+	return s.cfg.Direct
+}
+
+// noQueries answers every query about a private module when there is no version control access.
+type noQueries struct{}
+
+func (noQueries) List(_ context.Context, path string) ([]byte, string, error) {
+	return nil, "", errNoDirect(path)
+}
+func (noQueries) Latest(_ context.Context, path string) ([]byte, string, error) {
+	return nil, "", errNoDirect(path)
+}
+func (noQueries) Info(_ context.Context, path, _ string) ([]byte, string, error) {
+	return nil, "", errNoDirect(path)
+}
+
+func errNoDirect(path string) error {
+	return gofer.Errorf(gofer.ErrNotFound, "%s is private, and this proxy has no access to version control", path)
+}
+
 // startFetch starts (or joins) the fetch of path@version without waiting for it; a failure to
 // start is only logged, since the client has its answer already.
 func (s *Server) startFetch(ctx context.Context, path, version string) {
@@ -251,7 +280,7 @@ func (s *Server) upstream(ctx context.Context, key string, query func(context.Co
 // versions alone when the upstream fails.
 func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.Request, path string) error {
 	up, uerr := s.upstream(ctx, "list:"+path, func(ctx context.Context) ([]byte, string, error) {
-		return s.cfg.Upstream.List(ctx, path)
+		return s.querier(path).List(ctx, path)
 	})
 	stored, serr := s.cfg.Meta.Versions(ctx, path)
 	if uerr != nil && serr != nil {
@@ -285,7 +314,7 @@ func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.R
 // upstream fails.
 func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http.Request, path string) error {
 	up, err := s.upstream(ctx, "latest:"+path, func(ctx context.Context) ([]byte, string, error) {
-		return s.cfg.Upstream.Latest(ctx, path)
+		return s.querier(path).Latest(ctx, path)
 	})
 	if err == nil {
 		serveContent(w, r, "latest", shortLived, "", bytes.NewReader(up))
@@ -332,7 +361,7 @@ func highest(vs []string) string {
 // upstream resolves it to a canonical version, which is then fetched and served like any other.
 func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, path, query, mode string) error {
 	up, err := s.upstream(ctx, "info:"+path+"@"+query, func(ctx context.Context) ([]byte, string, error) {
-		return s.cfg.Upstream.Info(ctx, path, query)
+		return s.querier(path).Info(ctx, path, query)
 	})
 	if err != nil {
 		return err

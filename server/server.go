@@ -20,12 +20,17 @@ import (
 	"github.com/goferproxy/gofer/storage"
 )
 
-// Upstream answers the mutable queries (version lists, @latest, non-canonical versions), the
-// files of passthrough modules, and where a redirect-mode miss is sent.
-type Upstream interface {
+// Querier answers the mutable queries: version lists, @latest, non-canonical versions.
+type Querier interface {
 	List(ctx context.Context, path string) ([]byte, string, error)
 	Latest(ctx context.Context, path string) ([]byte, string, error)
 	Info(ctx context.Context, path, query string) ([]byte, string, error)
+}
+
+// Upstream answers the queries, the files of passthrough modules, and where a redirect-mode
+// miss is sent.
+type Upstream interface {
+	Querier
 	Mod(ctx context.Context, path, version string) ([]byte, string, error)
 	Zip(ctx context.Context, path, version string) (io.ReadCloser, string, error)
 	URL(path, version, ext string) (string, error)
@@ -58,6 +63,9 @@ type Config struct {
 	// requests for that version are answered without another fetch; zero means 1m, negative
 	// means never.
 	NotFoundTTL time.Duration
+	// Direct answers the queries of the modules that Rules mark private, from version control:
+	// their names never go to the upstream proxies. Nil: such queries are not found.
+	Direct Querier
 	// Rules route requests per module (exclude, passthrough, download modes); nil routes every
 	// module the default way: stored, download mode sync.
 	Rules *rules.Live

@@ -27,6 +27,7 @@ import (
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/vcs"
 	"github.com/goferproxy/gofer/worker"
 )
 
@@ -108,6 +109,10 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	if err != nil {
 		return fmt.Errorf("GOFER_UPSTREAM: %w", err)
 	}
+	// Version control serves the direct entry and the private modules.
+	fetcher := &vcs.Fetcher{NetrcFile: s.netrc, GitConfig: s.gitConfig, GitSSHCommand: s.gitSSHCommand}
+	defer fetcher.Close()
+	chain.Direct = fetcher
 	blobs, err := openBlobs(ctx, s, log)
 	if err != nil {
 		return err
@@ -143,7 +148,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 
 	var w sdkworker.Worker
 	if s.worker {
-		w = worker.New(tc, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: rs, Log: log, Meter: meter})
+		w = worker.New(tc, &activities.Activities{Upstream: chain, Direct: fetcher, Blobs: blobs, Meta: meta, SumDB: checker, Rules: rs, Log: log, Meter: meter})
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the worker (Temporal at %s, namespace %q): %w", s.temporalAddress, s.namespace, err)
 		}
@@ -161,7 +166,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	}
 
 	srv := server.New(server.Config{
-		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs,
+		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs, Direct: fetcher,
 		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Log: log,
 	})
 	l, err := net.Listen("tcp", s.listen)

@@ -39,6 +39,10 @@ type settings struct {
 	mongoURI      string
 	mongoDatabase string
 
+	netrc         string
+	gitConfig     string
+	gitSSHCommand string
+
 	sumdb      string
 	noSumDB    string
 	scrubEvery time.Duration
@@ -53,7 +57,10 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	e.string(&s.temporalAddress, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend")
 	e.string(&s.namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace (it must have the Keyword search attributes GoModule and GoVersion)")
 	goenv, goerr := goEnv("GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE")
-	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", goenv["GOPROXY"], "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct is not supported yet); the default is the go command's own (go env GOPROXY)")
+	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", goenv["GOPROXY"], "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct fetches from version control with the go command and git); the default is the go command's own (go env GOPROXY)")
+	e.string(&s.netrc, "netrc", "GOFER_NETRC", "", "netrc file with the credentials of version control hosts, for direct and private fetches (the host's ~/.netrc is never read)")
+	e.string(&s.gitConfig, "git-config", "GOFER_GIT_CONFIG", "", "git config for direct and private fetches (credential helpers, url.<base>.insteadOf, http.extraHeader); ~/.gitconfig and /etc/gitconfig are never read")
+	e.string(&s.gitSSHCommand, "git-ssh-command", "GOFER_GIT_SSH_COMMAND", "", "GIT_SSH_COMMAND for fetches over ssh, e.g. ssh -i /keys/id -o UserKnownHostsFile=/keys/known_hosts (name a key file: the value is not scrubbed from errors)")
 	e.string(&s.sumdb, "sumdb", "GOFER_SUMDB", goenv["GOSUMDB"], "checksum database every fetched version is checked against, with GOSUMDB's syntax (name, name+key, name+key URL, or off); the default is the go command's (go env GOSUMDB)")
 	e.string(&s.rules, "rules", "GOFER_RULES", "", "file of per-module rules (exclude, passthrough, private) and download modes (sync, async, redirect, none), reloaded on SIGHUP; empty: every module stored, mode sync")
 	e.duration(&s.scrubEvery, "scrub-every", "GOFER_SCRUB_EVERY", 7*24*time.Hour, "how often the Temporal Schedule gofer-scrub re-hashes every stored version against its record and the checksum database (it reports, never deletes); 0 removes the schedule")
@@ -91,6 +98,13 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		// A separate front end and worker must see the same versions; the disk and embedded
 		// stores belong to one process.
 		return nil, fmt.Errorf("a front end without a worker, or a worker alone, needs shared stores: GOFER_STORAGE=s3 and GOFER_METADATA=mongo")
+	}
+	for name, p := range map[string]string{"GOFER_NETRC": s.netrc, "GOFER_GIT_CONFIG": s.gitConfig} {
+		if p != "" {
+			if _, err := os.Stat(p); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+		}
 	}
 	if s.upstream == "" || s.sumdb == "" {
 		return nil, fmt.Errorf("no upstream or checksum database: set GOFER_UPSTREAM and GOFER_SUMDB, or install the go command so that `go env` answers (%v)", goerr)
