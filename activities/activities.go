@@ -71,6 +71,7 @@ type Job struct {
 type Staged struct {
 	Job     Job
 	Attempt int32
+	Private bool      // fetched from version control: never looked up in the checksum database
 	Source  string    // the upstream base URL that served the zip
 	Time    time.Time // the version's time, from its .info
 	Info    gofer.File
@@ -137,12 +138,12 @@ func storageErr(err error) error {
 
 // source is where the job's module is fetched from: version control for a private module, the
 // upstream otherwise.
-func (a *Activities) source(path string) (Upstream, error) {
+func (a *Activities) source(path string) (up Upstream, private bool, err error) {
 	if a.Rules.Match(path).Rule != rules.Private {
-		return a.Upstream, nil
+		return a.Upstream, false, nil
 	}
 	if a.Direct == nil {
-		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is private, and this proxy has no access to version control", path)
+		return nil, true, gofer.Errorf(gofer.ErrNotFound, "%s is private, and this proxy has no access to version control", path)
 	}
-	return a.Direct, nil
+	return a.Direct, true, nil
 }

@@ -38,7 +38,9 @@ func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 
 func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.Int64) error {
 	j := s.Job
-	up, err := a.source(j.Path)
+	// Decided once: Verify follows what Download did, whatever a reload of the rules says later.
+	up, private, err := a.source(j.Path)
+	s.Private = private
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 	modzip "golang.org/x/mod/zip"
 
 	"github.com/goferproxy/gofer"
-	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/upstream"
 )
@@ -63,7 +62,7 @@ func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 		return v, gofer.Errorf(gofer.ErrInvalid, "%s: hashing zip: %v", m, err)
 	}
 	v.VerifiedBy = "none"
-	if a.Rules.Match(j.Path).Rule == rules.Private {
+	if s.Private {
 		v.VerifiedBy = "none (private)" // a private module is never named to the database
 	} else if a.SumDB != nil {
 		v.VerifiedBy, err = a.SumDB.Check(ctx, j.Path, j.Version, v.ZipHash, v.ModHash)

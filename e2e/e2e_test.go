@@ -32,6 +32,7 @@ import (
 
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/testserver"
+	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/storage/disk"
@@ -127,6 +128,8 @@ type options struct {
 	// direct answers the "direct" entry of the upstream list (fetches from version control);
 	// nil leaves that entry unsupported.
 	direct upstream.Direct
+	// rules route modules (private ones to direct, which must then also serve their queries).
+	rules *rules.Live
 }
 
 func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
@@ -164,11 +167,11 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 		o.sumdb.Blobs = blobs
 		checker, sumdbHandler = o.sumdb, o.sumdb
 	}
-	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Log: logger, Meter: meter})
+	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: o.rules, Direct: o.direct, Log: logger, Meter: meter})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, SumDB: sumdbHandler, Log: logger})
+	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, SumDB: sumdbHandler, Rules: o.rules, Direct: o.direct, Log: logger})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

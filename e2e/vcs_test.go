@@ -18,7 +18,11 @@ import (
 	enums "go.temporal.io/api/enums/v1"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/fakesumdb"
 	"github.com/goferproxy/gofer/internal/testserver"
+	"github.com/goferproxy/gofer/rules"
+	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/vcs"
 	"github.com/goferproxy/gofer/workflows"
@@ -286,4 +290,70 @@ func (b byModule) Zip(ctx context.Context, path, version string) (io.ReadCloser,
 		return nil, "", err
 	}
 	return d.Zip(ctx, path, version)
+}
+
+// A module the rules mark private, with a proxy as the upstream: it is fetched from version
+// control, its list and @latest come from version control too, and neither the upstream proxy
+// nor the checksum database ever sees its name.
+func TestPrivateRule(t *testing.T) {
+	git, err := testserver.Git("gofer", vcsPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(git.Close)
+	if _, err := git.Module("private/mod.git", vcsModule, "v1.0.0", "v1.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	gitconfig, netrc, err := git.ClientConfig(t.TempDir(), "git.gofer.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetcher := &vcs.Fetcher{NetrcFile: netrc, GitConfig: gitconfig, TempDir: t.TempDir()}
+	t.Cleanup(func() { fetcher.Close() })
+	rulesFile := filepath.Join(t.TempDir(), "rules")
+	if err := os.WriteFile(rulesFile, []byte("git.gofer.test private\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.NewLive(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := fakeproxy.New()
+	db := fakesumdb.New("sum.gofer.test", up.GoSum)
+	up.ServeSumDB(db.Name(), db.Handler())
+	upURL := up.Start(t)
+	parsed, err := sumdb.ParseGOSUMDB(db.VerifierKey(), []string{upURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker := &sumdb.Checker{DB: parsed, Private: func(p string) bool { return rs.Match(p).Rule == rules.Private }}
+	g := startGofer(t, upURL, options{direct: fetcher, rules: rs, sumdb: checker, fetchWait: 3 * time.Minute})
+
+	client := []string{"GOSUMDB=" + db.VerifierKey(), "GONOSUMDB=git.gofer.test"}
+	if _, err := download(t, g.URL, vcsModule+"@v1.0.0", client...); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := download(t, g.URL, vcsModule+"@latest", client...); err != nil || m.Version != "v1.1.0" {
+		t.Errorf("@latest of a private module: %+v %v, want v1.1.0", m, err)
+	}
+	if code, _, body := get(t, "GET", g.URL+"/"+vcsModule+"/@v/list"); code != 200 || string(body) != "v1.0.0\nv1.1.0\n" {
+		t.Errorf("list of a private module: %d %q", code, body)
+	}
+	if code, _, _ := get(t, "GET", g.URL+"/sumdb/"+db.Name()+"/lookup/"+vcsModule+"@v1.0.0"); code != 404 {
+		t.Errorf("a checksum-database lookup of a private module through gofer: %d, want 404", code)
+	}
+	rec, err := g.meta.Get(context.Background(), vcsModule, "v1.0.0")
+	if err != nil || rec.VerifiedBy != "none (private)" || rec.Source != "direct" {
+		t.Errorf("record: %+v %v", rec, err)
+	}
+	for _, p := range up.Log() {
+		if strings.Contains(p, "gofer.test") && !strings.HasPrefix(p, "/sumdb/") {
+			t.Errorf("the upstream proxy was asked %q", p)
+		}
+	}
+	for _, p := range db.Requests() {
+		if strings.Contains(p, "git.gofer.test") {
+			t.Errorf("the checksum database was asked %q", p)
+		}
+	}
 }

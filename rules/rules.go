@@ -50,7 +50,8 @@ type line struct {
 }
 
 // Match returns the action of the first line whose pattern matches path (GOPRIVATE's glob
-// syntax, matching path prefixes), with the default mode where the line sets none.
+// syntax, matching path prefixes), with the default mode where the line sets none; a private
+// module is never redirected (mode sync instead).
 func (s *Set) Match(path string) Action {
 	a := Action{Mode: Sync}
 	if s == nil {
@@ -67,24 +68,14 @@ func (s *Set) Match(path string) Action {
 			if l.Mode != "" {
 				a.Mode = l.Mode
 			}
-			return a
+			break
 		}
+	}
+	if a.Rule == Private && a.Mode == Redirect {
+		// A redirect would send the client, and the private module's name, to the upstream.
+		a.Mode = Sync
 	}
 	return a
-}
-
-// Private returns the comma-separated patterns of the private lines, for GONOSUMDB.
-func (s *Set) Private() string {
-	if s == nil {
-		return ""
-	}
-	var ps []string
-	for _, l := range s.lines {
-		if l.Rule == Private {
-			ps = append(ps, l.pattern)
-		}
-	}
-	return strings.Join(ps, ",")
 }
 
 // Parse reads a rules file: one rule per line, "#" starts a comment.
@@ -205,12 +196,4 @@ func (l *Live) Match(path string) Action {
 		return (*Set)(nil).Match(path)
 	}
 	return l.set.Load().Match(path)
-}
-
-// Private returns the private patterns in force (see Set.Private).
-func (l *Live) Private() string {
-	if l == nil {
-		return ""
-	}
-	return l.set.Load().Private()
 }

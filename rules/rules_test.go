@@ -56,8 +56,9 @@ func TestMatch(t *testing.T) {
 			t.Errorf("%d: Match(%q) = %+v, want %+v", i, c.path, got, c.want)
 		}
 	}
-	if got := s.Private(); got != "git.corp.example" {
-		t.Errorf("Private() = %q", got)
+	r, _ := Parse(strings.NewReader("mode redirect\ngit.corp.example private\n"), "r")
+	if got := r.Match("git.corp.example/x"); got != (Action{Private, Sync}) {
+		t.Errorf("a private module under mode redirect: %+v, want sync", got)
 	}
 	if got := (*Set)(nil).Match("a.example/b"); got != (Action{Mode: Sync}) {
 		t.Errorf("no rules: %+v", got)

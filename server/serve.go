@@ -39,7 +39,8 @@ func (e *noFetchError) Unwrap() error { return e.error }
 func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, mode string) error {
 	e, err := s.version(ctx, req.path, req.version, mode)
 	var noFetch *noFetchError
-	if errors.As(err, &noFetch) && s.cfg.PassthroughWithoutTemporal {
+	// A private module is never sent to the upstream proxies, even so.
+	if errors.As(err, &noFetch) && s.cfg.PassthroughWithoutTemporal && s.cfg.Rules.Match(req.path).Rule != rules.Private {
 		return s.passthrough(ctx, w, r, req)
 	}
 	if mode == rules.Redirect && errors.Is(err, gofer.ErrNotFound) {
@@ -91,6 +92,9 @@ func (s *Server) version(ctx context.Context, path, version, mode string) (*entr
 	}
 	rec, err := s.cfg.Meta.Get(ctx, path, version)
 	if errors.Is(err, gofer.ErrNotFound) {
+		if ferr, ok := s.failed.get(key); ok {
+			return nil, ferr // a fetch of it ended not found or invalid a moment ago
+		}
 		switch mode {
 		case rules.Sync:
 			if err := s.fetch(ctx, path, version); err != nil {
@@ -359,7 +363,7 @@ func highest(vs []string) string {
 
 // serveQuery answers the .info of a non-canonical version (a branch, a commit prefix): the
 // upstream resolves it to a canonical version, which is then fetched and served like any other.
-func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, path, query, mode string) error {
+func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, path, query string, act rules.Action) error {
 	up, err := s.upstream(ctx, "info:"+path+"@"+query, func(ctx context.Context) ([]byte, string, error) {
 		return s.querier(path).Info(ctx, path, query)
 	})
@@ -373,12 +377,13 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	if module.CanonicalVersion(info.Version) != info.Version || module.Check(path, info.Version) != nil {
 		return gofer.Errorf(gofer.ErrInvalid, "upstream resolved %s@%s to %q, not a canonical version", path, query, info.Version)
 	}
-	if mode == rules.Redirect {
-		// The upstream resolved the query, and its answer is what would be redirected to.
+	if act.Mode == rules.Redirect || act.Rule == rules.Passthrough {
+		// The upstream's answer is what a redirect would give, and a passthrough module is
+		// never stored.
 		serveContent(w, r, "info", shortLived, "", bytes.NewReader(up))
 		return nil
 	}
-	e, err := s.version(ctx, path, info.Version, mode)
+	e, err := s.version(ctx, path, info.Version, act.Mode)
 	if err != nil {
 		return err
 	}

@@ -167,7 +167,7 @@ func (s *Server) proxy(c *gin.Context) {
 	case req.kind == "latest":
 		err = s.serveLatest(ctx, w, r, req.path)
 	case !req.canonical(): // an .info query for a branch or commit
-		err = s.serveQuery(ctx, w, r, req.path, req.version, act.Mode)
+		err = s.serveQuery(ctx, w, r, req.path, req.version, act)
 	case act.Rule == rules.Passthrough:
 		err = s.passthrough(ctx, w, r, req)
 	default:

@@ -43,6 +43,9 @@ type Checker struct {
 	// that is unset, with module.MatchPrefixPatterns semantics). A matching module is never
 	// looked up and its name is never sent to the database.
 	NoSumDB string
+	// Private, if not nil, marks more modules as private, as NoSumDB does: for rules that can
+	// change while gofer runs.
+	Private func(path string) bool
 	// Blobs persists verified tree heads, tiles and lookups, shared by every Checker (and every
 	// replica) over the same store, under keys starting "_sumdb/". Nil keeps them in memory:
 	// a rollback of the database across restarts then goes unnoticed.
@@ -105,7 +108,7 @@ func (c *Checker) log() *zap.Logger {
 }
 
 func (c *Checker) private(path string) bool {
-	return module.MatchPrefixPatterns(c.NoSumDB, path)
+	return module.MatchPrefixPatterns(c.NoSumDB, path) || (c.Private != nil && c.Private(path))
 }
 
 // Check compares the go.sum hashes of path@version (zipHash of the zip, modHash of the go.mod)

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -126,14 +125,18 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	if err != nil {
 		return fmt.Errorf("GOFER_RULES: %w", err)
 	}
-	go reloadOnHangup(ctx, rs, log)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // before anything else can send one
+	defer signal.Stop(hup)
+	go reloadOnHangup(ctx, hup, rs, log)
 	db, err := sumdb.ParseGOSUMDB(s.sumdb, chain.Entries())
 	if err != nil {
 		return fmt.Errorf("GOFER_SUMDB: %w", err)
 	}
-	// Private modules are never named to the checksum database, including through /sumdb/.
-	noSumDB := strings.Trim(s.noSumDB+","+rs.Private(), ",")
-	checker := &sumdb.Checker{DB: db, NoSumDB: noSumDB, Blobs: blobs, Log: log}
+	// Private modules are never named to the checksum database, including through /sumdb/,
+	// whatever the rules say after a reload.
+	checker := &sumdb.Checker{DB: db, NoSumDB: s.noSumDB, Blobs: blobs, Log: log,
+		Private: func(path string) bool { return rs.Match(path).Rule == rules.Private }}
 	metrics, meter, err := newMetrics()
 	if err != nil {
 		return err
@@ -158,7 +161,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		}
 	}
 	log.Info("gofer started", zap.String("upstream", chain.String()), zap.String("sumdb", s.sumdb),
-		zap.String("nosumdb", noSumDB), zap.String("rules", s.rules), zap.String("temporal", s.temporalAddress),
+		zap.String("nosumdb", s.noSumDB), zap.String("rules", s.rules), zap.String("temporal", s.temporalAddress),
 		zap.String("data", s.dataDir), zap.Bool("frontEnd", frontEnd), zap.Bool("worker", s.worker))
 	if !frontEnd {
 		<-ctx.Done()
@@ -189,10 +192,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 
 // reloadOnHangup reloads the rules on every SIGHUP until ctx ends; a bad file is logged and the
 // rules in force stay.
-func reloadOnHangup(ctx context.Context, rs *rules.Live, log *zap.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, rs *rules.Live, log *zap.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
