@@ -115,7 +115,7 @@ func (a *Activities) log() *zap.Logger {
 // of every run, whatever the outcome, so staging never outlives the run that wrote it.
 func (a *Activities) Discard(ctx context.Context, j Job) error {
 	var keys []string
-	err := a.Blobs.Walk(ctx, storage.StagingPrefix(j.Path, j.Version, j.RunID), func(key string, _ int64) error {
+	err := a.Blobs.Walk(ctx, storage.StagingPrefix(j.Path, j.Version, j.RunID), "", func(key string, _ int64) error {
 		keys = append(keys, key)
 		return nil
 	})

@@ -95,10 +95,7 @@ func (a *Activities) scrubPage(ctx context.Context, r ScrubPageRequest) (ScrubPa
 	}
 	start := res.Cursor
 	seen := make(map[string]bool) // path@version of the versions this attempt met
-	err := a.Blobs.Walk(ctx, "", func(key string, _ int64) error {
-		if key <= start {
-			return nil
-		}
+	err := a.Blobs.Walk(ctx, "", start, func(key string, _ int64) error {
 		if path, version, ext, ok := storage.ParseKey(key); ok && !seen[path+"@"+version] {
 			seen[path+"@"+version] = true
 			earlier, err := a.checkedEarlier(ctx, path, version, ext, start)

@@ -117,7 +117,7 @@ func TestChaos(t *testing.T) {
 		t.Errorf("%d versions recorded (%v), want %d", len(vs), err, versions)
 	}
 	final := 0
-	blobs.Walk(context.Background(), "example.com/chaos/", func(key string, _ int64) error {
+	blobs.Walk(context.Background(), "example.com/chaos/", "", func(key string, _ int64) error {
 		if _, _, _, ok := storage.ParseKey(key); ok {
 			final++
 		}

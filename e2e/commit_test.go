@@ -136,7 +136,7 @@ func TestConcurrentCommitsOnS3AndMongo(t *testing.T) {
 		t.Errorf("metadata versions %v, %v; want exactly one", versions, err)
 	}
 	var final []string
-	blobs.Walk(context.Background(), "", func(key string, _ int64) error {
+	blobs.Walk(context.Background(), "", "", func(key string, _ int64) error {
 		if _, _, _, ok := storage.ParseKey(key); ok {
 			final = append(final, key)
 		}

@@ -39,7 +39,7 @@ func assertWhole(t *testing.T, blobs storage.Blobs, meta storage.Metadata) {
 	t.Helper()
 	ctx := context.Background()
 	versions := map[string]int{}
-	err := blobs.Walk(ctx, "", func(key string, _ int64) error {
+	err := blobs.Walk(ctx, "", "", func(key string, _ int64) error {
 		path, version, _, ok := storage.ParseKey(key)
 		if !ok {
 			return nil

@@ -112,7 +112,7 @@ func TestScrubReportsCorruptBlob(t *testing.T) {
 func blobKeys(t *testing.T, g *proxy) []string {
 	t.Helper()
 	var keys []string
-	if err := g.blobs.Walk(context.Background(), "", func(key string, _ int64) error {
+	if err := g.blobs.Walk(context.Background(), "", "", func(key string, _ int64) error {
 		keys = append(keys, key)
 		return nil
 	}); err != nil {

@@ -33,8 +33,10 @@ type Blobs interface {
 	// Delete removes the blob under key; deleting a missing blob is not an error.
 	Delete(ctx context.Context, key string) error
 	// Walk calls fn with the key and size of every blob whose key starts with prefix ("" for
-	// all), in lexical order of keys, and stops at fn's first error, which it returns.
-	Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error
+	// all) and sorts after after ("" for all), in lexical order of keys, and stops at fn's
+	// first error, which it returns. after lets a long walk go on where it stopped without
+	// listing again what it already saw.
+	Walk(ctx context.Context, prefix, after string, fn func(key string, size int64) error) error
 }
 
 // Metadata stores one record per module version, insert-once.

@@ -213,7 +213,7 @@ func TestCheckUnavailable(t *testing.T) {
 func heads(t *testing.T, b storage.Blobs) []string {
 	t.Helper()
 	var keys []string
-	err := b.Walk(context.Background(), latestPrefix(testName), func(key string, _ int64) error {
+	err := b.Walk(context.Background(), latestPrefix(testName), "", func(key string, _ int64) error {
 		keys = append(keys, strings.TrimPrefix(key, latestPrefix(testName)))
 		return nil
 	})

@@ -83,7 +83,7 @@ type head struct {
 func (c *Checker) refreshHead(ctx context.Context) error {
 	prefix := latestPrefix(c.DB.Name)
 	last, lastSize := "", int64(-1)
-	err := c.blobs().Walk(ctx, prefix, func(key string, _ int64) error {
+	err := c.blobs().Walk(ctx, prefix, "", func(key string, _ int64) error {
 		digits := strings.TrimPrefix(key, prefix)
 		if n, err := strconv.ParseInt(digits, 10, 64); err == nil && len(digits) == 20 {
 			last, lastSize = key, n
@@ -147,7 +147,7 @@ func (c *Checker) writeHead(ctx context.Context, old, new []byte) error {
 // refreshHead walk longer for ever. A failure only leaves a blob for the next prune.
 func (c *Checker) pruneHeads(ctx context.Context, newest string) {
 	var old []string
-	c.blobs().Walk(ctx, latestPrefix(c.DB.Name), func(key string, _ int64) error {
+	c.blobs().Walk(ctx, latestPrefix(c.DB.Name), "", func(key string, _ int64) error {
 		if key < newest {
 			old = append(old, key)
 		}
@@ -250,12 +250,12 @@ func (s *memBlobs) Delete(_ context.Context, key string) error {
 	return nil
 }
 
-func (s *memBlobs) Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+func (s *memBlobs) Walk(ctx context.Context, prefix, after string, fn func(key string, size int64) error) error {
 	s.mu.Lock()
 	var keys []string
 	sizes := make(map[string]int64)
 	for k, v := range s.m {
-		if strings.HasPrefix(k, prefix) {
+		if strings.HasPrefix(k, prefix) && k > after {
 			keys = append(keys, k)
 			sizes[k] = int64(len(v))
 		}

@@ -85,7 +85,7 @@ func (f *fixture) assertNothingStored(t *testing.T, path, version string) {
 // assertNothingStaged checks that the run left no staged file behind.
 func (f *fixture) assertNothingStaged(t *testing.T, path, version string) {
 	t.Helper()
-	err := f.blobs.Walk(context.Background(), "_staging/", func(key string, _ int64) error {
+	err := f.blobs.Walk(context.Background(), "_staging/", "", func(key string, _ int64) error {
 		t.Errorf("staged blob %s left behind", key)
 		return nil
 	})

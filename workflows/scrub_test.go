@@ -128,7 +128,7 @@ func (f *scrubFixture) corrupt(t *testing.T, path, version, ext string) []byte {
 func (f *scrubFixture) keys(t *testing.T) []string {
 	t.Helper()
 	var keys []string
-	if err := f.blobs.Walk(context.Background(), "", func(key string, _ int64) error {
+	if err := f.blobs.Walk(context.Background(), "", "", func(key string, _ int64) error {
 		keys = append(keys, key)
 		return nil
 	}); err != nil {

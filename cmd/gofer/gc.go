@@ -49,7 +49,7 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 // orphans calls found for every final blob whose version has no metadata record.
 func orphans(ctx context.Context, blobs storage.Blobs, meta storage.Metadata, found func(key string, size int64)) (int, error) {
 	n := 0
-	err := blobs.Walk(ctx, "", func(key string, size int64) error {
+	err := blobs.Walk(ctx, "", "", func(key string, size int64) error {
 		path, version, _, ok := storage.ParseKey(key)
 		if !ok {
 			return nil // staged files belong to their run, which discards them

@@ -177,7 +177,7 @@ func (s *Store) Delete(_ context.Context, key string) error {
 // time rather than listing the whole tree, and orders each directory's entries as their keys
 // sort: a directory "a" stands for the keys "a/...", which sort after "a-b" and "a.b" because
 // '-' and '.' are below '/'. filepath.WalkDir orders by name ("a" first), so it cannot be used.
-func (s *Store) Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+func (s *Store) Walk(ctx context.Context, prefix, after string, fn func(key string, size int64) error) error {
 	// Start in the deepest directory the prefix names in full; what follows its last slash
 	// can still match several entries there ("example.com/a" matches "a", "a-b" and "ab").
 	dir := prefix[:strings.LastIndex(prefix, "/")+1]
@@ -187,11 +187,11 @@ func (s *Store) Walk(ctx context.Context, prefix string, fn func(key string, siz
 			return nil
 		}
 	}
-	return s.walkDir(ctx, dir, prefix, fn)
+	return s.walkDir(ctx, dir, prefix, after, fn)
 }
 
 // walkDir walks the directory of keys that start with dir ("" or ending in "/").
-func (s *Store) walkDir(ctx context.Context, dir, prefix string, fn func(key string, size int64) error) error {
+func (s *Store) walkDir(ctx context.Context, dir, prefix, after string, fn func(key string, size int64) error) error {
 	entries, err := os.ReadDir(filepath.Join(s.root, filepath.FromSlash(dir)))
 	if err != nil {
 		if dir != "" && notExist(err) {
@@ -215,7 +215,11 @@ func (s *Store) walkDir(ctx context.Context, dir, prefix string, fn func(key str
 			if !strings.HasPrefix(key, prefix) && !strings.HasPrefix(prefix, key) {
 				continue
 			}
-		case !e.Type().IsRegular(), isTemp(e.Name()), !strings.HasPrefix(key, prefix):
+			// Every key in it sorts before after: nothing to read there.
+			if key < after && !strings.HasPrefix(after, key) {
+				continue
+			}
+		case !e.Type().IsRegular(), isTemp(e.Name()), !strings.HasPrefix(key, prefix), key <= after:
 			continue
 		}
 		es = append(es, entry{e, key})
@@ -226,7 +230,7 @@ func (s *Store) walkDir(ctx context.Context, dir, prefix string, fn func(key str
 			return err
 		}
 		if e.IsDir() {
-			if err := s.walkDir(ctx, e.key, prefix, fn); err != nil {
+			if err := s.walkDir(ctx, e.key, prefix, after, fn); err != nil {
 				return err
 			}
 			continue

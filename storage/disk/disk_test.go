@@ -207,7 +207,7 @@ func TestWalkSkipsTemporaryFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	err := s.Walk(t.Context(), "", func(key string, size int64) error {
+	err := s.Walk(t.Context(), "", "", func(key string, size int64) error {
 		got = append(got, key)
 		return nil
 	})
@@ -225,7 +225,7 @@ func TestWalkCancelled(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	calls := 0
-	err := s.Walk(ctx, "", func(string, int64) error {
+	err := s.Walk(ctx, "", "", func(string, int64) error {
 		calls++
 		cancel()
 		return nil

@@ -471,10 +471,14 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // Walk lists the objects under Prefix + prefix, a page of up to 1,000 at a time; S3 lists
 // keys in lexical (UTF-8 byte) order, which is the order Walk promises.
-func (s *Store) Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+func (s *Store) Walk(ctx context.Context, prefix, after string, fn func(key string, size int64) error) error {
 	in := &awss3.ListObjectsV2Input{Bucket: &s.bucket}
 	if p := s.prefix + prefix; p != "" {
 		in.Prefix = &p
+	}
+	if after != "" {
+		start := s.prefix + after
+		in.StartAfter = &start
 	}
 	pages := awss3.NewListObjectsV2Paginator(s.client, in)
 	for pages.HasMorePages() {

@@ -99,7 +99,7 @@ func TestPrefixLayout(t *testing.T) {
 		t.Errorf("HeadObject(%s): %v", want, err)
 	}
 	var keys []string
-	if err := s.Walk(t.Context(), "", func(k string, _ int64) error { keys = append(keys, k); return nil }); err != nil {
+	if err := s.Walk(t.Context(), "", "", func(k string, _ int64) error { keys = append(keys, k); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(keys) != 1 || keys[0] != key {
@@ -578,7 +578,7 @@ func TestOutage(t *testing.T) {
 	_, _, checks["Open of a missing blob"] = s.Open(ctx, missing)
 	checks["Put"] = s.Put(ctx, missing, bytes.NewReader(data))
 	checks["Delete"] = s.Delete(ctx, missing)
-	checks["Walk"] = s.Walk(ctx, "", func(string, int64) error { return nil })
+	checks["Walk"] = s.Walk(ctx, "", "", func(string, int64) error { return nil })
 	_, checks["ReadAt of an open reader"] = open.ReadAt(make([]byte, 10), 50_000)
 	for what, err := range checks {
 		if !errors.Is(err, gofer.ErrUnavailable) || errors.Is(err, gofer.ErrNotFound) {

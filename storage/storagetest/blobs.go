@@ -503,10 +503,15 @@ type walked struct {
 	size int64
 }
 
-// walk collects what Walk(prefix) reports.
+// walk collects what Walk(prefix, "") reports.
 func walk(ctx context.Context, s storage.Blobs, prefix string) ([]walked, error) {
+	return walkAfter(ctx, s, prefix, "")
+}
+
+// walkAfter collects what Walk(prefix, after) reports.
+func walkAfter(ctx context.Context, s storage.Blobs, prefix, after string) ([]walked, error) {
 	var got []walked
-	err := s.Walk(ctx, prefix, func(key string, size int64) error {
+	err := s.Walk(ctx, prefix, after, func(key string, size int64) error {
 		got = append(got, walked{key, size})
 		return nil
 	})
@@ -599,10 +604,31 @@ func testWalk(t *testing.T, s storage.Blobs) {
 		check(p.prefix, want)
 	}
 
+	// Walking on after a key: every key sorting after it, and nothing before, for every stored
+	// key as the cursor (inside and across directories), and for cursors that are not keys.
+	afters := []string{"", "_staging/example.com/a/@v/v1.0.0/run-2.", "example.com/a", "example.com/a/", "example.com/a/@v/v1.0.0.zip~", "zzz"}
+	for _, e := range all {
+		afters = append(afters, e.key)
+	}
+	for _, prefix := range []string{"", "example.com/", "example.com/a"} {
+		for _, after := range afters {
+			var want []walked
+			for _, e := range filter(prefix) {
+				if e.key > after {
+					want = append(want, e)
+				}
+			}
+			got, err := walkAfter(ctx, s, prefix, after)
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("Walk(%q, after %q) = %v, %v\nwant %v", prefix, after, got, err, want)
+			}
+		}
+	}
+
 	// fn's error stops the walk and comes back from it.
 	errStop := errors.New("storagetest: stop walking")
 	calls := 0
-	err := s.Walk(ctx, "", func(string, int64) error {
+	err := s.Walk(ctx, "", "", func(string, int64) error {
 		calls++
 		if calls == 3 {
 			return errStop

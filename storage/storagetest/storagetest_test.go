@@ -80,6 +80,7 @@ func TestSuitesCatchBugs(t *testing.T) {
 		{"Blobs", "walk-path-prefix", "Walk"},
 		{"Blobs", "walk-no-stop", "Walk"},
 		{"Blobs", "walk-size-zero", "Walk"},
+		{"Blobs", "walk-ignore-after", "Walk"},
 		{"Blobs", "keep-partial", "Walk"},
 		{"Blobs", "visible-while-writing", "Walk"},
 		{"Blobs", "racy-put", "ConcurrentPut/SameBytes"},
@@ -263,7 +264,7 @@ func (s *memBlobs) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-func (s *memBlobs) Walk(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+func (s *memBlobs) Walk(ctx context.Context, prefix, after string, fn func(key string, size int64) error) error {
 	type blob struct {
 		key  string
 		size int64
@@ -271,7 +272,7 @@ func (s *memBlobs) Walk(ctx context.Context, prefix string, fn func(key string, 
 	var blobs []blob
 	s.mu.Lock()
 	for k, b := range s.m {
-		match := strings.HasPrefix(k, prefix)
+		match := strings.HasPrefix(k, prefix) && (k > after || s.bug == "walk-ignore-after")
 		if match && s.bug == "walk-path-prefix" && prefix != "" && !strings.HasSuffix(prefix, "/") {
 			// Takes the last element of the prefix for a whole directory name, as a walk that
 			// descends only into the directory the prefix names would: "a/b" misses "a/bc/x".
