@@ -143,7 +143,7 @@ func (a *Activities) source(path string) (up Upstream, private bool, err error) 
 		return a.Upstream, false, nil
 	}
 	if a.Direct == nil {
-		return nil, true, gofer.Errorf(gofer.ErrNotFound, "%s is private, and this proxy has no access to version control", path)
+		return nil, true, rules.NoDirect(path)
 	}
 	return a.Direct, true, nil
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/mod/module"
+
+	"github.com/goferproxy/gofer"
 )
 
 // The rules a module pattern can have; none means the module is proxied and stored as usual.
@@ -196,4 +198,10 @@ func (l *Live) Match(path string) Action {
 		return (*Set)(nil).Match(path)
 	}
 	return l.set.Load().Match(path)
+}
+
+// NoDirect is the answer for a private module when there is no access to version control: not
+// found, since no other source may be asked.
+func NoDirect(path string) error {
+	return gofer.Errorf(gofer.ErrNotFound, "%s is private, and this proxy has no access to version control", path)
 }

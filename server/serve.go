@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
@@ -143,12 +144,11 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 	if err, ok := s.failed.get(key); ok {
 		return err
 	}
-	req := workflows.FetchRequest{Path: path, Version: version}
 	ch := s.fetches.DoChan(key, func() (any, error) {
 		// The wait belongs to every request that joined it, not to the one that started it.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchWait)
 		defer cancel()
-		run, err := s.cfg.Temporal.ExecuteWorkflow(wctx, workflows.FetchOptions(req), workflows.Fetch, req)
+		run, err := s.start(wctx, path, version)
 		if err != nil {
 			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)}
 		}
@@ -186,17 +186,13 @@ func (s *Server) querier(path string) Querier {
 type noQueries struct{}
 
 func (noQueries) List(_ context.Context, path string) ([]byte, string, error) {
-	return nil, "", errNoDirect(path)
+	return nil, "", rules.NoDirect(path)
 }
 func (noQueries) Latest(_ context.Context, path string) ([]byte, string, error) {
-	return nil, "", errNoDirect(path)
+	return nil, "", rules.NoDirect(path)
 }
 func (noQueries) Info(_ context.Context, path, _ string) ([]byte, string, error) {
-	return nil, "", errNoDirect(path)
-}
-
-func errNoDirect(path string) error {
-	return gofer.Errorf(gofer.ErrNotFound, "%s is private, and this proxy has no access to version control", path)
+	return nil, "", rules.NoDirect(path)
 }
 
 // startFetch starts (or joins) the fetch of path@version without waiting for it; a failure to
@@ -204,10 +200,15 @@ func errNoDirect(path string) error {
 func (s *Server) startFetch(ctx context.Context, path, version string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	req := workflows.FetchRequest{Path: path, Version: version}
-	if _, err := s.cfg.Temporal.ExecuteWorkflow(ctx, workflows.FetchOptions(req), workflows.Fetch, req); err != nil {
+	if _, err := s.start(ctx, path, version); err != nil {
 		s.cfg.Log.Warn("starting an async fetch", zap.String("module", path), zap.String("version", version), zap.Error(err))
 	}
+}
+
+// start starts the fetch workflow of path@version, or joins the one running.
+func (s *Server) start(ctx context.Context, path, version string) (client.WorkflowRun, error) {
+	req := workflows.FetchRequest{Path: path, Version: version}
+	return s.cfg.Temporal.ExecuteWorkflow(ctx, workflows.FetchOptions(req), workflows.Fetch, req)
 }
 
 // passthrough answers a canonical .info, .mod or .zip straight from the upstream, streaming the

@@ -106,3 +106,19 @@ func escape(path, version string) string {
 	}
 	return p + "/@v/" + v
 }
+
+// ContextReader stops reading r once ctx is done, so that a store's long copy (a 500 MiB zip)
+// ends with a cancelled commit instead of going on for nobody.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -89,7 +89,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 		_ = tmp.Close()
 		_ = os.Remove(tmp.Name())
 	}()
-	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(tmp, storage.ContextReader(ctx, r)); err != nil {
 		return fmt.Errorf("disk: put %q: write: %w", key, err)
 	}
 	// CreateTemp makes the file private; blobs are public module content, readable by a
@@ -303,18 +303,4 @@ func syncDir(dir string) error {
 // that is a file (not a directory) cannot hold a blob either.
 func notExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
-}
-
-// ctxReader stops a long copy once its context is done, so that a cancelled commit does not
-// keep writing a 500 MiB zip nobody waits for.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -328,7 +328,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 
-	body := &peekReader{r: ctxReader{ctx, r}}
+	body := &peekReader{r: storage.ContextReader(ctx, r)}
 	p := new(part)
 	more, err := p.fill(body)
 	if err != nil {
@@ -569,17 +569,3 @@ func (e *opError) Error() string {
 }
 
 func (e *opError) Unwrap() []error { return []error{e.kind, e.err} }
-
-// ctxReader stops a long upload once its context is done, so that a cancelled commit does not
-// keep reading a 500 MiB zip nobody waits for.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

@@ -3,11 +3,9 @@ package s3
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"runtime"
@@ -107,24 +105,10 @@ func TestPrefixLayout(t *testing.T) {
 	}
 }
 
-// randomBytes returns n reproducible bytes that differ for every seed.
-func randomBytes(seed uint64, n int) []byte {
-	var s [32]byte
-	binary.LittleEndian.PutUint64(s[:], seed)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(s).Read(b)
-	return b
-}
-
-// stream hides every method but Read, as the network stream a commit hands Put would.
-type stream struct{ r io.Reader }
-
-func (s stream) Read(p []byte) (int, error) { return s.r.Read(p) }
-
 // TestMultipart stores blobs around and beyond one part, which go up as multipart uploads.
 func TestMultipart(t *testing.T) {
 	s := newStore(t, testConfig(t, newBucket()))
-	data := randomBytes(1, 40<<20)
+	data := storagetest.RandomBytes(1, 40<<20)
 	for i, size := range []int{partSize, partSize + 1, 2 * partSize, 40 << 20} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			ctx := t.Context()
@@ -134,7 +118,7 @@ func TestMultipart(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			if err := s.Put(ctx, key, stream{iotest.HalfReader(bytes.NewReader(want))}); err != nil {
+			if err := s.Put(ctx, key, storagetest.Stream(iotest.HalfReader(bytes.NewReader(want)))); err != nil {
 				t.Fatalf("Put(%d bytes): %v", size, err)
 			}
 			runtime.ReadMemStats(&after)
@@ -162,7 +146,7 @@ func TestMultipart(t *testing.T) {
 			if m, err := r.ReadAt(tail, int64(size-500)); m != 500 || err != io.EOF || !bytes.Equal(tail[:m], want[size-500:]) {
 				t.Errorf("ReadAt(1000 bytes, 500 before the end) = %d, %v; want the last 500 bytes and io.EOF", m, err)
 			}
-			if err := s.Put(ctx, key, stream{bytes.NewReader(want)}); !errors.Is(err, gofer.ErrExists) {
+			if err := s.Put(ctx, key, storagetest.Stream(bytes.NewReader(want))); !errors.Is(err, gofer.ErrExists) {
 				t.Errorf("second Put = %v, want ErrExists", err)
 			}
 		})
@@ -214,14 +198,14 @@ func TestFailedMultipart(t *testing.T) {
 		want error
 	}{
 		{"reader fails", func(key string) error {
-			r := &failingReader{r: bytes.NewReader(randomBytes(2, 40<<20)), n: 20 << 20, err: errReset}
+			r := &failingReader{r: bytes.NewReader(storagetest.RandomBytes(2, 40<<20)), n: 20 << 20, err: errReset}
 			return s.Put(t.Context(), key, r)
 		}, errReset},
 		{"context cancelled", func(key string) error {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			// After 20 MiB the reader cancels the Put's context and would go on.
-			r := &failingReader{r: bytes.NewReader(randomBytes(3, 40<<20)), n: 20 << 20, before: cancel}
+			r := &failingReader{r: bytes.NewReader(storagetest.RandomBytes(3, 40<<20)), n: 20 << 20, before: cancel}
 			return s.Put(ctx, key, r)
 		}, context.Canceled},
 	}
@@ -260,8 +244,8 @@ func TestConditionalWrites(t *testing.T) {
 	for _, size := range []int{100, partSize + 100} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			defer s.Delete(ctx, key)
-			first := randomBytes(4, size)
-			err := s.Put(ctx, key, &failingReader{r: bytes.NewReader(randomBytes(5, size)), n: int64(size), err: io.EOF, before: func() {
+			first := storagetest.RandomBytes(4, size)
+			err := s.Put(ctx, key, &failingReader{r: bytes.NewReader(storagetest.RandomBytes(5, size)), n: int64(size), err: io.EOF, before: func() {
 				// The first writer finishes while the second is still reading its blob.
 				if _, err := s.client.PutObject(ctx, &awss3.PutObjectInput{Bucket: &s.bucket, Key: &obj, Body: bytes.NewReader(first)}); err != nil {
 					t.Errorf("PutObject: %v", err)
@@ -288,17 +272,17 @@ func TestFallbackWithoutConditionalWrites(t *testing.T) {
 	s.conditionalPut, s.conditionalComplete = false, false
 	ctx := t.Context()
 	key := storage.Key("example.com/fallback", "v1.0.0", "zip")
-	first := randomBytes(6, 100)
+	first := storagetest.RandomBytes(6, 100)
 	if err := s.Put(ctx, key, bytes.NewReader(first)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(ctx, key, bytes.NewReader(randomBytes(7, 100))); !errors.Is(err, gofer.ErrExists) {
+	if err := s.Put(ctx, key, bytes.NewReader(storagetest.RandomBytes(7, 100))); !errors.Is(err, gofer.ErrExists) {
 		t.Errorf("Put of a taken key = %v, want ErrExists", err)
 	}
 	// A multipart Put checks again before completing.
 	late := storage.Key("example.com/fallback", "v1.0.1", "zip")
 	lateObj := s.prefix + late
-	err := s.Put(ctx, late, &failingReader{r: bytes.NewReader(randomBytes(8, partSize+100)), n: partSize + 100, err: io.EOF, before: func() {
+	err := s.Put(ctx, late, &failingReader{r: bytes.NewReader(storagetest.RandomBytes(8, partSize+100)), n: partSize + 100, err: io.EOF, before: func() {
 		if _, err := s.client.PutObject(ctx, &awss3.PutObjectInput{Bucket: &s.bucket, Key: &lateObj, Body: bytes.NewReader(first)}); err != nil {
 			t.Errorf("PutObject: %v", err)
 		}
@@ -392,7 +376,7 @@ func TestPresignGet(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, testConfig(t, newBucket()))
 	key := storage.Key("github.com/Azure/sdk", "v1.0.0+incompatible", "zip")
-	data := randomBytes(9, 3<<20)
+	data := storagetest.RandomBytes(9, 3<<20)
 	if err := s.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +445,7 @@ func TestReaderRequests(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, testConfig(t, newBucket()))
 	const size = 1 << 20
-	data := randomBytes(10, size)
+	data := storagetest.RandomBytes(10, size)
 	key := storage.Key("example.com/requests", "v1.0.0", "zip")
 	if err := s.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
@@ -527,7 +511,7 @@ func TestReplacedWhileReading(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, testConfig(t, newBucket()))
 	key := storage.Key("example.com/replaced", "v1.0.0", "zip")
-	if err := s.Put(ctx, key, bytes.NewReader(randomBytes(11, 10_000))); err != nil {
+	if err := s.Put(ctx, key, bytes.NewReader(storagetest.RandomBytes(11, 10_000))); err != nil {
 		t.Fatal(err)
 	}
 	r, _, err := s.Open(ctx, key)
@@ -538,7 +522,7 @@ func TestReplacedWhileReading(t *testing.T) {
 	if err := s.Delete(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(ctx, key, bytes.NewReader(randomBytes(12, 10_000))); err != nil {
+	if err := s.Put(ctx, key, bytes.NewReader(storagetest.RandomBytes(12, 10_000))); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := r.ReadAt(make([]byte, 100), 5000); !errors.Is(err, gofer.ErrUnavailable) {
@@ -553,7 +537,7 @@ func TestOutage(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, testConfig(t, newBucket()))
 	key := storage.Key("example.com/outage", "v1.0.0", "zip")
-	data := randomBytes(13, 100_000)
+	data := storagetest.RandomBytes(13, 100_000)
 	if err := s.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}

@@ -95,8 +95,8 @@ func wantNotFound(t *testing.T, s storage.Blobs, key string) {
 }
 
 func testPutOpen(t *testing.T, s storage.Blobs) {
-	small := randomBytes(1, 100)
-	odd := randomBytes(2, 3001)
+	small := RandomBytes(1, 100)
+	odd := RandomBytes(2, 3001)
 	tests := []struct {
 		name string
 		want []byte
@@ -125,7 +125,7 @@ func testOpenMissing(t *testing.T, s storage.Blobs) {
 	wantNotFound(t, s, storage.Key(path, version, "info"))
 
 	// A stored neighbour must not make its siblings, other versions or staged copies appear.
-	mustPut(t, s, storage.Key(path, version, "info"), randomBytes(3, 10))
+	mustPut(t, s, storage.Key(path, version, "info"), RandomBytes(3, 10))
 	wantNotFound(t, s, storage.Key(path, version, "mod"))
 	wantNotFound(t, s, storage.Key(path, "v1.0.1", "info"))
 	wantNotFound(t, s, storage.Key(path+"/v2", "v2.0.0", "info"))
@@ -140,14 +140,14 @@ func testPutExisting(t *testing.T, s storage.Blobs) {
 		// An empty blob exists too: a store that takes zero bytes for absence would let a
 		// second Put replace it.
 		{"empty", nil},
-		{"non-empty", randomBytes(4, 4096)},
+		{"non-empty", RandomBytes(4, 4096)},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			key := storage.Key("example.com/existing", fmt.Sprintf("v1.0.%d", i), "mod")
 			mustPut(t, s, key, tt.first)
 
-			for _, second := range [][]byte{randomBytes(5, 5000), tt.first} {
+			for _, second := range [][]byte{RandomBytes(5, 5000), tt.first} {
 				// The second Put must recognise the key before reading: a retried commit must
 				// not stream a 500 MiB zip again only to be told it is already stored.
 				r := &countingReader{r: bytes.NewReader(second)}
@@ -166,7 +166,7 @@ func testPutExisting(t *testing.T, s storage.Blobs) {
 
 func testFailedPut(t *testing.T, s storage.Blobs) {
 	errRead := errors.New("storagetest: upstream connection reset")
-	data := randomBytes(6, 4<<20)
+	data := RandomBytes(6, 4<<20)
 	for i, failAfter := range []int{0, 1000, 3 << 20} {
 		t.Run(fmt.Sprintf("after %d bytes", failAfter), func(t *testing.T) {
 			key := storage.StagingKey("example.com/failed", "v1.0.0", fmt.Sprintf("run-%d", i), "zip")
@@ -189,7 +189,7 @@ func testFailedPut(t *testing.T, s storage.Blobs) {
 
 func testReader(t *testing.T, s storage.Blobs) {
 	const size = 100_000
-	data := randomBytes(7, size)
+	data := RandomBytes(7, size)
 	key := storage.Key("example.com/reader", "v1.0.0", "zip")
 	mustPut(t, s, key, data)
 
@@ -308,8 +308,8 @@ func testDelete(t *testing.T, s storage.Blobs) {
 	ctx := t.Context()
 	const path, version = "example.com/delete", "v1.0.0"
 	info, mod := storage.Key(path, version, "info"), storage.Key(path, version, "mod")
-	mustPut(t, s, info, randomBytes(8, 100))
-	modData := randomBytes(9, 200)
+	mustPut(t, s, info, RandomBytes(8, 100))
+	modData := RandomBytes(9, 200)
 	mustPut(t, s, mod, modData)
 
 	if err := s.Delete(ctx, info); err != nil {
@@ -328,7 +328,7 @@ func testDelete(t *testing.T, s storage.Blobs) {
 	wantNotFound(t, s, never)
 
 	// Deleting frees the key: a quarantined version must be storable again.
-	again := randomBytes(10, 300)
+	again := RandomBytes(10, 300)
 	mustPut(t, s, info, again)
 	wantBlob(t, s, info, again)
 }
@@ -351,7 +351,7 @@ func testKeys(t *testing.T, s storage.Blobs) {
 	}
 	data := make(map[string][]byte)
 	for i, key := range keys {
-		data[key] = randomBytes(uint64(1000+i), 64+i)
+		data[key] = RandomBytes(uint64(1000+i), 64+i)
 		mustPut(t, s, key, data[key])
 	}
 	for _, key := range keys {
@@ -371,7 +371,7 @@ func testLarge(t *testing.T, s storage.Blobs) {
 	// Around 5 MiB, the smallest S3 multipart part, where single and multipart uploads meet.
 	for i, size := range []int{5<<20 - 1, 5 << 20, 5<<20 + 1} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			data := randomBytes(uint64(20+i), size)
+			data := RandomBytes(uint64(20+i), size)
 			key := storage.Key("example.com/large", fmt.Sprintf("v1.0.%d", i), "zip")
 			if err := s.Put(t.Context(), key, iotest.HalfReader(reader(data))); err != nil {
 				t.Fatalf("Put(%s, %d bytes): %v", key, size, err)
@@ -407,9 +407,9 @@ func testConcurrentPut(t *testing.T, s storage.Blobs, same bool) {
 	blobs := make([][]byte, writers)
 	for i := range blobs {
 		if same {
-			blobs[i] = randomBytes(30, size)
+			blobs[i] = RandomBytes(30, size)
 		} else {
-			blobs[i] = randomBytes(uint64(100+i), size)
+			blobs[i] = RandomBytes(uint64(100+i), size)
 		}
 	}
 
@@ -550,7 +550,7 @@ func testWalk(t *testing.T, s storage.Blobs) {
 	var all []walked
 	for i, key := range keys {
 		size := 10 * i // the first is empty: an empty blob is a blob and is walked
-		mustPut(t, s, key, randomBytes(uint64(2000+i), size))
+		mustPut(t, s, key, RandomBytes(uint64(2000+i), size))
 		all = append(all, walked{key, int64(size)})
 	}
 	slices.SortFunc(all, func(a, b walked) int { return strings.Compare(a.key, b.key) })
@@ -648,7 +648,7 @@ func testWalk(t *testing.T, s storage.Blobs) {
 	}
 	all = all[1:]
 	failed := storage.StagingKey("example.com/a", "v1.0.0", "run-3", "zip")
-	r := io.MultiReader(bytes.NewReader(randomBytes(2100, 1000)), iotest.ErrReader(errors.New("storagetest: reset")))
+	r := io.MultiReader(bytes.NewReader(RandomBytes(2100, 1000)), iotest.ErrReader(errors.New("storagetest: reset")))
 	if err := s.Put(ctx, failed, plainReader{r}); err == nil {
 		t.Fatalf("Put(%s) with a failing reader succeeded", failed)
 	}
@@ -660,7 +660,7 @@ func testWalk(t *testing.T, s storage.Blobs) {
 	key := storage.Key("example.com/walking", "v1.0.0", "zip")
 	putErr := make(chan error, 1)
 	go func() {
-		putErr <- s.Put(ctx, key, &slowReader{b: randomBytes(2200, size), chunk: 16 << 10, pause: time.Millisecond})
+		putErr <- s.Put(ctx, key, &slowReader{b: RandomBytes(2200, size), chunk: 16 << 10, pause: time.Millisecond})
 	}()
 	with := slices.Clone(all)
 	with = append(with, walked{key, size})

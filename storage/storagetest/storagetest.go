@@ -14,9 +14,9 @@ import (
 	"time"
 )
 
-// randomBytes returns n reproducible bytes that differ for every seed, so that a blob that is
+// RandomBytes returns n reproducible bytes that differ for every seed, so that a blob that is
 // truncated, shifted or mixed with another never compares equal by accident.
-func randomBytes(seed uint64, n int) []byte {
+func RandomBytes(seed uint64, n int) []byte {
 	var s [32]byte
 	binary.LittleEndian.PutUint64(s[:], seed)
 	b := make([]byte, n)
@@ -24,13 +24,15 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-// plainReader hides every method but Read, so that no implementation can come to depend on
+// Stream hides every method of r but Read, so that no implementation can come to depend on
 // seeking, WriterTo or a known length: the commit path hands Put a network stream.
+func Stream(r io.Reader) io.Reader { return plainReader{r} }
+
 type plainReader struct{ r io.Reader }
 
 func (p plainReader) Read(b []byte) (int, error) { return p.r.Read(b) }
 
-func reader(b []byte) io.Reader { return plainReader{bytes.NewReader(b)} }
+func reader(b []byte) io.Reader { return Stream(bytes.NewReader(b)) }
 
 // countingReader records how many bytes a Put consumed.
 type countingReader struct {
