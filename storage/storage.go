@@ -48,6 +48,9 @@ type Metadata interface {
 	Get(ctx context.Context, path, version string) (gofer.Version, error)
 	// Versions lists the stored versions of path, in no particular order.
 	Versions(ctx context.Context, path string) ([]string, error)
+	// Catalog lists stored versions ordered by path, then version (byte order, not semver), at
+	// most limit of them, starting after the pair after (the zero module.Version: from the start).
+	Catalog(ctx context.Context, after module.Version, limit int) ([]module.Version, error)
 	// Close releases the store.
 	Close() error
 }

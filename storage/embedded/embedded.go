@@ -17,6 +17,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
@@ -143,6 +144,83 @@ func (s *Store) Versions(ctx context.Context, path string) ([]string, error) {
 		return nil, fmt.Errorf("embedded: versions %s: %w", path, err)
 	}
 	return versions, nil
+}
+
+// Catalog lists stored versions ordered by path, then version.
+//
+// Keys do not sort in that order: where one path extends another by a byte below "@" ("a/b" and
+// "a/b/c"), the longer path's keys sort first, as "a/b/c@" < "a/b@". The keys of one path are
+// still contiguous and in version order, so Catalog reads each path's versions from one seek
+// and finds the path after it with nextPath: a page costs a few seeks per path it lists.
+func (s *Store) Catalog(ctx context.Context, after module.Version, limit int) ([]module.Version, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: catalog after %s@%s: %w", after.Path, after.Version, err)
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	var list []module.Version
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucket).Cursor()
+		path, version := after.Path, after.Version
+		for {
+			// A path with "@" has no versions, and its prefix could match another path's keys.
+			if !strings.Contains(path, "@") {
+				prefix, from := []byte(path+"@"), key(path, version)
+				k, _ := c.Seek(from)
+				if bytes.Equal(k, from) {
+					k, _ = c.Next()
+				}
+				for ; k != nil && bytes.HasPrefix(k, prefix) && len(list) < limit; k, _ = c.Next() {
+					list = append(list, module.Version{Path: path, Version: string(k[len(prefix):])})
+				}
+			}
+			if len(list) == limit {
+				return nil
+			}
+			var ok bool
+			if path, ok = nextPath(c, path); !ok {
+				return nil
+			}
+			version = ""
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: catalog after %s@%s: %w", after.Path, after.Version, err)
+	}
+	return list, nil
+}
+
+// nextPath returns the least stored path greater than after, in byte order.
+//
+// It starts from the first key past after+"\x00", the least string greater than after, whose
+// path p may still not be the answer. If p <= after, after extends p by a byte below "@", which
+// is why p's keys sort past after's: nextPath skips them. Otherwise a stored path q with
+// after < q < p sorts its keys past p's only if p extends q by a byte below "@", so the answer
+// is the shortest such q, or p.
+func nextPath(c *bolt.Cursor, after string) (string, bool) {
+	k, _ := c.Seek([]byte(after + "\x00"))
+	for k != nil {
+		p, _, _ := strings.Cut(string(k), "@")
+		if p <= after {
+			k, _ = c.Seek([]byte(p + "A")) // "A" follows "@": past every key of p
+			continue
+		}
+		for j := 1; j < len(p); j++ {
+			if p[j] < '@' && p[:j] > after && stored(c, p[:j]) {
+				return p[:j], true
+			}
+		}
+		return p, true
+	}
+	return "", false
+}
+
+// stored reports whether path has a key.
+func stored(c *bolt.Cursor, path string) bool {
+	prefix := []byte(path + "@")
+	k, _ := c.Seek(prefix)
+	return bytes.HasPrefix(k, prefix)
 }
 
 // Close releases the file and its lock.

@@ -1,15 +1,18 @@
 package embedded
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
@@ -170,5 +173,53 @@ func TestInsertInvalid(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "example.com/a@v1", "x"); !errors.Is(err, gofer.ErrNotFound) {
 		t.Errorf("Get of a path with @ = %v, want ErrNotFound", err)
+	}
+}
+
+// TestCatalogOrder pages through every path of up to three bytes from bytes on both sides of
+// "@", the key separator, so that every way a path can extend another is listed: the catalog
+// must still come in byte order of paths.
+func TestCatalogOrder(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "meta.db"))
+	defer s.Close()
+	const alphabet = "-/Aa"
+	paths := []string{""}
+	var want []module.Version
+	for range 3 {
+		var longer []string
+		for _, p := range paths {
+			for _, b := range alphabet {
+				longer = append(longer, p+string(b))
+			}
+		}
+		paths = longer
+		for _, p := range paths {
+			for _, v := range []string{"v1", "v2"} {
+				if err := s.Insert(t.Context(), testVersion(p, v)); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, module.Version{Path: p, Version: v})
+			}
+		}
+	}
+	slices.SortFunc(want, func(a, b module.Version) int {
+		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Version, b.Version))
+	})
+	for _, limit := range []int{1, 3, 64} {
+		var got []module.Version
+		for after := (module.Version{}); len(got) <= len(want); {
+			page, err := s.Catalog(t.Context(), after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, page...)
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Catalog in pages of %d =\n%v\nwant\n%v", limit, got, want)
+		}
 	}
 }

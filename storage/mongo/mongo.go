@@ -19,6 +19,7 @@ import (
 	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
@@ -140,6 +141,39 @@ func (s *Store) Versions(ctx context.Context, path string) ([]string, error) {
 		versions[i] = d.Version
 	}
 	return versions, nil
+}
+
+// Catalog lists stored versions ordered by path, then version.
+func (s *Store) Catalog(ctx context.Context, after module.Version, limit int) ([]module.Version, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	// Without a collation strings compare as bytes. The filter and the sort both follow the
+	// unique index on (path, version), so a page needs neither a collection scan nor a sort.
+	filter := bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "path", Value: bson.D{{Key: "$gt", Value: after.Path}}}},
+		bson.D{{Key: "path", Value: after.Path}, {Key: "version", Value: bson.D{{Key: "$gt", Value: after.Version}}}},
+	}}}
+	opts := options.Find().
+		SetSort(bson.D{{Key: "path", Value: 1}, {Key: "version", Value: 1}}).
+		SetLimit(int64(limit)).
+		SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: "path", Value: 1}, {Key: "version", Value: 1}})
+	cur, err := s.coll.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, classify(err, "catalog after", after.Path+"@"+after.Version)
+	}
+	var docs []struct {
+		Path    string `bson:"path"`
+		Version string `bson:"version"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, classify(err, "catalog after", after.Path+"@"+after.Version)
+	}
+	list := make([]module.Version, len(docs))
+	for i, d := range docs {
+		list[i] = module.Version{Path: d.Path, Version: d.Version}
+	}
+	return list, nil
 }
 
 // Close disconnects from the server.

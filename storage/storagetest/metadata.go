@@ -1,12 +1,15 @@
 package storagetest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
@@ -29,6 +32,7 @@ func TestMetadata(t *testing.T, newStore func(t *testing.T) storage.Metadata) {
 	t.Run("GetMissing", func(t *testing.T) { testGetMissing(t, open(t)) })
 	t.Run("InsertExisting", func(t *testing.T) { testInsertExisting(t, open(t)) })
 	t.Run("Versions", func(t *testing.T) { testVersions(t, open(t)) })
+	t.Run("Catalog", func(t *testing.T) { testCatalog(t, open(t)) })
 	t.Run("ConcurrentInsert", func(t *testing.T) { testConcurrentInsert(t, open(t)) })
 	t.Run("Close", func(t *testing.T) {
 		s := newStore(t)
@@ -174,6 +178,85 @@ func testVersions(t *testing.T, s storage.Metadata) {
 	}
 	for _, unknown := range []string{"example.com/zz", "example.com/a/", "example.com/a/v", "example.co", "example.com/a/v2/v3"} {
 		wantVersions(t, s, unknown)
+	}
+}
+
+func catalog(t *testing.T, s storage.Metadata, after module.Version, limit int) []module.Version {
+	t.Helper()
+	list, err := s.Catalog(t.Context(), after, limit)
+	if err != nil {
+		t.Fatalf("Catalog(%v, %d): %v", after, limit, err)
+	}
+	if len(list) > limit {
+		t.Errorf("Catalog(%v, %d) returned %d versions", after, limit, len(list))
+	}
+	return list
+}
+
+func testCatalog(t *testing.T, s storage.Metadata) {
+	if list := catalog(t, s, module.Version{}, 10); len(list) != 0 {
+		t.Errorf("Catalog of an empty store = %v, want none", list)
+	}
+	// In catalog order: byte order of paths, where a path comes before every path it is a
+	// prefix of, whatever byte follows; then byte order of versions, not semver order.
+	want := []module.Version{
+		{Path: "example.com", Version: "v0.1.0"},
+		{Path: "example.com/A", Version: "v3.0.0"},
+		{Path: "example.com/a", Version: "v1.0.0"},
+		{Path: "example.com/a", Version: "v1.10.0"},
+		{Path: "example.com/a", Version: "v1.2.0"},
+		{Path: "example.com/a", Version: "v2.0.0+incompatible"},
+		{Path: "example.com/a-b", Version: "v1.0.0"},
+		{Path: "example.com/a/b", Version: "v0.1.0"},
+		{Path: "example.com/a/b", Version: "v0.1.1"},
+		{Path: "example.com/a/b/c", Version: "v1.0.0"},
+		{Path: "example.com/a/b2", Version: "v1.0.0"},
+		{Path: "example.com/ab", Version: "v1.0.0"},
+		{Path: "golang.org/x/mod", Version: "v0.20.0"},
+	}
+	for i := range want { // backwards, so that insertion order is no help
+		v := want[len(want)-1-i]
+		mustInsert(t, s, record(v.Path, v.Version, i))
+	}
+	if got := catalog(t, s, module.Version{}, 100); !slices.Equal(got, want) {
+		t.Errorf("Catalog(from the start, 100) =\n%v\nwant\n%v", got, want)
+	}
+	for _, limit := range []int{1, 2, len(want)} {
+		var got []module.Version
+		after := module.Version{}
+		for range len(want) + 1 { // bounded, in case a store never runs out
+			page := catalog(t, s, after, limit)
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, page...)
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Catalog in pages of %d =\n%v\nwant\n%v", limit, got, want)
+		}
+	}
+	// The pair to start after need not be stored.
+	for _, after := range []module.Version{
+		want[len(want)-1],
+		{Path: "example.com/a", Version: "v1.10.0"},
+		{Path: "example.com/a", Version: "v1.5.0"},
+		{Path: "example.com/a/b"},
+		{Path: "example.com/a/a", Version: "v9.0.0"},
+		{Path: "example.com/a/b/c", Version: "v2.0.0"},
+		{Path: "example.com/a/", Version: "v1.0.0"},
+		{Path: "example.com/b"},
+		{Path: "zz"},
+	} {
+		var rest []module.Version
+		for _, v := range want {
+			if cmp.Or(cmp.Compare(v.Path, after.Path), cmp.Compare(v.Version, after.Version)) > 0 {
+				rest = append(rest, v)
+			}
+		}
+		if got := catalog(t, s, after, 100); !slices.Equal(got, rest) {
+			t.Errorf("Catalog(after %v, 100) =\n%v\nwant\n%v", after, got, rest)
+		}
 	}
 }
 

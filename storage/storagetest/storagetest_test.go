@@ -2,10 +2,12 @@ package storagetest_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -14,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
@@ -93,6 +97,8 @@ func TestSuitesCatchBugs(t *testing.T) {
 		{"Metadata", "insert-overwrites", "InsertExisting"},
 		{"Metadata", "prefix-versions", "Versions"},
 		{"Metadata", "versions-unknown-error", "Versions"},
+		{"Metadata", "catalog-key-order", "Catalog"},
+		{"Metadata", "catalog-includes-after", "Catalog"},
 		{"Metadata", "racy-insert", "ConcurrentInsert"},
 		{"Metadata", "lost-update", "ConcurrentInsert"},
 		{"Metadata", "close-error", "Close"},
@@ -419,6 +425,27 @@ func (s *memMetadata) Versions(ctx context.Context, path string) ([]string, erro
 		return nil, fmt.Errorf("versions %s: %w", path, gofer.ErrNotFound)
 	}
 	return vs, nil
+}
+
+func (s *memMetadata) Catalog(ctx context.Context, after module.Version, limit int) ([]module.Version, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Bug "catalog-key-order" sorts by the key path@version, which puts "a/b/c" before "a/b".
+	order := func(a, b gofer.Version) int {
+		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Version, b.Version))
+	}
+	if s.bug == "catalog-key-order" {
+		order = func(a, b gofer.Version) int { return strings.Compare(a.Path+"@"+a.Version, b.Path+"@"+b.Version) }
+	}
+	from := gofer.Version{Path: after.Path, Version: after.Version}
+	var list []module.Version
+	for _, v := range slices.SortedFunc(maps.Values(s.m), order) {
+		c := order(v, from)
+		if len(list) < limit && (c > 0 || c == 0 && s.bug == "catalog-includes-after") {
+			list = append(list, module.Version{Path: v.Path, Version: v.Version})
+		}
+	}
+	return list, nil
 }
 
 func (s *memMetadata) Close() error {
