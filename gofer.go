@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
 )
 
 // The error kinds. Wrap one of them (fmt.Errorf("...: %w", gofer.ErrNotFound)) and test with
@@ -22,6 +25,8 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrExcluded: the module is excluded by the proxy's rules and is never fetched or served.
 	ErrExcluded = errors.New("excluded")
+	// ErrBadRequest: a request to gofer's own API (admin, catalog) is malformed; nothing was done.
+	ErrBadRequest = errors.New("bad request")
 	// ErrExists is returned by insert-once and put-if-absent stores when the key is taken.
 	ErrExists = errors.New("already exists")
 )
@@ -73,4 +78,26 @@ type Version struct {
 	FetchedAt  time.Time `json:"fetchedAt" bson:"fetchedAt"`
 	WorkflowID string    `json:"workflowID" bson:"workflowID"`
 	RunID      string    `json:"runID" bson:"runID"`
+}
+
+// Latest is the version @latest means among vs (not empty), as the go command ranks them: the
+// highest release, else the highest tagged prerelease, else the highest pseudo-version. It sorts vs.
+func Latest(vs []string) string {
+	semver.Sort(vs)
+	rank := func(v string) int {
+		switch {
+		case module.IsPseudoVersion(v):
+			return 0
+		case semver.Prerelease(v) != "":
+			return 1
+		}
+		return 2
+	}
+	best := vs[len(vs)-1]
+	for _, v := range vs {
+		if rank(v) >= rank(best) {
+			best = v
+		}
+	}
+	return best
 }

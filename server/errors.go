@@ -14,7 +14,7 @@ const retryAfter = "10"
 
 // writeError answers err with its one status, chosen here and nowhere else: not found → 404 and
 // invalid content → 410 (both let a GOPROXY=a,b client fall through to b), excluded by the
-// rules → 403, everything else → 503 with Retry-After. The body is one line of plain text with the reason.
+// rules → 403, a malformed API request → 400, everything else → 503 with Retry-After. The body is one line of plain text with the reason.
 func writeError(w http.ResponseWriter, err error) {
 	status := http.StatusServiceUnavailable
 	switch {
@@ -26,6 +26,8 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusGone
 	case errors.Is(err, gofer.ErrExcluded):
 		status = http.StatusForbidden
+	case errors.Is(err, gofer.ErrBadRequest):
+		status = http.StatusBadRequest
 	default:
 		w.Header().Set("Retry-After", retryAfter)
 	}
