@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/goferproxy/gofer/internal/testserver"
+	"github.com/goferproxy/gofer/workflows"
 )
 
 // docker-compose.yml is valid Compose (checked by compose-spec's own loader, as `docker compose
@@ -58,8 +59,10 @@ func TestComposeTopology(t *testing.T) {
 		}
 	}
 	sa := strings.Join(project.Services["temporal-search-attributes"].Command, " ")
-	if !strings.Contains(sa, "GoModule") || !strings.Contains(sa, "GoVersion") {
-		t.Errorf("no job registers the search attributes: %q", sa)
+	for _, name := range workflows.SearchAttributes {
+		if !strings.Contains(sa, "--name "+name+" --type Keyword") {
+			t.Errorf("the search-attribute job does not register %s: %q", name, sa)
+		}
 	}
 }
 

@@ -21,8 +21,11 @@ import (
 	"github.com/goferproxy/gofer/storage"
 )
 
-// Upstream is where versions are downloaded from; each call returns the base URL that answered.
+// Upstream is where versions are downloaded from, and where watched modules' new versions are
+// found; each call returns the base URL that answered.
 type Upstream interface {
+	List(ctx context.Context, path string) ([]byte, string, error)
+	Latest(ctx context.Context, path string) ([]byte, string, error)
 	Info(ctx context.Context, path, query string) ([]byte, string, error)
 	Mod(ctx context.Context, path, version string) ([]byte, string, error)
 	Zip(ctx context.Context, path, version string) (io.ReadCloser, string, error)
@@ -45,6 +48,9 @@ type Activities struct {
 	Log *zap.Logger
 	// Meter makes the alarm counter (AlarmMetric); nil counts nothing.
 	Meter metric.Meter
+	// Temporal lets downloads report progress to their workflow and warm runs wait for
+	// fetches they did not start; nil: no progress reports, and such waits fail.
+	Temporal Temporal
 
 	instrumentsOnce sync.Once
 	alarmCounter    metric.Int64Counter

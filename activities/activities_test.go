@@ -22,6 +22,10 @@ import (
 // fakeUpstream serves fixed .info and .mod and a zip reader that a test builds.
 type fakeUpstream struct{ zip func() io.Reader }
 
+func (fakeUpstream) List(context.Context, string) ([]byte, string, error) { return nil, "test", nil }
+func (fakeUpstream) Latest(context.Context, string) ([]byte, string, error) {
+	return []byte(`{"Version":"v1.0.0"}`), "test", nil
+}
 func (fakeUpstream) Info(_ context.Context, _, v string) ([]byte, string, error) {
 	return []byte(`{"Version":"` + v + `"}`), "test", nil
 }

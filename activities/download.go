@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.uber.org/zap"
 	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
@@ -30,7 +31,10 @@ func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 		return s, encode(gofer.Errorf(gofer.ErrNotFound, "%v", err))
 	}
 	var received atomic.Int64 // zip bytes so far, reported by the heartbeats
-	stop := heartbeat(ctx, func() any { return received.Load() })
+	stop := heartbeat(ctx, func() any {
+		a.report(ctx, Progress{Received: received.Load()})
+		return received.Load()
+	})
 	defer stop()
 	err := a.download(ctx, &s, &received)
 	return s, encode(err)
@@ -70,6 +74,21 @@ func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.I
 	s.Zip, err = a.stage(ctx, s.key("zip"), zip, received)
 	return err
 }
+
+// report sends p to the workflow of the running activity, for operators to see; a report
+// that does not arrive changes nothing.
+func (a *Activities) report(ctx context.Context, p Progress) {
+	if a.Temporal == nil {
+		return
+	}
+	info := activity.GetInfo(ctx)
+	if err := a.Temporal.SignalWorkflow(ctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID, ProgressSignal, p); err != nil {
+		a.log().Debug("progress report not sent", zap.String("workflow", info.WorkflowExecution.ID), zap.Error(err))
+	}
+}
+
+// ProgressSignal is the signal that carries a Progress to a fetch workflow.
+const ProgressSignal = "progress"
 
 // heartbeat records a heartbeat with details() now and then until stop is called.
 func heartbeat(ctx context.Context, details func() any) (stop func()) {

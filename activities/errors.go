@@ -22,13 +22,21 @@ func encode(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
-	switch gofer.Kind(err) {
-	case gofer.ErrNotFound:
-		return temporal.NewNonRetryableApplicationError(err.Error(), errNotFound, nil)
-	case gofer.ErrInvalid:
-		return temporal.NewNonRetryableApplicationError(err.Error(), errInvalid, nil)
+	if t := errorType(err); t != errUnavailable {
+		return temporal.NewNonRetryableApplicationError(err.Error(), t, nil)
 	}
 	return temporal.NewApplicationError(err.Error(), errUnavailable)
+}
+
+// errorType is the Temporal error type of a gofer error's kind.
+func errorType(err error) string {
+	switch gofer.Kind(err) {
+	case gofer.ErrNotFound:
+		return errNotFound
+	case gofer.ErrInvalid:
+		return errInvalid
+	}
+	return errUnavailable
 }
 
 // Decode turns the error of a fetch workflow (or of one of its activities) back into a gofer

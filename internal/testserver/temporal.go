@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"go.temporal.io/sdk/client"
+
+	"github.com/goferproxy/gofer/workflows"
 )
 
 // Namespaces is how many isolated namespaces Temporal creates, named by Namespace(i), so that
@@ -37,8 +39,10 @@ func Temporal() (*TemporalServer, error) {
 	args := []string{"server", "start-dev",
 		"--ip", "127.0.0.1", "--port", strconv.Itoa(port), "--headless",
 		"--db-filename", filepath.Join(dir, "temporal.db"),
-		"--search-attribute", "GoModule=Keyword", "--search-attribute", "GoVersion=Keyword",
 		"--log-level", "error"}
+	for _, name := range workflows.SearchAttributes {
+		args = append(args, "--search-attribute", name+"=Keyword")
+	}
 	for i := range Namespaces {
 		args = append(args, "--namespace", Namespace(i))
 	}

@@ -1,0 +1,232 @@
+package activities
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
+
+	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
+)
+
+// Temporal is the part of a Temporal client the activities use: a download reports its
+// progress to its own workflow, and a warm run waits for fetches it did not start.
+type Temporal interface {
+	SignalWorkflow(ctx context.Context, workflowID, runID, signalName string, arg any) error
+	GetWorkflow(ctx context.Context, workflowID, runID string) client.WorkflowRun
+}
+
+// Progress is what a running download reports to its workflow.
+type Progress struct {
+	Received int64 // zip bytes so far
+}
+
+// MaxWarmList bounds the versions one warm list may name.
+const MaxWarmList = 100_000
+
+// warmPrefix is where warm lists are stored in the blob store, under the hex SHA-256 of their
+// content: the same list is stored once, and a key names one list forever.
+const warmPrefix = "_warm/"
+
+// ParseWarmList reads the versions a warm request names: a go.sum (its /go.mod lines count too:
+// the go command needs those versions' .mod files), a go.mod (its require directives), or lines
+// of module@version. Every version must be canonical; blank lines and // or # comments are
+// ignored. The result is sorted and has no duplicates.
+func ParseWarmList(data []byte) ([]module.Version, error) {
+	var list []module.Version
+	if looksLikeGoMod(data) {
+		f, err := modfile.ParseLax("go.mod", data, nil)
+		if err != nil {
+			return nil, gofer.Errorf(gofer.ErrInvalid, "%v", err)
+		}
+		for _, r := range f.Require {
+			// The go.mod parser completes a short version (v1 → v1.0.0): the file's own
+			// token must be canonical already.
+			tok := r.Syntax.Token[len(r.Syntax.Token)-1]
+			if err := checkCanonical(r.Mod.Path, tok); err != nil {
+				return nil, gofer.Errorf(gofer.ErrInvalid, "go.mod:%d: %v", r.Syntax.Start.Line, err)
+			}
+			list = append(list, r.Mod)
+		}
+	} else {
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(nil, 64<<10)
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "//") {
+				continue
+			}
+			v, err := parseWarmLine(line)
+			if err == nil {
+				err = checkCanonical(v.Path, v.Version)
+			}
+			if err != nil {
+				return nil, gofer.Errorf(gofer.ErrInvalid, "line %d: %v", n, err)
+			}
+			list = append(list, v)
+		}
+		if err := sc.Err(); err != nil {
+			return nil, gofer.Errorf(gofer.ErrInvalid, "%v", err)
+		}
+	}
+	list = normalize(list)
+	switch {
+	case len(list) == 0:
+		return nil, gofer.Errorf(gofer.ErrInvalid, "no module versions named")
+	case len(list) > MaxWarmList:
+		return nil, gofer.Errorf(gofer.ErrInvalid, "%d module versions named; at most %d at a time", len(list), MaxWarmList)
+	}
+	return list, nil
+}
+
+func checkCanonical(path, version string) error {
+	if err := module.Check(path, version); err != nil || module.CanonicalVersion(version) != version {
+		return fmt.Errorf("%s@%s is not a canonical module version", path, version)
+	}
+	return nil
+}
+
+// normalize sorts list by path, then version, and drops duplicates.
+func normalize(list []module.Version) []module.Version {
+	slices.SortFunc(list, func(a, b module.Version) int {
+		if c := strings.Compare(a.Path, b.Path); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Version, b.Version)
+	})
+	return slices.Compact(list)
+}
+
+// looksLikeGoMod reports whether data is a go.mod file rather than a list: it has a module or
+// require directive.
+func looksLikeGoMod(data []byte) bool {
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && (f[0] == "module" || f[0] == "require" || f[0] == "require(") {
+			return true
+		}
+	}
+	return false
+}
+
+// parseWarmLine reads one go.sum line ("path version[/go.mod] h1:...") or "path@version".
+func parseWarmLine(line string) (module.Version, error) {
+	f := strings.Fields(line)
+	switch {
+	case len(f) == 3 && strings.HasPrefix(f[2], "h1:"):
+		return module.Version{Path: f[0], Version: strings.TrimSuffix(f[1], "/go.mod")}, nil
+	case len(f) == 1 && strings.Contains(f[0], "@"):
+		path, version, _ := strings.Cut(f[0], "@")
+		return module.Version{Path: path, Version: version}, nil
+	}
+	return module.Version{}, errors.New(`want a go.sum line or "module@version"`)
+}
+
+// PutWarmList stores list in blobs, sorted and without duplicates (so one set of versions is
+// one key, whatever its order), and returns its key. It sorts list in place.
+func PutWarmList(ctx context.Context, blobs storage.Blobs, list []module.Version) (string, error) {
+	list = normalize(list)
+	var b strings.Builder
+	for _, v := range list {
+		b.WriteString(v.Path + " " + v.Version + "\n")
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	key := warmPrefix + hex.EncodeToString(sum[:])
+	if err := blobs.Put(ctx, key, strings.NewReader(b.String())); err != nil && !errors.Is(err, gofer.ErrExists) {
+		return "", storageErr(err)
+	}
+	return key, nil
+}
+
+// WarmPageRequest asks for the versions of a stored warm list from Offset on, at most Size.
+type WarmPageRequest struct {
+	List   string
+	Offset int
+	Size   int
+}
+
+// WarmPage is one page of a warm list: the versions not stored yet, and how many were.
+type WarmPage struct {
+	Missing []module.Version
+	Cached  int
+	Next    int // the offset of the next page; Total when this was the last
+	Total   int
+}
+
+// WarmPage reads one page of the warm list r.List and sorts its versions into stored and missing.
+func (a *Activities) WarmPage(ctx context.Context, r WarmPageRequest) (WarmPage, error) {
+	list, err := a.readWarmList(ctx, r.List)
+	if err != nil {
+		return WarmPage{}, encode(err)
+	}
+	p := WarmPage{Total: len(list), Next: min(r.Offset+r.Size, len(list))}
+	for _, v := range list[min(r.Offset, len(list)):p.Next] {
+		_, err := a.Meta.Get(ctx, v.Path, v.Version)
+		switch {
+		case err == nil:
+			p.Cached++
+		case errors.Is(err, gofer.ErrNotFound):
+			p.Missing = append(p.Missing, v)
+		default:
+			return WarmPage{}, encode(storageErr(err))
+		}
+	}
+	return p, nil
+}
+
+func (a *Activities) readWarmList(ctx context.Context, key string) ([]module.Version, error) {
+	if !strings.HasPrefix(key, warmPrefix) {
+		return nil, gofer.Errorf(gofer.ErrInvalid, "%q is not a warm list", key)
+	}
+	r, _, err := a.Blobs.Open(ctx, key)
+	if errors.Is(err, gofer.ErrNotFound) {
+		return nil, gofer.Errorf(gofer.ErrInvalid, "warm list %s is not stored", key)
+	}
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	var list []module.Version
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		path, version, ok := strings.Cut(line, " ")
+		if !ok {
+			return nil, gofer.Errorf(gofer.ErrInvalid, "warm list %s is corrupt", key)
+		}
+		list = append(list, module.Version{Path: path, Version: version})
+	}
+	return list, nil
+}
+
+// AwaitFetch waits for the fetch workflow workflowID, which another request or warm run
+// started, and returns its outcome: nil once the version is stored.
+func (a *Activities) AwaitFetch(ctx context.Context, workflowID string) error {
+	if a.Temporal == nil {
+		return encode(fmt.Errorf("no Temporal client to wait for %s with", workflowID))
+	}
+	stop := heartbeat(ctx, func() any { return nil })
+	defer stop()
+	err := a.Temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, nil)
+	var ended *temporal.WorkflowExecutionError
+	if errors.As(err, &ended) {
+		// The fetch ended, and its outcome is final: waiting again would only see it again.
+		d := Decode(err)
+		return temporal.NewNonRetryableApplicationError(d.Error(), errorType(d), nil)
+	}
+	return encode(err)
+}

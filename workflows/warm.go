@@ -1,0 +1,179 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+	"golang.org/x/mod/module"
+
+	"github.com/goferproxy/gofer/activities"
+)
+
+// ProgressQuery is the query that returns a running warm's WarmProgress.
+const ProgressQuery = "progress"
+
+// WarmRequest names a stored warm list (activities.PutWarmList) and how many of its versions
+// may be fetched at once. Offset and Progress carry a warm across continue-as-new.
+type WarmRequest struct {
+	List        string
+	Concurrency int
+	Offset      int
+	Progress    WarmProgress
+}
+
+// WarmProgress counts what a warm did so far; it is also the result of a warm.
+type WarmProgress struct {
+	Total    int           `json:"total"`
+	Done     int           `json:"done"`
+	Fetched  int           `json:"fetched"` // fetched by this warm, or by a fetch it joined
+	Cached   int           `json:"cached"`  // stored already
+	Failed   int           `json:"failed"`
+	Failures []WarmFailure `json:"failures,omitempty"` // the first maxFailures failures
+}
+
+// WarmFailure is a version a warm could not fetch, and why.
+type WarmFailure struct {
+	Module  string `json:"module"`
+	Version string `json:"version"`
+	Reason  string `json:"reason"`
+}
+
+func (p WarmProgress) String() string {
+	return fmt.Sprintf("%d of %d done: %d fetched, %d already cached, %d failed", p.Done, p.Total, p.Fetched, p.Cached, p.Failed)
+}
+
+const (
+	// warmPage is how many versions one warm run takes on before it continues as new, which
+	// keeps each run's history to a few thousand events.
+	warmPage = 200
+	// maxFailures bounds the failures a warm keeps with their reasons.
+	maxFailures = 100
+)
+
+// WarmID is the workflow ID of the warm of the list stored under key: warming one list again
+// while it runs joins that warm.
+func WarmID(key string) string { return "warm:" + key[len(key)-16:] }
+
+var (
+	// local reads the warm list and the metadata store.
+	local = workflow.ActivityOptions{
+		StartToCloseTimeout:    5 * time.Minute,
+		ScheduleToCloseTimeout: 6 * time.Hour,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	}
+	// await waits for a fetch another request started; a fetch retries for at most six hours.
+	await = workflow.ActivityOptions{
+		StartToCloseTimeout: 7 * time.Hour,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	}
+)
+
+// Warm fetches every version of a warm list that is not stored yet, at most r.Concurrency at a
+// time, through the fetch workflows that live misses start too: a version being fetched for a
+// request is joined, not fetched twice. A version that cannot be fetched is counted with its
+// reason and does not stop the others. The progress is served by the ProgressQuery query and
+// shown as the workflow's current details.
+func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
+	p := r.Progress
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (WarmProgress, error) { return p, nil }); err != nil {
+		return p, err
+	}
+	var a *activities.Activities
+	var page activities.WarmPage
+	req := activities.WarmPageRequest{List: r.List, Offset: r.Offset, Size: warmPage}
+	lctx := workflow.WithActivityOptions(ctx, local)
+	if err := workflow.ExecuteActivity(lctx, a.WarmPage, req).Get(ctx, &page); err != nil {
+		return p, err
+	}
+	p.Total = page.Total
+	p.Done += page.Cached
+	p.Cached += page.Cached
+	workflow.SetCurrentDetails(ctx, p.String())
+	running := 0
+	for _, v := range page.Missing {
+		if err := workflow.Await(ctx, func() bool { return running < max(r.Concurrency, 1) }); err != nil {
+			return p, err
+		}
+		running++
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer func() { running-- }()
+			err := warmOne(ctx, a, v)
+			p.Done++
+			if err == nil {
+				p.Fetched++
+			} else {
+				p.Failed++
+				if len(p.Failures) < maxFailures {
+					p.Failures = append(p.Failures, WarmFailure{Module: v.Path, Version: v.Version, Reason: activities.Decode(err).Error()})
+				}
+			}
+			workflow.SetCurrentDetails(ctx, p.String())
+		})
+	}
+	if err := workflow.Await(ctx, func() bool { return running == 0 }); err != nil {
+		return p, err
+	}
+	if page.Next < page.Total {
+		next := WarmRequest{List: r.List, Concurrency: r.Concurrency, Offset: page.Next, Progress: p}
+		return p, workflow.NewContinueAsNewError(ctx, Warm, next)
+	}
+	return p, nil
+}
+
+// warmOne fetches v as a child workflow with the fetch's own ID, or, when a fetch of v is
+// running already (started by a request), waits for that one.
+func warmOne(ctx workflow.Context, a *activities.Activities, v module.Version) error {
+	req := FetchRequest{Path: v.Path, Version: v.Version}
+	o := FetchOptions(req)
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            o.ID,
+		TaskQueue:             o.TaskQueue,
+		WorkflowIDReusePolicy: o.WorkflowIDReusePolicy,
+		TypedSearchAttributes: o.TypedSearchAttributes,
+		StaticSummary:         o.StaticSummary,
+		// Requests may be waiting for this fetch: it goes on if the warm is cancelled.
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	})
+	err := workflow.ExecuteChildWorkflow(cctx, Fetch, req).Get(ctx, nil)
+	var started *temporal.ChildWorkflowExecutionAlreadyStartedError
+	if errors.As(err, &started) {
+		actx := workflow.WithActivityOptions(ctx, withSummary(await, "wait for the running fetch of", req))
+		err = workflow.ExecuteActivity(actx, a.AwaitFetch, o.ID).Get(ctx, nil)
+	}
+	return err
+}
+
+// WatchRequest is what a watchlist schedule runs: one watchlist entry, and how many versions it
+// may fetch at once.
+type WatchRequest struct {
+	Watch       activities.Watch
+	Concurrency int
+}
+
+// Watch runs one watchlist entry: it asks the upstream for the versions the entry wants, then
+// warms them in a child Warm, whose result is its own.
+func Watch(ctx workflow.Context, r WatchRequest) (WarmProgress, error) {
+	var a *activities.Activities
+	var list activities.WarmList
+	o := local
+	o.Summary = "find the versions of " + r.Watch.Pattern + ": " + r.Watch.Rule.String()
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), a.Resolve, r.Watch).Get(ctx, &list); err != nil {
+		return WarmProgress{}, err
+	}
+	if list.Total == 0 {
+		return WarmProgress{}, nil
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:    workflow.GetInfo(ctx).WorkflowExecution.ID + "/warm",
+		TaskQueue:     TaskQueue,
+		StaticSummary: fmt.Sprintf("warm %d versions for the watch %s", list.Total, r.Watch.Pattern),
+	})
+	var p WarmProgress
+	err := workflow.ExecuteChildWorkflow(cctx, Warm, WarmRequest{List: list.Key, Concurrency: r.Concurrency}).Get(ctx, &p)
+	return p, err
+}
