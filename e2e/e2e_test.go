@@ -130,7 +130,14 @@ type options struct {
 	direct upstream.Direct
 	// rules route modules (private ones to direct, which must then also serve their queries).
 	rules *rules.Live
+	// admin is the admin API's token; empty turns the admin API off.
+	admin string
+	// auth is who may use the proxy endpoints; nil leaves them open.
+	auth *server.Credentials
 }
+
+// uiBase is the Temporal UI address the test front ends link to.
+const uiBase = "http://ui.test"
 
 func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 	t.Helper()
@@ -167,11 +174,12 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 		o.sumdb.Blobs = blobs
 		checker, sumdbHandler = o.sumdb, o.sumdb
 	}
-	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: o.rules, Direct: o.direct, Log: logger, Meter: meter})
+	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: o.rules, Direct: o.direct, Log: logger, Meter: meter, Temporal: g.temporal})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, SumDB: sumdbHandler, Rules: o.rules, Direct: o.direct, Log: logger})
+	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, SumDB: sumdbHandler, Rules: o.rules, Direct: o.direct, Log: logger,
+		Admin: server.Admin{Token: o.admin, Temporal: g.temporal, Namespace: g.ns, UI: uiBase}, Auth: o.auth})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -58,9 +58,9 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	switch req.kind {
 	case "info":
-		serveContent(w, r, "info", immutable, e.rec.Info.SHA256, bytes.NewReader(e.info))
+		s.serveContent(w, r, "info", immutable, e.rec.Info.SHA256, bytes.NewReader(e.info))
 	case "mod":
-		serveContent(w, r, "mod", immutable, e.rec.Mod.SHA256, bytes.NewReader(e.mod))
+		s.serveContent(w, r, "mod", immutable, e.rec.Mod.SHA256, bytes.NewReader(e.mod))
 	case "zip":
 		key := storage.Key(req.path, req.version, "zip")
 		// A URL presigned for GET does not sign a HEAD: HEAD is answered here.
@@ -78,7 +78,7 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 			return gofer.Errorf(gofer.ErrUnavailable, "stored zip of %s@%s: %v", req.path, req.version, err)
 		}
 		defer zip.Close()
-		serveContent(w, r, "zip", immutable, e.rec.Zip.SHA256, zip)
+		s.serveContent(w, r, "zip", immutable, e.rec.Zip.SHA256, zip)
 	}
 	return nil
 }
@@ -236,7 +236,7 @@ func (s *Server) passthrough(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	h := w.Header()
 	h.Set("Content-Type", contentTypes[req.kind])
-	h.Set("Cache-Control", shortLived)
+	h.Set("Cache-Control", s.scope+shortLived)
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return nil
@@ -311,7 +311,7 @@ func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.R
 	for _, v := range list {
 		b.WriteString(v + "\n")
 	}
-	serveContent(w, r, "list", shortLived, "", strings.NewReader(b.String()))
+	s.serveContent(w, r, "list", shortLived, "", strings.NewReader(b.String()))
 	return nil
 }
 
@@ -322,7 +322,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 		return s.querier(path).Latest(ctx, path)
 	})
 	if err == nil {
-		serveContent(w, r, "latest", shortLived, "", bytes.NewReader(up))
+		s.serveContent(w, r, "latest", shortLived, "", bytes.NewReader(up))
 		return nil
 	}
 	stored, serr := s.cfg.Meta.Versions(ctx, path)
@@ -332,34 +332,12 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 	if len(stored) == 0 {
 		return err
 	}
-	e, verr := s.version(ctx, path, highest(stored), rules.None)
+	e, verr := s.version(ctx, path, gofer.Latest(stored), rules.None)
 	if verr != nil {
 		return err
 	}
-	serveContent(w, r, "latest", shortLived, "", bytes.NewReader(e.info))
+	s.serveContent(w, r, "latest", shortLived, "", bytes.NewReader(e.info))
 	return nil
-}
-
-// highest is the version @latest means among vs, as the go command ranks them: the highest
-// release, else the highest tagged prerelease, else the highest pseudo-version.
-func highest(vs []string) string {
-	semver.Sort(vs)
-	rank := func(v string) int {
-		switch {
-		case module.IsPseudoVersion(v):
-			return 0
-		case semver.Prerelease(v) != "":
-			return 1
-		}
-		return 2
-	}
-	best := vs[len(vs)-1]
-	for _, v := range vs {
-		if rank(v) >= rank(best) {
-			best = v
-		}
-	}
-	return best
 }
 
 // serveQuery answers the .info of a non-canonical version (a branch, a commit prefix): the
@@ -381,13 +359,13 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	if act.Mode == rules.Redirect || act.Rule == rules.Passthrough {
 		// The upstream's answer is what a redirect would give, and a passthrough module is
 		// never stored.
-		serveContent(w, r, "info", shortLived, "", bytes.NewReader(up))
+		s.serveContent(w, r, "info", shortLived, "", bytes.NewReader(up))
 		return nil
 	}
 	e, err := s.version(ctx, path, info.Version, act.Mode)
 	if err != nil {
 		return err
 	}
-	serveContent(w, r, "info", shortLived, "", bytes.NewReader(e.info))
+	s.serveContent(w, r, "info", shortLived, "", bytes.NewReader(e.info))
 	return nil
 }

@@ -80,6 +80,11 @@ type Config struct {
 	// ZipRedirect, when positive and Blobs can presign URLs, answers .zip requests with a
 	// redirect to a presigned URL valid this long instead of streaming the zip; zero streams.
 	ZipRedirect time.Duration
+	// Admin configures the admin API; with no token it is off (404).
+	Admin Admin
+	// Auth, if not nil, is who may use the proxy endpoints (the GOPROXY protocol, /sumdb/ and
+	// /catalog); nil leaves them open. /healthz and /metrics stay open.
+	Auth *Credentials
 	// Log receives errors the client cannot see; nil logs nothing.
 	Log *zap.Logger
 }
@@ -93,6 +98,9 @@ type Server struct {
 	fetches  singleflight.Group // misses of one version in this process share one wait
 	queries  singleflight.Group // likewise for upstream queries
 	handler  http.Handler
+	// scope starts every Cache-Control: "public, ", or "private, " when the proxy requires
+	// credentials, so that no shared cache hands a private module to someone else.
+	scope string
 }
 
 // New returns a Server for cfg.
@@ -112,7 +120,16 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
+	if cfg.Admin.WarmConcurrency <= 0 {
+		cfg.Admin.WarmConcurrency = 8
+	}
 	s := &Server{cfg: cfg, versions: newLRU[*entry](cfg.CacheBytes), mutable: newTTL[[]byte](cfg.MutableTTL), failed: newTTL[error](cfg.NotFoundTTL)}
+	s.scope = "public, "
+	var auth []gin.HandlerFunc
+	if cfg.Auth != nil {
+		s.scope = "private, "
+		auth = append(auth, cfg.Auth.middleware())
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
@@ -121,10 +138,13 @@ func New(cfg Config) *Server {
 	if cfg.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(cfg.Metrics))
 	}
-	// No module path starts with "sumdb/": its first element has no dot.
-	r.GET("/sumdb/*rest", s.sumdb)
-	r.HEAD("/sumdb/*rest", s.sumdb)
-	r.NoRoute(s.proxy)
+	s.adminRoutes(r)
+	// No module path starts with "sumdb/" or is "catalog": its first element has no dot.
+	proxy := r.Group("", auth...)
+	proxy.GET("/catalog", s.catalog)
+	proxy.GET("/sumdb/*rest", s.sumdb)
+	proxy.HEAD("/sumdb/*rest", s.sumdb)
+	r.NoRoute(append(auth, s.proxy)...)
 	s.handler = r
 	return s
 }
@@ -193,15 +213,15 @@ var contentTypes = map[string]string{
 
 // Cache-Control of canonical versions, which never change, and of mutable answers.
 const (
-	immutable  = "public, max-age=31536000, immutable"
-	shortLived = "public, max-age=60"
+	immutable  = "max-age=31536000, immutable"
+	shortLived = "max-age=60"
 )
 
 // serveContent answers with body, honouring HEAD, Range and conditional requests.
-func serveContent(w http.ResponseWriter, r *http.Request, kind, cacheControl, etag string, body io.ReadSeeker) {
+func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cacheControl, etag string, body io.ReadSeeker) {
 	h := w.Header()
 	h.Set("Content-Type", contentTypes[kind])
-	h.Set("Cache-Control", cacheControl)
+	h.Set("Cache-Control", s.scope+cacheControl)
 	if etag != "" {
 		h.Set("ETag", `"`+etag+`"`)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server"
+	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/vcs"
@@ -37,6 +38,7 @@ Usage:
   gofer worker [flags]   run a worker only
   gofer gc --dry-run     list blobs that no metadata record names (left by failed commits)
   gofer scrub [flags]    re-hash every stored version against its record and the checksum database
+  gofer warm [flags] F   fetch every version a go.sum, go.mod or module@version list names, through a gofer
   gofer version          print the version
 
 Run "gofer serve --help" for the settings; each flag can also be set by its GOFER_* variable.
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return gc(ctx, args[1:], stdout)
 	case "scrub":
 		return scrubCmd(ctx, args[1:], stdout)
+	case "warm":
+		return warmCmd(ctx, args[1:], stdout, os.Stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gofer", version())
 		return nil
@@ -151,14 +155,11 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 
 	var w sdkworker.Worker
 	if s.worker {
-		w = worker.New(tc, &activities.Activities{Upstream: chain, Direct: fetcher, Blobs: blobs, Meta: meta, SumDB: checker, Rules: rs, Log: log, Meter: meter})
-		if err := w.Start(); err != nil {
-			return fmt.Errorf("starting the worker (Temporal at %s, namespace %q): %w", s.temporalAddress, s.namespace, err)
+		w = worker.New(tc, &activities.Activities{Upstream: chain, Direct: fetcher, Blobs: blobs, Meta: meta, SumDB: checker, Rules: rs, Log: log, Meter: meter, Temporal: tc})
+		if err := startWorker(ctx, s, tc, w, blobs); err != nil {
+			return fmt.Errorf("%w (Temporal at %s, namespace %q)", err, s.temporalAddress, s.namespace)
 		}
 		defer w.Stop()
-		if err := worker.EnsureScrubSchedule(ctx, tc, s.scrubEvery); err != nil {
-			return fmt.Errorf("the scrub schedule (Temporal at %s, namespace %q): %w", s.temporalAddress, s.namespace, err)
-		}
 	}
 	log.Info("gofer started", zap.String("upstream", chain.String()), zap.String("sumdb", s.sumdb),
 		zap.String("nosumdb", s.noSumDB), zap.String("rules", s.rules), zap.String("temporal", s.temporalAddress),
@@ -168,10 +169,17 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		return nil
 	}
 
-	srv := server.New(server.Config{
+	cfg := server.Config{
 		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs, Direct: fetcher,
 		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Log: log,
-	})
+		Admin: server.Admin{Token: s.adminToken, Temporal: tc, Namespace: s.namespace, UI: s.temporalUI, WarmConcurrency: int(s.warmConcurrency)},
+	}
+	if s.proxyAuth != "" {
+		if cfg.Auth, err = readCredentials(s.proxyAuth); err != nil {
+			return err
+		}
+	}
+	srv := server.New(cfg)
 	l, err := net.Listen("tcp", s.listen)
 	if err != nil {
 		return err
@@ -188,6 +196,51 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return hs.Shutdown(shutdown)
+}
+
+// startWorker makes the namespace and the schedules ready for w, then starts it.
+func startWorker(ctx context.Context, s *settings, tc client.Client, w sdkworker.Worker, blobs storage.Blobs) error {
+	var watches []worker.WatchEntry
+	if s.watchlist != "" {
+		f, err := os.Open(s.watchlist)
+		if err != nil {
+			return fmt.Errorf("GOFER_WATCHLIST: %w", err)
+		}
+		watches, err = worker.ParseWatchlist(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("GOFER_WATCHLIST: %w", err)
+		}
+	}
+	if err := worker.EnsureSearchAttributes(ctx, tc, s.namespace); err != nil {
+		return err
+	}
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("starting the worker: %w", err)
+	}
+	if err := worker.EnsureScrubSchedule(ctx, tc, s.scrubEvery); err != nil {
+		w.Stop()
+		return err
+	}
+	if err := worker.EnsureWatchSchedules(ctx, tc, blobs, watches, int(s.warmConcurrency)); err != nil {
+		w.Stop()
+		return err
+	}
+	return nil
+}
+
+// readCredentials reads the GOFER_PROXY_AUTH file.
+func readCredentials(name string) (*server.Credentials, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("GOFER_PROXY_AUTH: %w", err)
+	}
+	defer f.Close()
+	c, err := server.ParseCredentials(f)
+	if err != nil {
+		return nil, fmt.Errorf("GOFER_PROXY_AUTH %s: %w", name, err)
+	}
+	return c, nil
 }
 
 // reloadOnHangup reloads the rules on every SIGHUP until ctx ends; a bad file is logged and the

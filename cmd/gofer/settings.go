@@ -47,6 +47,12 @@ type settings struct {
 	noSumDB    string
 	scrubEvery time.Duration
 	rules      string
+
+	warmConcurrency int64
+	watchlist       string
+	adminToken      string
+	temporalUI      string
+	proxyAuth       string
 }
 
 func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) {
@@ -55,7 +61,8 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	e := &envFlags{fs: fs}
 	s.storeFlags(e)
 	e.string(&s.temporalAddress, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend")
-	e.string(&s.namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace (it must have the Keyword search attributes GoModule and GoVersion)")
+	e.string(&s.namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace; a worker registers the Keyword search attributes GoModule, GoVersion, FetchSource and FetchOutcome there if they are missing")
+	e.int64(&s.warmConcurrency, "warm-concurrency", "GOFER_WARM_CONCURRENCY", 8, "how many versions a warm (POST /admin/warm, gofer warm, a watchlist run) fetches at once")
 	goenv, goerr := goEnv("GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE")
 	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", goenv["GOPROXY"], "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct fetches from version control with the go command and git); the default is the go command's own (go env GOPROXY)")
 	e.string(&s.netrc, "netrc", "GOFER_NETRC", "", "netrc file with the credentials of version control hosts, for direct and private fetches (the host's ~/.netrc is never read)")
@@ -64,6 +71,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	e.string(&s.sumdb, "sumdb", "GOFER_SUMDB", goenv["GOSUMDB"], "checksum database every fetched version is checked against, with GOSUMDB's syntax (name, name+key, name+key URL, or off); the default is the go command's (go env GOSUMDB)")
 	e.string(&s.rules, "rules", "GOFER_RULES", "", "file of per-module rules (exclude, passthrough, private) and download modes (sync, async, redirect, none), reloaded on SIGHUP; empty: every module stored, mode sync")
 	e.duration(&s.scrubEvery, "scrub-every", "GOFER_SCRUB_EVERY", 7*24*time.Hour, "how often the Temporal Schedule gofer-scrub re-hashes every stored version against its record and the checksum database (it reports, never deletes); 0 removes the schedule")
+	e.string(&s.watchlist, "watchlist", "GOFER_WATCHLIST", "", `file of modules to keep fetched by Temporal Schedules ("<pattern> latest", "<pattern> all >= v1.2.0", "gosum <file>", "every <duration>"), applied at worker start; empty: no watchlist schedules`)
 	e.string(&s.noSumDB, "nosumdb", "GOFER_NOSUMDB", cmp.Or(goenv["GONOSUMDB"], goenv["GOPRIVATE"]), "comma-separated glob patterns of private module paths, never looked up in the checksum database (GONOSUMDB's syntax); the default is go env GONOSUMDB, else GOPRIVATE")
 	if frontEnd {
 		e.string(&s.listen, "listen", "GOFER_LISTEN", "127.0.0.1:3000", "host:port to serve the GOPROXY protocol on")
@@ -74,6 +82,9 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		e.bool(&s.passthroughDown, "passthrough-without-temporal", "GOFER_PASSTHROUGH_WITHOUT_TEMPORAL", false, "when Temporal is out of reach, answer misses from the upstream without storing them (otherwise 503)")
 		e.duration(&s.zipRedirect, "zip-redirect", "GOFER_ZIP_REDIRECT", 0, "answer .zip requests with a redirect to a presigned URL valid this long (needs --storage=s3); 0 streams zips through gofer")
 		e.bool(&s.worker, "worker", "GOFER_WORKER", true, "also run a worker in this process")
+		e.string(&s.adminToken, "admin-token", "GOFER_ADMIN_TOKEN", "", "bearer token of the admin API under /admin (warm, fetches, schedules); empty turns the admin API off (set it by the variable, not the flag, to keep it out of ps)")
+		e.string(&s.temporalUI, "temporal-ui", "GOFER_TEMPORAL_UI", "http://localhost:8233", "base URL of the Temporal Web UI, for the links the admin API answers with; empty gives no links")
+		e.string(&s.proxyAuth, "proxy-auth", "GOFER_PROXY_AUTH", "", `file of the credentials the proxy endpoints require, one a line: "basic <user> <password>" or "bearer <token>"; empty: the proxy is open`)
 	} else {
 		s.worker = true
 	}
@@ -92,6 +103,8 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	switch {
 	case s.zipRedirect > 0 && s.storage != "s3":
 		return nil, fmt.Errorf("GOFER_ZIP_REDIRECT needs GOFER_STORAGE=s3: only S3 can presign URLs")
+	case s.warmConcurrency < 1 || s.warmConcurrency > 1000:
+		return nil, fmt.Errorf("GOFER_WARM_CONCURRENCY=%d: want 1 to 1000", s.warmConcurrency)
 	case s.zipRedirect > 7*24*time.Hour:
 		return nil, fmt.Errorf("GOFER_ZIP_REDIRECT=%s: S3 presigned URLs last 7 days at most", s.zipRedirect)
 	case (!frontEnd || !s.worker) && (s.metadata == "embedded" || s.storage == "disk"):
@@ -99,7 +112,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		// stores belong to one process.
 		return nil, fmt.Errorf("a front end without a worker, or a worker alone, needs shared stores: GOFER_STORAGE=s3 and GOFER_METADATA=mongo")
 	}
-	for name, p := range map[string]string{"GOFER_NETRC": s.netrc, "GOFER_GIT_CONFIG": s.gitConfig} {
+	for name, p := range map[string]string{"GOFER_NETRC": s.netrc, "GOFER_GIT_CONFIG": s.gitConfig, "GOFER_WATCHLIST": s.watchlist, "GOFER_PROXY_AUTH": s.proxyAuth} {
 		if p != "" {
 			if _, err := os.Stat(p); err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
