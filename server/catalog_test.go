@@ -24,9 +24,8 @@ type catalogEntry struct {
 	Version string `json:"version"`
 }
 
-// catalogServer serves a Server over stores in t.TempDir() that hold every pair of paths and
-// versions; it returns the pairs in catalog order.
-func catalogServer(t *testing.T, paths, versions []string) (*httptest.Server, []catalogEntry) {
+// tempStores opens a disk blob store and an embedded metadata store in t.TempDir().
+func tempStores(t *testing.T) (*disk.Store, *embedded.Store) {
 	t.Helper()
 	dir := t.TempDir()
 	blobs, err := disk.New(filepath.Join(dir, "blobs"))
@@ -38,6 +37,14 @@ func catalogServer(t *testing.T, paths, versions []string) (*httptest.Server, []
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { meta.Close() })
+	return blobs, meta
+}
+
+// catalogServer serves a Server over stores in t.TempDir() that hold every pair of paths and
+// versions; it returns the pairs in catalog order.
+func catalogServer(t *testing.T, paths, versions []string) (*httptest.Server, []catalogEntry) {
+	t.Helper()
+	blobs, meta := tempStores(t)
 	var want []catalogEntry
 	for _, p := range paths {
 		for _, v := range versions {
@@ -146,15 +153,7 @@ func TestCatalogBadRequest(t *testing.T) {
 
 // A store that fails answers 503, as every unavailable dependency does.
 func TestCatalogStoreDown(t *testing.T) {
-	dir := t.TempDir()
-	blobs, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := embedded.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	blobs, meta := tempStores(t)
 	meta.Close()
 	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}}))
 	defer srv.Close()
