@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -74,6 +76,12 @@ type Config struct {
 	PassthroughWithoutTemporal bool
 	// Metrics serves GET /metrics (Prometheus text format); nil answers 404 there.
 	Metrics http.Handler
+	// Meter makes the request, cache and byte counters /metrics shows; nil counts nothing.
+	Meter metric.Meter
+	// Tracer traces every request (otelgin); nil uses the global tracer provider.
+	Tracer trace.TracerProvider
+	// Ready are the dependencies GET /readyz checks; none: /readyz answers as /healthz does.
+	Ready []ReadyCheck
 	// SumDB serves /sumdb/<name>/... (the checksum database proxy protocol) for the configured
 	// database; nil answers 404 there, as for a proxy that proxies no database.
 	SumDB http.Handler
@@ -135,6 +143,8 @@ func New(cfg Config) *Server {
 	r.Use(gin.Recovery())
 	r.GET("/healthz", health)
 	r.HEAD("/healthz", health)
+	r.GET("/readyz", s.ready)
+	r.HEAD("/readyz", s.ready)
 	if cfg.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(cfg.Metrics))
 	}
