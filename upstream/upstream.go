@@ -18,6 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
@@ -44,11 +48,40 @@ type Chain struct {
 	// fall-through rules as any entry. Nil means that entry answers not found: direct fetches
 	// are not configured.
 	Direct Direct
+	// Meter makes the counter of failed requests, ErrorsMetric; nil counts nothing. Set it
+	// before the first request.
+	Meter metric.Meter
 
 	entries []entry
 
 	defaultOnce   sync.Once
 	defaultClient *http.Client
+	errorsOnce    sync.Once
+	errorCount    metric.Int64Counter
+}
+
+// ErrorsMetric counts the entries' failed answers, by kind (not_found, invalid, unavailable)
+// and entry (its redacted URL, or direct).
+const ErrorsMetric = "gofer.upstream.errors"
+
+// countError counts err, the failure of entry e.
+func (c *Chain) countError(ctx context.Context, e entry, err error) {
+	c.errorsOnce.Do(func() {
+		m := c.Meter
+		if m == nil {
+			m = noop.Meter{}
+		}
+		// An error here only comes from a malformed name and leaves a no-op instrument.
+		c.errorCount, _ = m.Int64Counter(ErrorsMetric, metric.WithDescription("failed upstream requests, by kind and entry"))
+	})
+	kind := "unavailable"
+	switch gofer.Kind(err) {
+	case gofer.ErrNotFound:
+		kind = "not_found"
+	case gofer.ErrInvalid:
+		kind = "invalid"
+	}
+	c.errorCount.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind), attribute.String("entry", e.source)))
 }
 
 // Direct fetches from version control; its methods mean what Chain's mean. Its errors must
@@ -302,6 +335,7 @@ func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) 
 		if ctx.Err() != nil {
 			return "", err
 		}
+		c.countError(ctx, e, err)
 		if best == nil || errors.Is(best, gofer.ErrNotFound) {
 			best = err
 		}
@@ -481,9 +515,15 @@ func (c *Chain) client() *http.Client {
 
 // newDefaultClient bounds each step that can hang before any byte arrives, but not the body:
 // a 500 MiB zip on a slow link may rightly take minutes, and the caller's context bounds it.
+// Each request is a client span of the global tracer provider, whose url.full otelhttp records
+// without the user and password a GOPROXY entry may hold.
 func newDefaultClient() *http.Client {
+	return &http.Client{Transport: otelhttp.NewTransport(newDefaultTransport())}
+}
+
+func newDefaultTransport() *http.Transport {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{Transport: &http.Transport{
+	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment, // honour HTTPS_PROXY as the go command does
 		DialContext:           dialer.DialContext,
 		ForceAttemptHTTP2:     true,
@@ -492,5 +532,5 @@ func newDefaultClient() *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
 		ExpectContinueTimeout: time.Second,
-	}}
+	}
 }

@@ -74,6 +74,7 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		// connections) cannot hold a request forever.
 		opts.SetTimeout(operationTimeout)
 	}
+	opts.SetMonitor((&commandSpans{}).monitor())
 	hosts := strings.Join(opts.Hosts, ",")
 	client, err := mongodrv.Connect(opts)
 	if err != nil {

@@ -27,6 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	//lint:ignore SA1019 deprecated for the AWS SDK's own tracing, whose OpenTelemetry adapter (smithyoteltracing) our module proxy does not serve; v0.72.0 matches otel v1.47 and works.
+	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer"
@@ -128,6 +130,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
+	// Every call is a client span of the global tracer provider (looked up now, and delegating
+	// to the one set later if none is set yet). The trace context goes in a header added after
+	// signing, and never into a presigned URL: presigning stops the stack before that point.
+	otelaws.AppendMiddlewares(&awsCfg.APIOptions)
 	client := awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
