@@ -57,6 +57,9 @@ func TestComposeTopology(t *testing.T) {
 		if env["GOFER_STORAGE"] != "s3" || env["GOFER_METADATA"] != "mongo" || project.Services[s].Build == nil {
 			t.Errorf("%s is not built from the Dockerfile on S3 and MongoDB: %v", s, env)
 		}
+		if e := env["OTEL_EXPORTER_OTLP_ENDPOINT"]; e != "http://jaeger:4318" {
+			t.Errorf("%s does not send traces to Jaeger's OTLP/HTTP port: %v", s, e)
+		}
 	}
 	sa := strings.Join(project.Services["temporal-search-attributes"].Command, " ")
 	for _, name := range workflows.SearchAttributes {

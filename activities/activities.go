@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer"
@@ -53,7 +54,7 @@ type Activities struct {
 	Temporal Temporal
 
 	instrumentsOnce sync.Once
-	alarmCounter    metric.Int64Counter
+	in              instruments
 }
 
 // SumChecker verifies the go.sum hashes of a module version against the checksum database.
@@ -110,11 +111,17 @@ func (s Staged) file(ext string) gofer.File {
 	return s.Zip
 }
 
-func (a *Activities) log() *zap.Logger {
+// log is a.Log with, in an activity, the IDs of its workflow run and its name on every line.
+func (a *Activities) log(ctx context.Context) *zap.Logger {
 	if a.Log == nil {
 		return zap.NewNop()
 	}
-	return a.Log
+	if !activity.IsActivity(ctx) {
+		return a.Log
+	}
+	info := activity.GetInfo(ctx)
+	return a.Log.With(zap.String("workflow_id", info.WorkflowExecution.ID), zap.String("run_id", info.WorkflowExecution.RunID),
+		zap.String("activity", info.ActivityType.Name))
 }
 
 // Discard deletes every file the job's attempts staged. The fetch workflow runs it at the end

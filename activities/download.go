@@ -30,6 +30,8 @@ func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 	if err := module.Check(j.Path, j.Version); err != nil {
 		return s, encode(gofer.Errorf(gofer.ErrNotFound, "%v", err))
 	}
+	a.instruments().downloads.Add(ctx, 1)
+	defer a.instruments().downloads.Add(ctx, -1)
 	var received atomic.Int64 // zip bytes so far, reported by the heartbeats
 	stop := heartbeat(ctx, func() any {
 		a.report(ctx, Progress{Received: received.Load()})
@@ -83,7 +85,7 @@ func (a *Activities) report(ctx context.Context, p Progress) {
 	}
 	info := activity.GetInfo(ctx)
 	if err := a.Temporal.SignalWorkflow(ctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID, ProgressSignal, p); err != nil {
-		a.log().Debug("progress report not sent", zap.String("workflow", info.WorkflowExecution.ID), zap.Error(err))
+		a.log(ctx).Debug("progress report not sent", zap.String("workflow", info.WorkflowExecution.ID), zap.Error(err))
 	}
 }
 

@@ -71,7 +71,7 @@ func (a *Activities) Resolve(ctx context.Context, w Watch) (WarmList, error) {
 	for _, path := range paths {
 		vs, err := a.wanted(ctx, path, w.Rule)
 		if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
-			a.log().Warn("watched module skipped", zap.String("module", path), zap.Error(err))
+			a.log(ctx).Warn("watched module skipped", zap.String("module", path), zap.Error(err))
 			continue
 		}
 		if err != nil {

@@ -118,7 +118,8 @@ func TestGoferServe(t *testing.T) {
 // Every setting is documented in `gofer serve --help`, with its variable.
 func TestServeHelpDocumentsSettings(t *testing.T) {
 	out, _ := exec.Command(buildGofer(t), "serve", "--help").CombinedOutput()
-	for _, env := range []string{"GOFER_LISTEN", "GOFER_DATA_DIR", "GOFER_TEMPORAL_ADDRESS", "GOFER_TEMPORAL_NAMESPACE", "GOFER_UPSTREAM", "GOFER_FETCH_WAIT", "GOFER_NOT_FOUND_TTL", "GOFER_WORKER", "GOFER_SUMDB", "GOFER_NOSUMDB", "GOFER_SCRUB_EVERY", "GOFER_RULES", "GOFER_PASSTHROUGH_WITHOUT_TEMPORAL", "GOFER_NETRC", "GOFER_GIT_CONFIG", "GOFER_STORAGE", "GOFER_METADATA", "GOFER_ZIP_REDIRECT"} {
+	for _, env := range []string{"GOFER_LISTEN", "GOFER_DATA_DIR", "GOFER_TEMPORAL_ADDRESS", "GOFER_TEMPORAL_NAMESPACE", "GOFER_UPSTREAM", "GOFER_FETCH_WAIT", "GOFER_NOT_FOUND_TTL", "GOFER_WORKER", "GOFER_SUMDB", "GOFER_NOSUMDB", "GOFER_SCRUB_EVERY", "GOFER_RULES", "GOFER_PASSTHROUGH_WITHOUT_TEMPORAL", "GOFER_NETRC", "GOFER_GIT_CONFIG", "GOFER_STORAGE", "GOFER_METADATA", "GOFER_ZIP_REDIRECT",
+		"GOFER_ADMIN_TOKEN", "GOFER_PROXY_AUTH", "GOFER_WATCHLIST", "GOFER_WARM_CONCURRENCY", "GOFER_TEMPORAL_UI", "GOFER_LOG_FORMAT", "GOFER_LOG_LEVEL"} {
 		if !strings.Contains(string(out), env) {
 			t.Errorf("gofer serve --help does not mention %s:\n%s", env, out)
 		}

@@ -32,6 +32,9 @@ func (noFetch) ExecuteWorkflow(context.Context, client.StartWorkflowOptions, any
 
 type notFoundRun struct{ client.WorkflowRun }
 
+func (notFoundRun) GetID() string    { return "fetch:not-in-this-test" }
+func (notFoundRun) GetRunID() string { return "" }
+
 func (notFoundRun) Get(context.Context, any) error {
 	return temporal.NewNonRetryableApplicationError("not fetched in this test", "NotFound", nil)
 }

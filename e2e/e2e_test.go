@@ -22,8 +22,12 @@ import (
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -134,6 +138,9 @@ type options struct {
 	admin string
 	// auth is who may use the proxy endpoints; nil leaves them open.
 	auth *server.Credentials
+	// tracer traces the front end's requests and, through Temporal's tracing interceptor,
+	// the workflow starts, workflows and activities, as `gofer serve` does; nil traces nothing.
+	tracer *sdktrace.TracerProvider
 }
 
 // uiBase is the Temporal UI address the test front ends link to.
@@ -160,7 +167,17 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 	}
 	chain.Direct = o.direct
 	g := &proxy{blobs: blobs, meta: meta, ns: namespace(t), upstream: chain, metrics: sdkmetric.NewManualReader()}
-	g.temporal, err = client.Dial(client.Options{HostPort: cmp.Or(o.temporal, temporalAddress), Namespace: g.ns, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	copts := client.Options{HostPort: cmp.Or(o.temporal, temporalAddress), Namespace: g.ns, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))}
+	var tracer trace.TracerProvider // not a nil *sdktrace.TracerProvider: the server takes nil for the global one
+	if o.tracer != nil {
+		tracer = o.tracer
+		ti, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{Tracer: o.tracer.Tracer("gofer")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		copts.Interceptors = []interceptor.ClientInterceptor{ti} // the worker built on the client uses it too
+	}
+	g.temporal, err = client.Dial(copts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +196,7 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, SumDB: sumdbHandler, Rules: o.rules, Direct: o.direct, Log: logger,
-		Admin: server.Admin{Token: o.admin, Temporal: g.temporal, Namespace: g.ns, UI: uiBase}, Auth: o.auth})
+		Admin: server.Admin{Token: o.admin, Temporal: g.temporal, Namespace: g.ns, UI: uiBase}, Auth: o.auth, Tracer: tracer})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -93,6 +93,7 @@ func (s *Server) version(ctx context.Context, path, version, mode string) (*entr
 	}
 	rec, err := s.cfg.Meta.Get(ctx, path, version)
 	if errors.Is(err, gofer.ErrNotFound) {
+		info(ctx).cache = cacheMiss
 		if ferr, ok := s.failed.get(key); ok {
 			return nil, ferr // a fetch of it ended not found or invalid a moment ago
 		}
@@ -154,16 +155,22 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 		}
 		err = run.Get(wctx, nil)
 		if err != nil && wctx.Err() != nil {
-			return nil, gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s@%s is still running after %s; retry later", path, version, s.cfg.FetchWait)
+			err = gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s@%s is still running after %s; retry later", path, version, s.cfg.FetchWait)
+			return run, err
 		}
 		err = activities.Decode(err)
 		if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
 			s.failed.put(key, err)
 		}
-		return nil, err
+		return run, err
 	})
 	select {
 	case res := <-ch:
+		// Every request that waited, not only the one that started the fetch, names it.
+		if run, ok := res.Val.(client.WorkflowRun); ok {
+			ri := info(ctx)
+			ri.workflowID, ri.runID = run.GetID(), run.GetRunID()
+		}
 		return res.Err
 	case <-ctx.Done():
 		return ctx.Err()

@@ -106,6 +106,7 @@ type Server struct {
 	fetches  singleflight.Group // misses of one version in this process share one wait
 	queries  singleflight.Group // likewise for upstream queries
 	handler  http.Handler
+	in       instruments
 	// scope starts every Cache-Control: "public, ", or "private, " when the proxy requires
 	// credentials, so that no shared cache hands a private module to someone else.
 	scope string
@@ -140,7 +141,8 @@ func New(cfg Config) *Server {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery())
+	s.in = newInstruments(cfg.Meter)
+	r.Use(append(s.observe(), gin.Recovery())...)
 	r.GET("/healthz", health)
 	r.HEAD("/healthz", health)
 	r.GET("/readyz", s.ready)
@@ -188,6 +190,11 @@ func (s *Server) proxy(c *gin.Context) {
 		return
 	}
 	ctx := r.Context()
+	ri := info(ctx)
+	ri.endpoint, ri.module, ri.version = req.kind, req.path, req.version
+	if req.kind == "info" && !req.canonical() {
+		ri.endpoint = "query"
+	}
 	act := s.cfg.Rules.Match(req.path)
 	switch {
 	case act.Rule == rules.Exclude:
@@ -204,10 +211,7 @@ func (s *Server) proxy(c *gin.Context) {
 		err = s.serveFile(ctx, w, r, req, act.Mode)
 	}
 	if err != nil {
-		if ctx.Err() == nil { // a client that went away needs no answer and no log line
-			s.cfg.Log.Info("request failed", zap.String("module", req.path), zap.String("version", req.version),
-				zap.String("kind", req.kind), zap.Error(err))
-		}
+		ri.err = err.Error() // for the request's log line
 		writeError(w, err)
 	}
 }

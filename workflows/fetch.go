@@ -35,6 +35,15 @@ var (
 // SearchAttributes are the names of the search attributes above, all of type Keyword.
 var SearchAttributes = []string{GoModule.GetName(), GoVersion.GetName(), FetchSource.GetName(), FetchOutcome.GetName()}
 
+// Metrics of fetches, by outcome (the FetchOutcome values), through the worker's Temporal metrics
+// handler: how many ended, and how long each took from its start. (The OpenTelemetry bridge of
+// the Temporal SDK makes counters up-down counters, which Prometheus shows without a _total
+// suffix and as gauges: the name carries the suffix itself; the value only ever grows.)
+const (
+	FetchesMetric       = "gofer_fetches_total"
+	FetchDurationMetric = "gofer_fetch_duration"
+)
+
 // Values of FetchOutcome.
 const (
 	OutcomeStored        = "stored"         // this fetch stored the version
@@ -180,6 +189,10 @@ func publish(ctx workflow.Context, rec gofer.Version, source string, err error) 
 			workflow.GetLogger(ctx).Warn("recording the memo failed", "error", merr)
 		}
 	}
+	// The workflow's metrics handler is replay-safe: a replay counts nothing twice.
+	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": outcome})
+	m.Counter(FetchesMetric).Inc(1)
+	m.Timer(FetchDurationMetric).Record(workflow.Now(ctx).Sub(workflow.GetInfo(ctx).WorkflowStartTime))
 	updates := []temporal.SearchAttributeUpdate{FetchOutcome.ValueSet(outcome)}
 	if source != "" {
 		updates = append(updates, FetchSource.ValueSet(source))

@@ -100,9 +100,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	if err != nil {
 		return err
 	}
-	logCfg := zap.NewDevelopmentConfig()
-	logCfg.Level.SetLevel(zap.InfoLevel)
-	log, err := logCfg.Build()
+	log, err := newLogger(s.logFormat, s.logLevel)
 	if err != nil {
 		return err
 	}
@@ -145,9 +143,25 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	if err != nil {
 		return err
 	}
+	chain.Meter = meter
+
+	tp, shutdownTracing, err := setupTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shutdownTracing(sctx) // failures were logged by the exporter's error handler
+	}()
+	interceptors, err := temporalInterceptors(tp)
+	if err != nil {
+		return err
+	}
 
 	// A lazy client lets the front end start, and serve hits, while Temporal is unreachable.
-	tc, err := client.NewLazyClient(client.Options{HostPort: s.temporalAddress, Namespace: s.namespace, Logger: newTemporalLogger(log)})
+	tc, err := client.NewLazyClient(client.Options{HostPort: s.temporalAddress, Namespace: s.namespace, Logger: newTemporalLogger(log),
+		Interceptors: interceptors, MetricsHandler: temporalMetrics(meter, log)})
 	if err != nil {
 		return err
 	}
@@ -173,6 +187,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs, Direct: fetcher,
 		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Log: log,
 		Admin: server.Admin{Token: s.adminToken, Temporal: tc, Namespace: s.namespace, UI: s.temporalUI, WarmConcurrency: int(s.warmConcurrency)},
+		Meter: meter, Tracer: tp, Ready: server.Checks(blobs, meta, tc),
 	}
 	if s.proxyAuth != "" {
 		if cfg.Auth, err = readCredentials(s.proxyAuth); err != nil {

@@ -48,6 +48,9 @@ type settings struct {
 	scrubEvery time.Duration
 	rules      string
 
+	logFormat string
+	logLevel  string
+
 	warmConcurrency int64
 	watchlist       string
 	adminToken      string
@@ -62,6 +65,8 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	s.storeFlags(e)
 	e.string(&s.temporalAddress, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend")
 	e.string(&s.namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace; a worker registers the Keyword search attributes GoModule, GoVersion, FetchSource and FetchOutcome there if they are missing")
+	e.string(&s.logFormat, "log-format", "GOFER_LOG_FORMAT", "console", "log format: json (one object a line, for production) or console (for people)")
+	e.string(&s.logLevel, "log-level", "GOFER_LOG_LEVEL", "info", "lowest log level written: debug, info, warn or error")
 	e.int64(&s.warmConcurrency, "warm-concurrency", "GOFER_WARM_CONCURRENCY", 8, "how many versions a warm (POST /admin/warm, gofer warm, a watchlist run) fetches at once")
 	goenv, goerr := goEnv("GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE")
 	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", goenv["GOPROXY"], "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct fetches from version control with the go command and git); the default is the go command's own (go env GOPROXY)")

@@ -14,7 +14,7 @@ import (
 
 // Namespaces is how many isolated namespaces Temporal creates, named by Namespace(i), so that
 // tests sharing one server never see each other's workflow IDs.
-const Namespaces = 40
+const Namespaces = 60
 
 // Namespace is the name of the i-th test namespace.
 func Namespace(i int) string { return fmt.Sprintf("test-%d", i) }

@@ -1,0 +1,144 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+)
+
+// Cache results of a request for a version's file.
+const (
+	cacheHit  = "hit"  // served from what was stored
+	cacheMiss = "miss" // not stored when asked: a fetch was started or joined (or the mode said no)
+)
+
+// reqInfo is what the handlers learn about a request, for its log line, its metrics and its span.
+type reqInfo struct {
+	endpoint   string // list, latest, info, mod, zip, query, or the route
+	module     string
+	version    string
+	cache      string // cacheHit, cacheMiss, or "" for what is not a stored file
+	workflowID string // the fetch the request started or joined
+	runID      string
+	err        string // why the request failed
+}
+
+type reqInfoKey struct{}
+
+// info returns the reqInfo of ctx's request; a request the middleware did not see gets a
+// throwaway one.
+func info(ctx context.Context) *reqInfo {
+	if i, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
+		return i
+	}
+	return &reqInfo{}
+}
+
+// instruments are the request metrics.
+type instruments struct {
+	requests metric.Int64Counter
+	duration metric.Float64Histogram
+	bytes    metric.Int64Counter
+	cache    metric.Int64Counter
+}
+
+func newInstruments(m metric.Meter) instruments {
+	if m == nil {
+		m = noop.Meter{}
+	}
+	var in instruments
+	// Errors here only come from malformed names and leave a no-op instrument.
+	in.requests, _ = m.Int64Counter("gofer.http.requests", metric.WithDescription("HTTP requests by endpoint and status"))
+	in.duration, _ = m.Float64Histogram("gofer.http.request.duration", metric.WithUnit("s"),
+		metric.WithDescription("time to answer an HTTP request, by endpoint"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60))
+	in.bytes, _ = m.Int64Counter("gofer.http.response.bytes", metric.WithUnit("By"), metric.WithDescription("bytes of response bodies, by endpoint"))
+	in.cache, _ = m.Int64Counter("gofer.cache.requests", metric.WithDescription("requests for a version's .info, .mod or .zip, by kind and result (hit: stored; miss: fetched, or not found)"))
+	return in
+}
+
+// observe is the first middleware: it gives the request an ID (its X-Request-ID, if sane, else a
+// new one), traces it, and once answered logs one line and counts it.
+func (s *Server) observe() []gin.HandlerFunc {
+	tracing := otelgin.Middleware("gofer", otelgin.WithTracerProvider(s.cfg.Tracer), // nil: the global one
+		otelgin.WithSpanNameFormatter(func(c *gin.Context) string {
+			if route := c.FullPath(); route != "" {
+				return c.Request.Method + " " + route
+			}
+			return c.Request.Method + " module proxy" // the GOPROXY protocol has no gin route
+		}))
+	first := func(c *gin.Context) {
+		start := time.Now()
+		id := requestID(c.GetHeader("X-Request-ID"))
+		c.Header("X-Request-ID", id)
+		ri := &reqInfo{}
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), reqInfoKey{}, ri))
+		c.Next()
+
+		status, size := c.Writer.Status(), max(c.Writer.Size(), 0)
+		if ri.endpoint == "" {
+			ri.endpoint = c.FullPath()
+			if ri.endpoint == "" {
+				ri.endpoint = "other"
+			}
+		}
+		if ri.cache == "" && (ri.endpoint == "info" || ri.endpoint == "mod" || ri.endpoint == "zip") && status < 300 {
+			ri.cache = cacheHit
+		}
+		elapsed := time.Since(start)
+		ep := attribute.String("endpoint", ri.endpoint)
+		ctx := c.Request.Context()
+		s.in.requests.Add(ctx, 1, metric.WithAttributes(ep, attribute.Int("status", status)))
+		s.in.duration.Record(ctx, elapsed.Seconds(), metric.WithAttributes(ep))
+		s.in.bytes.Add(ctx, int64(size), metric.WithAttributes(ep))
+		if ri.cache != "" {
+			s.in.cache.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", ri.endpoint), attribute.String("result", ri.cache)))
+		}
+		s.cfg.Log.Info("request", zap.String("method", c.Request.Method), zap.String("path", c.Request.URL.Path),
+			zap.Int("status", status), zap.Int("bytes", size), zap.Duration("duration", elapsed),
+			zap.String("cache", ri.cache), zap.String("module", ri.module), zap.String("version", ri.version),
+			zap.String("workflow_id", ri.workflowID), zap.String("run_id", ri.runID), zap.String("request_id", id),
+			zap.String("error", ri.err))
+	}
+	annotate := func(c *gin.Context) {
+		c.Next()
+		ri := info(c.Request.Context())
+		span := trace.SpanFromContext(c.Request.Context())
+		span.SetAttributes(attribute.String("gofer.request_id", c.Writer.Header().Get("X-Request-ID")))
+		if ri.module != "" {
+			span.SetAttributes(attribute.String("gofer.module", ri.module), attribute.String("gofer.version", ri.version), attribute.String("gofer.cache", ri.cache))
+		}
+		if ri.workflowID != "" {
+			span.SetAttributes(attribute.String("gofer.workflow_id", ri.workflowID), attribute.String("gofer.run_id", ri.runID))
+		}
+	}
+	return []gin.HandlerFunc{first, tracing, annotate}
+}
+
+// requestID is the client's request ID if it is short and plain, else a new random one.
+func requestID(h string) string {
+	if len(h) > 0 && len(h) <= 64 {
+		ok := true
+		for _, r := range h {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return h
+		}
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
