@@ -14,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/server"
@@ -149,4 +153,47 @@ func TestHitPathNeedsOnlyStorage(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkHitHandler measures one cache hit inside the server alone (no network, no client):
+// its time and its allocations per request, with the request log (JSON, discarded) and the
+// metrics gofer serve has, and tracing off.
+func BenchmarkHitHandler(b *testing.B) {
+	blobs, meta, files, _ := storedVersion(b)
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
+	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader())).Meter("bench")
+	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{b}, Log: log, Meter: meter, Tracer: tracenoop.NewTracerProvider()})
+	for _, ext := range []string{"info", "mod", "zip"} {
+		b.Run(ext, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/"+storage.Key(benchPath, benchVersion, ext), nil)
+			w := &discardWriter{h: http.Header{}}
+			srv.ServeHTTP(w, req) // warm the memory cache
+			if w.status != http.StatusOK || w.n != len(files[ext]) {
+				b.Fatalf("%s: %d, %d bytes", ext, w.status, w.n)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				w.status, w.n = 0, 0
+				srv.ServeHTTP(w, req)
+			}
+		})
+	}
+}
+
+// discardWriter is the cheapest http.ResponseWriter: it keeps the status and counts the bytes.
+type discardWriter struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) WriteHeader(s int)   { w.status = s }
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.n += len(p)
+	return len(p), nil
 }

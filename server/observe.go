@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 )
 
@@ -67,15 +68,8 @@ func newInstruments(m metric.Meter) instruments {
 }
 
 // observe is the first middleware: it gives the request an ID (its X-Request-ID, if sane, else a
-// new one), traces it, and once answered logs one line and counts it.
+// new one) and, once answered, logs one line and counts it. With a tracer, tracing follows.
 func (s *Server) observe() []gin.HandlerFunc {
-	tracing := otelgin.Middleware("gofer", otelgin.WithTracerProvider(s.cfg.Tracer), // nil: the global one
-		otelgin.WithSpanNameFormatter(func(c *gin.Context) string {
-			if route := c.FullPath(); route != "" {
-				return c.Request.Method + " " + route
-			}
-			return c.Request.Method + " module proxy" // the GOPROXY protocol has no gin route
-		}))
 	first := func(c *gin.Context) {
 		start := time.Now()
 		id := requestID(c.GetHeader("X-Request-ID"))
@@ -95,20 +89,23 @@ func (s *Server) observe() []gin.HandlerFunc {
 			ri.cache = cacheHit
 		}
 		elapsed := time.Since(start)
-		ep := attribute.String("endpoint", ri.endpoint)
-		ctx := c.Request.Context()
-		s.in.requests.Add(ctx, 1, metric.WithAttributes(ep, attribute.Int("status", status)))
-		s.in.duration.Record(ctx, elapsed.Seconds(), metric.WithAttributes(ep))
-		s.in.bytes.Add(ctx, int64(size), metric.WithAttributes(ep))
-		if ri.cache != "" {
-			s.in.cache.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", ri.endpoint), attribute.String("result", ri.cache)))
-		}
+		s.count(c.Request.Context(), ri, status, size, elapsed)
 		s.cfg.Log.Info("request", zap.String("method", c.Request.Method), zap.String("path", c.Request.URL.Path),
 			zap.Int("status", status), zap.Int("bytes", size), zap.Duration("duration", elapsed),
 			zap.String("cache", ri.cache), zap.String("module", ri.module), zap.String("version", ri.version),
 			zap.String("workflow_id", ri.workflowID), zap.String("run_id", ri.runID), zap.String("request_id", id),
 			zap.String("error", ri.err))
 	}
+	if _, off := s.cfg.Tracer.(tracenoop.TracerProvider); off || s.cfg.Tracer == nil {
+		return []gin.HandlerFunc{first}
+	}
+	tracing := otelgin.Middleware("gofer", otelgin.WithTracerProvider(s.cfg.Tracer),
+		otelgin.WithSpanNameFormatter(func(c *gin.Context) string {
+			if route := c.FullPath(); route != "" {
+				return c.Request.Method + " " + route
+			}
+			return c.Request.Method + " module proxy" // the GOPROXY protocol has no gin route
+		}))
 	annotate := func(c *gin.Context) {
 		c.Next()
 		ri := info(c.Request.Context())
@@ -122,6 +119,46 @@ func (s *Server) observe() []gin.HandlerFunc {
 		}
 	}
 	return []gin.HandlerFunc{first, tracing, annotate}
+}
+
+// count records a request's metrics. The attribute sets are made once per endpoint, status and
+// cache result and then reused: building them is most of what a metric costs.
+func (s *Server) count(ctx context.Context, ri *reqInfo, status, size int, elapsed time.Duration) {
+	key := attrKey{ri.endpoint, status, ri.cache}
+	v, ok := s.attrs.Load(key)
+	if !ok {
+		ep := attribute.String("endpoint", ri.endpoint)
+		endpoint := metric.WithAttributeSet(attribute.NewSet(ep))
+		a := attrSets{
+			request:  []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(ep, attribute.Int("status", status)))},
+			duration: []metric.RecordOption{endpoint},
+			bytes:    []metric.AddOption{endpoint},
+		}
+		if ri.cache != "" {
+			a.cache = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", ri.endpoint), attribute.String("result", ri.cache)))}
+		}
+		v, _ = s.attrs.LoadOrStore(key, a)
+	}
+	a := v.(attrSets)
+	s.in.requests.Add(ctx, 1, a.request...)
+	s.in.duration.Record(ctx, elapsed.Seconds(), a.duration...)
+	s.in.bytes.Add(ctx, int64(size), a.bytes...)
+	if a.cache != nil {
+		s.in.cache.Add(ctx, 1, a.cache...)
+	}
+}
+
+type attrKey struct {
+	endpoint string
+	status   int
+	cache    string
+}
+
+// attrSets are the options of one kind of request's measurements, made once (a variadic call
+// with a fresh slice would allocate at every request).
+type attrSets struct {
+	request, bytes, cache []metric.AddOption
+	duration              []metric.RecordOption
 }
 
 // requestID is the client's request ID if it is short and plain, else a new random one.

@@ -16,12 +16,11 @@ type request struct {
 	path    string // module path, unescaped and valid
 	kind    string // "list", "latest", "info", "mod" or "zip"
 	version string // for info, mod, zip: unescaped; canonical unless kind is info
+	canon   bool   // version is canonical: it can be stored as is
 }
 
 // canonical reports whether the request names a canonical version that can be stored as is.
-func (r request) canonical() bool {
-	return module.CanonicalVersion(r.version) == r.version && module.Check(r.path, r.version) == nil
-}
+func (r request) canonical() bool { return r.canon }
 
 // parseRequest parses a URL path as the go command sends it:
 // /<escaped module>/@v/list, /@v/<escaped version>.{info,mod,zip}, or /<escaped module>/@latest.
@@ -50,7 +49,7 @@ func parseRequest(urlPath string) (request, error) {
 		return r, gofer.Errorf(gofer.ErrNotFound, "not a module proxy path: %s", urlPath)
 	}
 	var err error
-	if r.path, err = module.UnescapePath(escMod); err != nil {
+	if r.path, err = unescapePath(escMod); err != nil {
 		return r, gofer.Errorf(gofer.ErrNotFound, "invalid module path: %v", err)
 	}
 	if r.kind == "list" || r.kind == "latest" {
@@ -59,13 +58,23 @@ func parseRequest(urlPath string) (request, error) {
 	if r.version, err = module.UnescapeVersion(escVer); err != nil || r.version == "" || strings.Contains(r.version, "/") {
 		return r, gofer.Errorf(gofer.ErrNotFound, "invalid version %q", escVer)
 	}
+	r.canon = module.CanonicalVersion(r.version) == r.version && module.Check(r.path, r.version) == nil
 	// Only .info may ask for a query (a branch or a commit); the go command resolves it to a
 	// canonical version before it asks for .mod or .zip.
-	if r.kind != "info" && !r.canonical() {
+	if r.kind != "info" && !r.canon {
 		if err := module.Check(r.path, r.version); err != nil {
 			return r, gofer.Errorf(gofer.ErrNotFound, "%v", err)
 		}
 		return r, gofer.Errorf(gofer.ErrNotFound, "version %s of %s is not canonical", r.version, r.path)
 	}
 	return r, nil
+}
+
+// unescapePath is module.UnescapePath without its copy for the usual path, which has no "!"
+// and no upper case letter and so is its own unescaped form.
+func unescapePath(esc string) (string, error) {
+	if strings.ContainsFunc(esc, func(r rune) bool { return r == '!' || 'A' <= r && r <= 'Z' }) {
+		return module.UnescapePath(esc)
+	}
+	return esc, module.CheckPath(esc)
 }

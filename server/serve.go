@@ -25,9 +25,10 @@ import (
 // entry is a stored version as the hit path keeps it in memory: its record and its two small
 // files. Zips are never held; they stream from the blob store.
 type entry struct {
-	rec  gofer.Version
-	info []byte
-	mod  []byte
+	rec   gofer.Version
+	info  []byte
+	mod   []byte
+	etags map[string][]string // ETag header values by kind: the quoted SHA-256 of the file
 }
 
 // noFetchError is a miss that could not even start its fetch: Temporal is out of reach.
@@ -58,9 +59,9 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	switch req.kind {
 	case "info":
-		s.serveContent(w, r, "info", immutable, e.rec.Info.SHA256, bytes.NewReader(e.info))
+		s.serveContent(w, r, "info", immutable, e.etags["info"], bytes.NewReader(e.info))
 	case "mod":
-		s.serveContent(w, r, "mod", immutable, e.rec.Mod.SHA256, bytes.NewReader(e.mod))
+		s.serveContent(w, r, "mod", immutable, e.etags["mod"], bytes.NewReader(e.mod))
 	case "zip":
 		key := storage.Key(req.path, req.version, "zip")
 		// A URL presigned for GET does not sign a HEAD: HEAD is answered here.
@@ -78,7 +79,7 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 			return gofer.Errorf(gofer.ErrUnavailable, "stored zip of %s@%s: %v", req.path, req.version, err)
 		}
 		defer zip.Close()
-		s.serveContent(w, r, "zip", immutable, e.rec.Zip.SHA256, zip)
+		s.serveContent(w, r, "zip", immutable, e.etags["zip"], zip)
 	}
 	return nil
 }
@@ -113,7 +114,11 @@ func (s *Server) version(ctx context.Context, path, version, mode string) (*entr
 	if err != nil {
 		return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: %v", key, err)
 	}
-	e := &entry{rec: rec}
+	e := &entry{rec: rec, etags: map[string][]string{
+		"info": headerValue(`"` + rec.Info.SHA256 + `"`),
+		"mod":  headerValue(`"` + rec.Mod.SHA256 + `"`),
+		"zip":  headerValue(`"` + rec.Zip.SHA256 + `"`),
+	}}
 	if e.info, err = s.readBlob(ctx, storage.Key(path, version, "info")); err != nil {
 		return nil, err
 	}
@@ -242,8 +247,8 @@ func (s *Server) passthrough(ctx context.Context, w http.ResponseWriter, r *http
 		body = zip
 	}
 	h := w.Header()
-	h.Set("Content-Type", contentTypes[req.kind])
-	h.Set("Cache-Control", s.scope+shortLived)
+	h["Content-Type"] = contentTypes[req.kind]
+	h["Cache-Control"] = s.cacheControl[shortLived]
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return nil
@@ -318,7 +323,7 @@ func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.R
 	for _, v := range list {
 		b.WriteString(v + "\n")
 	}
-	s.serveContent(w, r, "list", shortLived, "", strings.NewReader(b.String()))
+	s.serveContent(w, r, "list", shortLived, nil, strings.NewReader(b.String()))
 	return nil
 }
 
@@ -329,7 +334,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 		return s.querier(path).Latest(ctx, path)
 	})
 	if err == nil {
-		s.serveContent(w, r, "latest", shortLived, "", bytes.NewReader(up))
+		s.serveContent(w, r, "latest", shortLived, nil, bytes.NewReader(up))
 		return nil
 	}
 	stored, serr := s.cfg.Meta.Versions(ctx, path)
@@ -343,7 +348,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 	if verr != nil {
 		return err
 	}
-	s.serveContent(w, r, "latest", shortLived, "", bytes.NewReader(e.info))
+	s.serveContent(w, r, "latest", shortLived, nil, bytes.NewReader(e.info))
 	return nil
 }
 
@@ -366,13 +371,13 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	if act.Mode == rules.Redirect || act.Rule == rules.Passthrough {
 		// The upstream's answer is what a redirect would give, and a passthrough module is
 		// never stored.
-		s.serveContent(w, r, "info", shortLived, "", bytes.NewReader(up))
+		s.serveContent(w, r, "info", shortLived, nil, bytes.NewReader(up))
 		return nil
 	}
 	e, err := s.version(ctx, path, info.Version, act.Mode)
 	if err != nil {
 		return err
 	}
-	s.serveContent(w, r, "info", shortLived, "", bytes.NewReader(e.info))
+	s.serveContent(w, r, "info", shortLived, nil, bytes.NewReader(e.info))
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -78,7 +79,7 @@ type Config struct {
 	Metrics http.Handler
 	// Meter makes the request, cache and byte counters /metrics shows; nil counts nothing.
 	Meter metric.Meter
-	// Tracer traces every request (otelgin); nil uses the global tracer provider.
+	// Tracer traces every request (otelgin); nil or a no-op provider traces nothing, at no cost.
 	Tracer trace.TracerProvider
 	// Ready are the dependencies GET /readyz checks; none: /readyz answers as /healthz does.
 	Ready []ReadyCheck
@@ -107,9 +108,12 @@ type Server struct {
 	queries  singleflight.Group // likewise for upstream queries
 	handler  http.Handler
 	in       instruments
+	attrs    sync.Map // attrKey → attrSets
 	// scope starts every Cache-Control: "public, ", or "private, " when the proxy requires
 	// credentials, so that no shared cache hands a private module to someone else.
 	scope string
+	// cacheControl maps immutable and shortLived to their header values, with scope.
+	cacheControl map[string][]string
 }
 
 // New returns a Server for cfg.
@@ -139,6 +143,7 @@ func New(cfg Config) *Server {
 		s.scope = "private, "
 		auth = append(auth, cfg.Auth.middleware())
 	}
+	s.cacheControl = map[string][]string{immutable: headerValue(s.scope + immutable), shortLived: headerValue(s.scope + shortLived)}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	s.in = newInstruments(cfg.Meter)
@@ -217,12 +222,12 @@ func (s *Server) proxy(c *gin.Context) {
 }
 
 // content types by request kind.
-var contentTypes = map[string]string{
-	"list":   "text/plain; charset=utf-8",
-	"latest": "application/json",
-	"info":   "application/json",
-	"mod":    "text/plain; charset=utf-8",
-	"zip":    "application/zip",
+var contentTypes = map[string][]string{
+	"list":   headerValue("text/plain; charset=utf-8"),
+	"latest": headerValue("application/json"),
+	"info":   headerValue("application/json"),
+	"mod":    headerValue("text/plain; charset=utf-8"),
+	"zip":    headerValue("application/zip"),
 }
 
 // Cache-Control of canonical versions, which never change, and of mutable answers.
@@ -231,19 +236,24 @@ const (
 	shortLived = "max-age=60"
 )
 
-// serveContent answers with body, honouring HEAD, Range and conditional requests.
-func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cacheControl, etag string, body io.ReadSeeker) {
+// serveContent answers with body, honouring HEAD, Range and conditional requests. etag is the
+// header's value as headerValue made it, or nil.
+func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cacheControl string, etag []string, body io.ReadSeeker) {
+	// Header values are shared, never rebuilt: a hit allocates as little as it can.
 	h := w.Header()
-	h.Set("Content-Type", contentTypes[kind])
-	h.Set("Cache-Control", s.scope+cacheControl)
-	if etag != "" {
-		h.Set("ETag", `"`+etag+`"`)
+	h["Content-Type"] = contentTypes[kind]
+	h["Cache-Control"] = s.cacheControl[cacheControl]
+	if etag != nil {
+		h["Etag"] = etag
 	}
 	if gw, ok := w.(gin.ResponseWriter); ok {
 		w = readFromWriter{gw}
 	}
 	http.ServeContent(w, r, "", time.Time{}, body)
 }
+
+// headerValue is v as a header's value, made once to be set on many responses.
+func headerValue(v string) []string { return []string{v} }
 
 // readFromWriter gives gin's writer the io.ReaderFrom of the net/http writer beneath it, so
 // that a zip copied from a file on disk goes out by sendfile instead of through a buffer.
