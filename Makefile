@@ -22,8 +22,14 @@ test: tools
 	workflowcheck ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
-bench: tools
-	$(GO) test -run '^$$' -bench . -benchtime 5s ./server/ ./e2e/
+# bench: the hit-path comparison with nginx and FileServer (written to BENCHMARKS-results.md;
+# BENCHFLAGS=-quick for 1s runs), then the Go benchmarks: hits in process (allocations per
+# request), zip hits from disk and S3, and the miss path against a 20 ms upstream (run once).
+bench:
+	scripts/bench.sh $(BENCHFLAGS)
+	$(GO) test -run '^$$' -bench . -benchmem ./server/
+	$(GO) test -run '^$$' -bench ZipHit -benchtime 5s ./e2e/
+	$(GO) test -run '^$$' -bench MissPath -benchtime 1x -timeout 20m ./e2e/
 
 clean:
 	rm -rf bin
