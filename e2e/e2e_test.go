@@ -84,7 +84,7 @@ func run(m *testing.M) int {
 }
 
 // namespace hands each test a namespace of its own, so workflow IDs never collide across tests.
-func namespace(t *testing.T) string {
+func namespace(t testing.TB) string {
 	n := int(nextNamespace.Add(1)) - 1
 	if n >= testserver.Namespaces {
 		t.Fatalf("more than %d e2e tests: raise testserver.Namespaces", testserver.Namespaces)
@@ -146,7 +146,7 @@ type options struct {
 // uiBase is the Temporal UI address the test front ends link to.
 const uiBase = "http://ui.test"
 
-func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
+func startGofer(t testing.TB, upstreamURL string, o options) *proxy {
 	t.Helper()
 	dir := t.TempDir()
 	blobs, meta := o.blobs, o.meta
@@ -196,7 +196,7 @@ func startGofer(t *testing.T, upstreamURL string, o options) *proxy {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, SumDB: sumdbHandler, Rules: o.rules, Direct: o.direct, Log: logger,
-		Admin: server.Admin{Token: o.admin, Temporal: g.temporal, Namespace: g.ns, UI: uiBase}, Auth: o.auth, Tracer: tracer})
+		Admin: server.Admin{Token: o.admin, Temporal: g.temporal, Namespace: g.ns, UI: uiBase, WarmConcurrency: 16}, Auth: o.auth, Tracer: tracer})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func addModules(up *fakeproxy.Proxy, name string, modules, perModule int) []stri
 }
 
 // adminCall sends an admin request with token (none if empty) and decodes a 2xx answer into out.
-func adminCall(t *testing.T, method, url, token, body string, out any) int {
+func adminCall(t testing.TB, method, url, token, body string, out any) int {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -184,10 +184,11 @@ func TestWarmAndLiveMissesShareFetches(t *testing.T) {
 	}
 }
 
-// awaitWarm polls GET /admin/warm/<id> until the warm has ended.
-func awaitWarm(t *testing.T, g *proxy, id string) server.WarmStatus {
+// awaitWarm polls GET /admin/warm/<id> until the warm has ended (at most 10 minutes: the
+// miss-path benchmark warms 500 versions).
+func awaitWarm(t testing.TB, g *proxy, id string) server.WarmStatus {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		var st server.WarmStatus
 		if code := adminCall(t, http.MethodGet, g.URL+"/admin/warm/"+id, adminToken, "", &st); code != http.StatusOK {

@@ -14,7 +14,13 @@ import (
 // New returns a worker for every gofer workflow and the activities of a; start it with Run or
 // Start and stop it with Stop.
 func New(c client.Client, a *activities.Activities) sdkworker.Worker {
-	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
+	// Pollers scale with the work: with the SDK's fixed two of each, a warm of many versions
+	// waits for pollers, not for the upstream. Activities run eagerly where the server allows
+	// it (system.enableActivityEagerExecution), saving a round trip each.
+	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
+		WorkflowTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+		ActivityTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+	})
 	w.RegisterWorkflow(workflows.Fetch)
 	w.RegisterWorkflow(workflows.Scrub)
 	w.RegisterWorkflow(workflows.Warm)

@@ -39,7 +39,11 @@ func Temporal() (*TemporalServer, error) {
 	args := []string{"server", "start-dev",
 		"--ip", "127.0.0.1", "--port", strconv.Itoa(port), "--headless",
 		"--db-filename", filepath.Join(dir, "temporal.db"),
-		"--log-level", "error"}
+		"--log-level", "error",
+		// A test database need not survive a power cut; activities start eagerly, as the
+		// README recommends for production servers.
+		"--sqlite-pragma", "synchronous=OFF",
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true"}
 	for _, name := range workflows.SearchAttributes {
 		args = append(args, "--search-attribute", name+"=Keyword")
 	}
