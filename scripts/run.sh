@@ -13,6 +13,7 @@ mkdir -p "$data"
 bin/temporal server start-dev --ip 127.0.0.1 --port "$temporal_port" --ui-port "$ui_port" \
   --db-filename "$data/temporal.db" \
   --dynamic-config-value system.enableActivityEagerExecution=true \
+  --dynamic-config-value system.enableEagerWorkflowStart=true \
   --log-level error > "$data/temporal.log" 2>&1 &
 temporal_pid=$!
 trap 'kill $temporal_pid 2>/dev/null; wait $temporal_pid 2>/dev/null' EXIT

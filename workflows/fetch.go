@@ -63,7 +63,8 @@ type FetchRequest struct {
 func FetchID(path, version string) string { return "fetch:" + path + "@" + version }
 
 // FetchOptions are the start options of the fetch of r. Conflict policy USE_EXISTING makes a
-// second start join the running fetch. Reuse policy ALLOW_DUPLICATE_FAILED_ONLY lets a failed
+// second start join the running fetch. A new fetch starts eagerly on the starter's own worker
+// where the server allows it (system.enableEagerWorkflowStart), saving a round trip. Reuse policy ALLOW_DUPLICATE_FAILED_ONLY lets a failed
 // fetch (not found, invalid, or out of retries) be tried again by a later request, while a start
 // after a successful fetch returns that run, whose result is already in storage.
 func FetchOptions(r FetchRequest) client.StartWorkflowOptions {
@@ -74,6 +75,7 @@ func FetchOptions(r FetchRequest) client.StartWorkflowOptions {
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(GoModule.ValueSet(r.Path), GoVersion.ValueSet(r.Version)),
 		StaticSummary:            "fetch " + r.Path + "@" + r.Version,
+		EnableEagerStart:         true,
 	}
 }
 

@@ -40,10 +40,11 @@ func Temporal() (*TemporalServer, error) {
 		"--ip", "127.0.0.1", "--port", strconv.Itoa(port), "--headless",
 		"--db-filename", filepath.Join(dir, "temporal.db"),
 		"--log-level", "error",
-		// A test database need not survive a power cut; activities start eagerly, as the
-		// README recommends for production servers.
+		// A test database need not survive a power cut; workflows and activities start
+		// eagerly, as the README recommends for production servers.
 		"--sqlite-pragma", "synchronous=OFF",
-		"--dynamic-config-value", "system.enableActivityEagerExecution=true"}
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+		"--dynamic-config-value", "system.enableEagerWorkflowStart=true"}
 	for _, name := range workflows.SearchAttributes {
 		args = append(args, "--search-attribute", name+"=Keyword")
 	}
