@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,8 +14,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
-	"github.com/goferproxy/gofer/storage/disk"
-	"github.com/goferproxy/gofer/storage/embedded"
+	"github.com/goferproxy/gofer/internal/teststores"
 )
 
 // fakeUpstream serves fixed .info and .mod and a zip reader that a test builds.
@@ -53,16 +51,7 @@ func (f *failAfter) Read(p []byte) (int, error) {
 
 func newActivities(t *testing.T, up activities.Upstream) (*activities.Activities, *observer.ObservedLogs) {
 	t.Helper()
-	dir := t.TempDir()
-	blobs, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := embedded.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { meta.Close() })
+	blobs, meta := teststores.Open(t, "")
 	core, logs := observer.New(zap.InfoLevel)
 	return &activities.Activities{Upstream: up, Blobs: blobs, Meta: meta, Log: zap.New(core)}, logs
 }

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
-	"github.com/goferproxy/gofer/storage/disk"
 	"github.com/goferproxy/gofer/storage/embedded"
 )
 
@@ -21,15 +21,7 @@ import (
 func BenchmarkZipHit(b *testing.B) {
 	const size = 1 << 20
 	dir := b.TempDir()
-	diskBlobs, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	diskMeta, err := embedded.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer diskMeta.Close()
+	diskBlobs, diskMeta := teststores.Open(b, dir)
 	storeVersion(b, diskBlobs, diskMeta, "example.com/bench", "v1.0.0", size)
 	s3Blobs, _ := s3Store(b)
 	s3Meta, err := embedded.Open(filepath.Join(dir, "meta-s3.db"))

@@ -21,10 +21,9 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
-	"github.com/goferproxy/gofer/storage/disk"
-	"github.com/goferproxy/gofer/storage/embedded"
 )
 
 // noTemporal fails the test if the hit path ever tries to start a workflow.
@@ -41,15 +40,7 @@ const benchPath, benchVersion = "example.com/bench", "v1.0.0"
 // stores, as a committed fetch would have, and returns the stores and the files.
 func storedVersion(tb testing.TB) (storage.Blobs, storage.Metadata, map[string][]byte, string) {
 	dir := tb.TempDir()
-	blobs, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	meta, err := embedded.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { meta.Close() })
+	blobs, meta := teststores.Open(tb, dir)
 	zip := make([]byte, 30<<10)
 	rand.Read(zip)
 	files := map[string][]byte{

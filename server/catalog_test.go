@@ -7,16 +7,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
-	"github.com/goferproxy/gofer/storage/disk"
-	"github.com/goferproxy/gofer/storage/embedded"
 )
 
 type catalogEntry struct {
@@ -24,27 +22,11 @@ type catalogEntry struct {
 	Version string `json:"version"`
 }
 
-// tempStores opens a disk blob store and an embedded metadata store in t.TempDir().
-func tempStores(t *testing.T) (*disk.Store, *embedded.Store) {
-	t.Helper()
-	dir := t.TempDir()
-	blobs, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := embedded.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { meta.Close() })
-	return blobs, meta
-}
-
 // catalogServer serves a Server over stores in t.TempDir() that hold every pair of paths and
 // versions; it returns the pairs in catalog order.
 func catalogServer(t *testing.T, paths, versions []string) (*httptest.Server, []catalogEntry) {
 	t.Helper()
-	blobs, meta := tempStores(t)
+	blobs, meta := teststores.Open(t, "")
 	var want []catalogEntry
 	for _, p := range paths {
 		for _, v := range versions {
@@ -153,7 +135,7 @@ func TestCatalogBadRequest(t *testing.T) {
 
 // A store that fails answers 503, as every unavailable dependency does.
 func TestCatalogStoreDown(t *testing.T) {
-	blobs, meta := tempStores(t)
+	blobs, meta := teststores.Open(t, "")
 	meta.Close()
 	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}}))
 	defer srv.Close()

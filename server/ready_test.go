@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
 )
@@ -20,7 +21,7 @@ import (
 // readyz serves one /readyz request with method on a Server with these checks.
 func readyz(t *testing.T, method string, checks ...server.ReadyCheck) *httptest.ResponseRecorder {
 	t.Helper()
-	blobs, meta := tempStores(t)
+	blobs, meta := teststores.Open(t, "")
 	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}, Ready: checks})
 	w := httptest.NewRecorder()
 	srv.ServeHTTP(w, httptest.NewRequest(method, "/readyz", nil))
@@ -138,7 +139,7 @@ func runChecks(ctx context.Context, checks []server.ReadyCheck) map[string]error
 
 func TestChecks(t *testing.T) {
 	ctx := t.Context()
-	blobs, meta := tempStores(t)
+	blobs, meta := teststores.Open(t, "")
 	errs := runChecks(ctx, server.Checks(blobs, meta, healthChecker{}))
 	if len(errs) != 3 || errs["storage"] != nil || errs["metadata"] != nil || errs["temporal"] != nil {
 		t.Errorf("healthy stores and Temporal: %v, want storage, metadata and temporal passing", errs)
@@ -169,7 +170,7 @@ func TestChecks(t *testing.T) {
 
 // A Server with the standard checks names the dependency that fails.
 func TestReadyNamesFailingStore(t *testing.T) {
-	blobs, meta := tempStores(t)
+	blobs, meta := teststores.Open(t, "")
 	meta.Close()
 	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t},
 		Ready: server.Checks(blobs, meta, healthChecker{})}))

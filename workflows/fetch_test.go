@@ -3,7 +3,6 @@ package workflows_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"go.temporal.io/sdk/testsuite"
@@ -11,6 +10,7 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/storage/disk"
 	"github.com/goferproxy/gofer/storage/embedded"
@@ -34,14 +34,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if f.blobs, err = disk.New(filepath.Join(dir, "blobs")); err != nil {
-		t.Fatal(err)
-	}
-	if f.meta, err = embedded.Open(filepath.Join(dir, "meta.db")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.meta.Close() })
+	f.blobs, f.meta = teststores.Open(t, "")
 	var s testsuite.WorkflowTestSuite
 	f.env = s.NewTestWorkflowEnvironment()
 	f.env.RegisterWorkflow(workflows.Fetch)

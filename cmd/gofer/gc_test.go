@@ -9,9 +9,8 @@ import (
 	"testing"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/storage"
-	"github.com/goferproxy/gofer/storage/disk"
-	"github.com/goferproxy/gofer/storage/embedded"
 )
 
 // `gofer gc --dry-run` lists exactly the final blobs whose version has no metadata, and deletes
@@ -20,14 +19,7 @@ func TestGCListsOrphans(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("GOFER_DATA_DIR", dir)
 	ctx := context.Background()
-	blobs, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := embedded.Open(filepath.Join(dir, "metadata.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	blobs, meta := teststores.Open(t, dir)
 	put := func(key string) {
 		if err := blobs.Put(ctx, key, strings.NewReader("x")); err != nil {
 			t.Fatal(err)

@@ -14,9 +14,8 @@ import (
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/testserver"
+	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/storage"
-	"github.com/goferproxy/gofer/storage/disk"
-	"github.com/goferproxy/gofer/storage/embedded"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/worker"
 	"github.com/goferproxy/gofer/workflows"
@@ -35,15 +34,7 @@ func TestScrubCommand(t *testing.T) {
 	t.Setenv("GOFER_TEMPORAL_NAMESPACE", ns)
 
 	dir := t.TempDir()
-	blobs, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := embedded.Open(filepath.Join(dir, "metadata.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer meta.Close()
+	blobs, meta := teststores.Open(t, dir)
 	chain, err := upstream.Parse(fakeproxy.New().Start(t))
 	if err != nil {
 		t.Fatal(err)
