@@ -85,8 +85,15 @@ func (s *Server) observe() []gin.HandlerFunc {
 				ri.endpoint = "other"
 			}
 		}
-		if ri.cache == "" && (ri.endpoint == "info" || ri.endpoint == "mod" || ri.endpoint == "zip") && status < 300 {
-			ri.cache = cacheHit
+		switch ri.endpoint {
+		case "info", "mod", "zip":
+			if ri.cache == "" && status < 300 {
+				ri.cache = cacheHit
+			}
+		default:
+			// Only a version's files are hits or misses; a list, @latest or query that looked
+			// a stored version up on the way is neither.
+			ri.cache = ""
 		}
 		elapsed := time.Since(start)
 		s.count(c.Request.Context(), ri, status, size, elapsed)
