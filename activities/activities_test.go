@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -127,5 +128,69 @@ func TestCommitKeepsStoredVersionAndAlarms(t *testing.T) {
 	alarms := logs.FilterMessageSnippet("checksum alarm").All()
 	if len(alarms) != 1 || alarms[0].ContextMap()["fetchedZipHash"] != "h1:different=" {
 		t.Errorf("alarms logged: %v", alarms)
+	}
+}
+
+// slowUpstream answers only once all three files have been asked for; then .info is not found
+// and the zip waits for its request to be cancelled.
+type slowUpstream struct {
+	fakeUpstream
+	asked     chan string
+	all       chan struct{}
+	cancelled chan struct{}
+}
+
+func (u *slowUpstream) wait(kind string) error {
+	u.asked <- kind
+	select {
+	case <-u.all:
+		return nil
+	case <-time.After(10 * time.Second):
+		return gofer.Errorf(gofer.ErrUnavailable, "%s: the other files were not asked for at the same time", kind)
+	}
+}
+
+func (u *slowUpstream) Info(ctx context.Context, _, _ string) ([]byte, string, error) {
+	if err := u.wait("info"); err != nil {
+		return nil, "", err
+	}
+	return nil, "", gofer.Errorf(gofer.ErrNotFound, "no such version")
+}
+
+func (u *slowUpstream) Mod(ctx context.Context, p, v string) ([]byte, string, error) {
+	if err := u.wait("mod"); err != nil {
+		return nil, "", err
+	}
+	return u.fakeUpstream.Mod(ctx, p, v)
+}
+
+func (u *slowUpstream) Zip(ctx context.Context, _, _ string) (io.ReadCloser, string, error) {
+	if err := u.wait("zip"); err != nil {
+		return nil, "", err
+	}
+	<-ctx.Done()
+	close(u.cancelled)
+	return nil, "", gofer.Errorf(gofer.ErrUnavailable, "zip: %v", ctx.Err())
+}
+
+// Download asks for the three files at once, so that a slow upstream's latency is paid once;
+// the first failure ends the others early and is the one reported.
+func TestDownloadFetchesTheFilesAtOnce(t *testing.T) {
+	u := &slowUpstream{asked: make(chan string, 3), all: make(chan struct{}), cancelled: make(chan struct{})}
+	go func() {
+		for range 3 {
+			<-u.asked
+		}
+		close(u.all)
+	}()
+	a, _ := newActivities(t, u)
+	_, err := env(a).ExecuteActivity(a.Download, activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r"})
+	if typ, retry := errorType(t, err); typ != "NotFound" || retry || !strings.Contains(err.Error(), "no such version") {
+		t.Errorf("%v: type %s retryable %v, want the .info's NotFound, final", err, typ, retry)
+	}
+	select {
+	case <-u.cancelled:
+	default:
+		t.Error("the zip's request was not cancelled when .info failed")
 	}
 }

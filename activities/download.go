@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"hash"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,9 @@ func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 	return s, encode(err)
 }
 
+// download fetches the three files at once: the upstream's latency is paid once, not three
+// times. The first failure cancels the other two and is the one reported (theirs would only
+// say they were cancelled).
 func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.Int64) error {
 	j := s.Job
 	// Decided once: Verify follows what Download did, whatever a reload of the rules says later.
@@ -50,31 +54,51 @@ func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.I
 	if err != nil {
 		return err
 	}
-	info, _, err := up.Info(ctx, j.Path, j.Version)
-	if err != nil {
-		return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	run := func(f func() error) {
+		wg.Go(func() {
+			if err := f(); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		})
 	}
-	if s.Time, err = checkInfo(info, j.Version); err != nil {
+	run(func() error {
+		info, _, err := up.Info(ctx, j.Path, j.Version)
+		if err != nil {
+			return err
+		}
+		if s.Time, err = checkInfo(info, j.Version); err != nil {
+			return err
+		}
+		s.Info, err = a.stage(ctx, s.key("info"), bytes.NewReader(info), nil)
 		return err
-	}
-	if s.Info, err = a.stage(ctx, s.key("info"), bytes.NewReader(info), nil); err != nil {
+	})
+	run(func() error {
+		mod, _, err := up.Mod(ctx, j.Path, j.Version)
+		if err != nil {
+			return err
+		}
+		s.Mod, err = a.stage(ctx, s.key("mod"), bytes.NewReader(mod), nil)
 		return err
-	}
-	mod, _, err := up.Mod(ctx, j.Path, j.Version)
-	if err != nil {
+	})
+	run(func() error {
+		zip, source, err := up.Zip(ctx, j.Path, j.Version)
+		if err != nil {
+			return err
+		}
+		defer zip.Close()
+		s.Source = source
+		s.Zip, err = a.stage(ctx, s.key("zip"), zip, received)
 		return err
-	}
-	if s.Mod, err = a.stage(ctx, s.key("mod"), bytes.NewReader(mod), nil); err != nil {
-		return err
-	}
-	zip, source, err := up.Zip(ctx, j.Path, j.Version)
-	if err != nil {
-		return err
-	}
-	defer zip.Close()
-	s.Source = source
-	s.Zip, err = a.stage(ctx, s.key("zip"), zip, received)
-	return err
+	})
+	wg.Wait()
+	return first
 }
 
 // report sends p to the workflow of the running activity, for operators to see; a report
