@@ -180,7 +180,6 @@ func TestWarmAndLiveMissesShareFetches(t *testing.T) {
 	}
 	if *record {
 		recordHistory(t, g, started.ID, "../workflows/testdata/warm_history.json")
-		recordHistory(t, g, workflows.FetchID("example.com/shared/m0", "v1.0.0"), "../workflows/testdata/fetch_outcome_history.json")
 	}
 }
 

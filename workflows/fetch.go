@@ -116,17 +116,22 @@ var (
 // Fetch downloads r into staging, verifies it, commits it, and always discards what it staged.
 // Its result is the stored record (the one already stored, if another fetch got there first).
 // It records its outcome in search attributes and its sizes and hashes in its memo.
+//
+// Only the download, which waits on the upstream and heartbeats, is an activity of its own;
+// verify, commit and discard are local activities, run by the worker inside the workflow task
+// that follows the download: a round trip through the Temporal server each saved. (Fetches
+// recorded before this ran all four as activities, and still replay so.)
 func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	var a *activities.Activities
 	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID}
+	local := workflow.GetVersion(ctx, "local", workflow.DefaultVersion, 1) == 1
 	workflow.Go(ctx, func(ctx workflow.Context) { showProgress(ctx, r) })
-	rec, source, err := fetch(ctx, a, job)
+	rec, source, err := fetch(ctx, a, job, local)
 	// Staged files are never used by another run, whatever the outcome of this one, even a
 	// cancellation: hence a context that outlives this one's.
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	dctx = workflow.WithActivityOptions(dctx, withSummary(cleanup, "discard what was staged for", r))
-	if derr := workflow.ExecuteActivity(dctx, a.Discard, job).Get(dctx, nil); derr != nil {
+	if derr := execute(dctx, local, withSummary(cleanup, "discard what was staged for", r), a.Discard, job).Get(dctx, nil); derr != nil {
 		workflow.GetLogger(ctx).Warn("discarding staged files failed", "error", derr)
 	}
 	// Fetches recorded before outcomes were published end here, as they did.
@@ -136,24 +141,35 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	return rec, err
 }
 
-func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job) (rec gofer.Version, source string, err error) {
+func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, local bool) (rec gofer.Version, source string, err error) {
 	r := FetchRequest{Path: job.Path, Version: job.Version}
 	var staged activities.Staged
 	workflow.SetCurrentDetails(ctx, "downloading")
-	dctx := workflow.WithActivityOptions(ctx, withSummary(download, "download", r))
-	if err := workflow.ExecuteActivity(dctx, a.Download, job).Get(ctx, &staged); err != nil {
+	if err := execute(ctx, false, withSummary(download, "download", r), a.Download, job).Get(ctx, &staged); err != nil {
 		return rec, "", err
 	}
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("verifying %s from %s", mb(staged.Zip.Size), staged.Source))
 	var verified activities.Verified
-	vctx := workflow.WithActivityOptions(ctx, withSummary(storage, "verify", r))
-	if err := workflow.ExecuteActivity(vctx, a.Verify, staged).Get(ctx, &verified); err != nil {
+	if err := execute(ctx, local, withSummary(storage, "verify", r), a.Verify, staged).Get(ctx, &verified); err != nil {
 		return rec, staged.Source, err
 	}
 	workflow.SetCurrentDetails(ctx, "storing")
-	cctx := workflow.WithActivityOptions(ctx, withSummary(storage, "commit", r))
-	err = workflow.ExecuteActivity(cctx, a.Commit, verified).Get(ctx, &rec)
+	err = execute(ctx, local, withSummary(storage, "commit", r), a.Commit, verified).Get(ctx, &rec)
 	return rec, staged.Source, err
+}
+
+// execute runs activity fn with options o, as a local activity if local is set.
+func execute(ctx workflow.Context, local bool, o workflow.ActivityOptions, fn any, args ...any) workflow.Future {
+	if !local {
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), fn, args...)
+	}
+	lo := workflow.LocalActivityOptions{
+		StartToCloseTimeout:    o.StartToCloseTimeout,
+		ScheduleToCloseTimeout: o.ScheduleToCloseTimeout,
+		RetryPolicy:            o.RetryPolicy,
+		Summary:                o.Summary,
+	}
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, lo), fn, args...)
 }
 
 // withSummary is o with the one-line summary the Temporal UI shows for the activity.
