@@ -37,20 +37,28 @@ func (n noTemporal) ExecuteWorkflow(context.Context, client.StartWorkflowOptions
 const benchPath, benchVersion = "example.com/bench", "v1.0.0"
 
 // storedVersion stores example.com/bench@v1.0.0 (a 30 KB zip) straight into disk and embedded
-// stores, as a committed fetch would have, and returns the stores and the files.
+// stores, as a committed fetch would have, and returns the stores, the files and the blob
+// directory.
 func storedVersion(tb testing.TB) (storage.Blobs, storage.Metadata, map[string][]byte, string) {
 	dir := tb.TempDir()
 	blobs, meta := teststores.Open(tb, dir)
-	zip := make([]byte, 30<<10)
+	files := storeVersion(tb, blobs, meta, benchVersion, 30<<10)
+	return blobs, meta, files, filepath.Join(dir, "blobs")
+}
+
+// storeVersion stores example.com/bench@version with a random zip of zipSize bytes, as a
+// committed fetch would have, and returns its files by extension.
+func storeVersion(tb testing.TB, blobs storage.Blobs, meta storage.Metadata, version string, zipSize int) map[string][]byte {
+	zip := make([]byte, zipSize)
 	rand.Read(zip)
 	files := map[string][]byte{
-		"info": []byte(`{"Version":"v1.0.0","Time":"2024-01-01T00:00:00Z"}`),
+		"info": []byte(`{"Version":"` + version + `","Time":"2024-01-01T00:00:00Z"}`),
 		"mod":  []byte("module example.com/bench\n\ngo 1.21\n"),
 		"zip":  zip,
 	}
-	rec := gofer.Version{Path: benchPath, Version: benchVersion}
+	rec := gofer.Version{Path: benchPath, Version: version}
 	for ext, data := range files {
-		if err := blobs.Put(context.Background(), storage.Key(benchPath, benchVersion, ext), bytes.NewReader(data)); err != nil {
+		if err := blobs.Put(context.Background(), storage.Key(benchPath, version, ext), bytes.NewReader(data)); err != nil {
 			tb.Fatal(err)
 		}
 		f := gofer.File{Size: int64(len(data)), SHA256: sha256hex(data)}
@@ -66,7 +74,7 @@ func storedVersion(tb testing.TB) (storage.Blobs, storage.Metadata, map[string][
 	if err := meta.Insert(context.Background(), rec); err != nil {
 		tb.Fatal(err)
 	}
-	return blobs, meta, files, filepath.Join(dir, "blobs")
+	return files
 }
 
 func sha256hex(b []byte) string {
@@ -148,19 +156,30 @@ func TestHitPathNeedsOnlyStorage(t *testing.T) {
 
 // BenchmarkHitHandler measures one cache hit inside the server alone (no network, no client):
 // its time and its allocations per request, with the request log (JSON, discarded) and the
-// metrics gofer serve has, and tracing off.
+// metrics gofer serve has, and tracing off. zip is held in memory; zip-streamed, the smallest
+// zip that is not, is opened and streamed from the disk store on every hit.
 func BenchmarkHitHandler(b *testing.B) {
 	blobs, meta, files, _ := storedVersion(b)
+	const streamedVersion = "v1.1.0"
+	streamed := storeVersion(b, blobs, meta, streamedVersion, server.MaxHeldZip+1)
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader())).Meter("bench")
 	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{b}, Log: log, Meter: meter, Tracer: tracenoop.NewTracerProvider()})
-	for _, ext := range []string{"info", "mod", "zip"} {
-		b.Run(ext, func(b *testing.B) {
-			req := httptest.NewRequest(http.MethodGet, "/"+storage.Key(benchPath, benchVersion, ext), nil)
+	for _, c := range []struct {
+		name, version, ext string
+		size               int
+	}{
+		{"info", benchVersion, "info", len(files["info"])},
+		{"mod", benchVersion, "mod", len(files["mod"])},
+		{"zip", benchVersion, "zip", len(files["zip"])},
+		{"zip-streamed", streamedVersion, "zip", len(streamed["zip"])},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/"+storage.Key(benchPath, c.version, c.ext), nil)
 			w := &discardWriter{h: http.Header{}}
 			srv.ServeHTTP(w, req) // warm the memory cache
-			if w.status != http.StatusOK || w.n != len(files[ext]) {
-				b.Fatalf("%s: %d, %d bytes", ext, w.status, w.n)
+			if w.status != http.StatusOK || w.n != c.size {
+				b.Fatalf("%s: %d, %d bytes", c.name, w.status, w.n)
 			}
 			b.ReportAllocs()
 			for b.Loop() {

@@ -50,6 +50,22 @@ func (c *lru[V]) add(key string, val V, size int64) {
 	}
 	c.items[key] = c.ll.PushFront(&lruItem[V]{key, val, size})
 	c.size += size
+	c.evict()
+}
+
+// grow adds n bytes to the cost of key's value, if it is still cached.
+func (c *lru[V]) grow(key string, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[key]; ok {
+		e.Value.(*lruItem[V]).size += n
+		c.size += n
+		c.evict()
+	}
+}
+
+// evict drops the least recently used values until the cache is within its bound.
+func (c *lru[V]) evict() {
 	for c.size > c.max {
 		old := c.ll.Back()
 		it := old.Value.(*lruItem[V])

@@ -76,3 +76,25 @@ func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 		t.Errorf("size %d over max %d", c.size, c.max)
 	}
 }
+
+// A value that grows past the bound evicts the least recently used values, and the cache
+// accounts for what it grew by.
+func TestLRUGrow(t *testing.T) {
+	c := newLRU[string](100)
+	c.add("a", "a", 10) // an eighth of the bound at most
+	c.add("b", "b", 10)
+	c.add("c", "c", 10)
+	c.get("a")
+	c.grow("a", 70) // a: 80, b: 10, c: 10
+	if c.size != 100 || len(c.items) != 3 {
+		t.Fatalf("size %d with %d values, want 100 with 3", c.size, len(c.items))
+	}
+	c.grow("c", 5) // over the bound: b, the least recently used, goes
+	if _, ok := c.get("b"); ok || c.size != 95 {
+		t.Errorf("b still cached, or size %d, want 95", c.size)
+	}
+	c.grow("b", 50) // no longer cached: nothing changes
+	if c.size != 95 {
+		t.Errorf("size %d after growing an evicted value, want 95", c.size)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -22,14 +23,22 @@ import (
 	"github.com/goferproxy/gofer/workflows"
 )
 
-// entry is a stored version as the hit path keeps it in memory: its record and its two small
-// files. Zips are never held; they stream from the blob store.
+// entry is a stored version as the hit path keeps it in memory: its record, its .info and .mod,
+// and, from its first hit, its zip if that is at most maxHeldZip bytes; a bigger zip streams
+// from the blob store.
 type entry struct {
 	rec   gofer.Version
 	info  []byte
 	mod   []byte
-	etags map[string][]string // ETag header values by kind: the quoted SHA-256 of the file
+	zip   atomic.Pointer[[]byte] // set at the zip's first hit, if it is held
+	etags map[string][]string    // ETag header values by kind: the quoted SHA-256 of the file
 }
+
+// maxHeldZip is the largest zip an entry holds. Up to about this size, a hit costs opening the
+// blob (an open and a stat on disk, a whole GET on S3) more than moving its bytes; a bigger
+// zip's hit is bound by its transfer, which streaming does well. Zips are read at their first
+// hit, not with the .info and .mod: the go command asks for the .mod alone of many versions.
+const maxHeldZip = 64 << 10
 
 // noFetchError is a miss that could not even start its fetch: Temporal is out of reach.
 type noFetchError struct{ error }
@@ -72,6 +81,14 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 			}
 			w.Header().Set("Cache-Control", "no-store") // the URL expires; the zip does not
 			http.Redirect(w, r, url, http.StatusFound)
+			return nil
+		}
+		if e.rec.Zip.Size <= maxHeldZip {
+			zip, err := s.heldZip(ctx, e, key)
+			if err != nil {
+				return err
+			}
+			s.serveContent(w, r, "zip", immutable, e.etags["zip"], bytes.NewReader(zip))
 			return nil
 		}
 		zip, _, err := s.cfg.Blobs.Open(ctx, key)
@@ -127,6 +144,22 @@ func (s *Server) version(ctx context.Context, path, version, mode string) (*entr
 	}
 	s.versions.add(key, e, int64(len(key)+len(e.info)+len(e.mod))+512)
 	return e, nil
+}
+
+// heldZip is the zip of e, at most maxHeldZip bytes: read from the blob store at its first
+// hit, then kept in e, which weighs that much more in the cache from then on.
+func (s *Server) heldZip(ctx context.Context, e *entry, key string) ([]byte, error) {
+	if zip := e.zip.Load(); zip != nil {
+		return *zip, nil
+	}
+	zip, err := s.readBlob(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if e.zip.CompareAndSwap(nil, &zip) {
+		s.versions.grow(e.rec.Path+"@"+e.rec.Version, int64(len(zip)))
+	}
+	return zip, nil
 }
 
 func (s *Server) readBlob(ctx context.Context, key string) ([]byte, error) {

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -57,7 +58,8 @@ type Config struct {
 	Temporal Starter
 	// FetchWait is how long a request waits for a fetch before answering 503; zero means 1m.
 	FetchWait time.Duration
-	// CacheBytes bounds the in-memory cache of metadata, .info and .mod; zero means 32 MiB.
+	// CacheBytes bounds the in-memory cache of metadata, .info, .mod and zips of at most 64 KiB;
+	// zero means 32 MiB.
 	CacheBytes int64
 	// MutableTTL is how long upstream answers to @v/list, @latest and branch queries are
 	// reused; zero means 1m, negative means never.
@@ -114,6 +116,7 @@ type Server struct {
 	scope string
 	// cacheControl maps immutable and shortLived to their header values, with scope.
 	cacheControl map[string][]string
+	copyBufs     sync.Pool // of *[32 << 10]byte, for readFromWriter
 }
 
 // New returns a Server for cfg.
@@ -137,6 +140,7 @@ func New(cfg Config) *Server {
 		cfg.Admin.WarmConcurrency = 8
 	}
 	s := &Server{cfg: cfg, versions: newLRU[*entry](cfg.CacheBytes), mutable: newTTL[[]byte](cfg.MutableTTL), failed: newTTL[error](cfg.NotFoundTTL)}
+	s.copyBufs.New = func() any { return new([32 << 10]byte) }
 	s.scope = "public, "
 	var auth []gin.HandlerFunc
 	if cfg.Auth != nil {
@@ -247,7 +251,7 @@ func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cach
 		h["Etag"] = etag
 	}
 	if gw, ok := w.(gin.ResponseWriter); ok {
-		w = readFromWriter{gw}
+		w = readFromWriter{gw, &s.copyBufs}
 	}
 	http.ServeContent(w, r, "", time.Time{}, body)
 }
@@ -255,11 +259,24 @@ func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cach
 // headerValue is v as a header's value, made once to be set on many responses.
 func headerValue(v string) []string { return []string{v} }
 
-// readFromWriter gives gin's writer the io.ReaderFrom of the net/http writer beneath it, so
-// that a zip copied from a file on disk goes out by sendfile instead of through a buffer.
-type readFromWriter struct{ gin.ResponseWriter }
+// readFromWriter gives gin's writer an io.ReaderFrom. http.ServeContent copies every body
+// through an io.LimitedReader, which hides a bytes.Reader's WriteTo: a body held in memory is
+// copied with a pooled buffer, where io.Copy would allocate one per response. Any other body
+// goes to the io.ReaderFrom of the net/http writer beneath, so that a zip copied from a file on
+// disk goes out by sendfile instead of through a buffer.
+type readFromWriter struct {
+	gin.ResponseWriter
+	bufs *sync.Pool
+}
 
 func (w readFromWriter) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if _, ok := lr.R.(*bytes.Reader); ok {
+			buf := w.bufs.Get().(*[32 << 10]byte)
+			defer w.bufs.Put(buf)
+			return io.CopyBuffer(w.ResponseWriter, r, buf[:])
+		}
+	}
 	w.WriteHeaderNow()
 	if u, ok := w.ResponseWriter.(interface{ Unwrap() http.ResponseWriter }); ok {
 		return io.Copy(u.Unwrap(), r)

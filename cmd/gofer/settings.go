@@ -81,7 +81,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	if frontEnd {
 		e.string(&s.listen, "listen", "GOFER_LISTEN", "127.0.0.1:3000", "host:port to serve the GOPROXY protocol on")
 		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch before answering 503 (the fetch goes on)")
-		e.int64(&s.cacheBytes, "cache-bytes", "GOFER_CACHE_BYTES", 32<<20, "bytes of metadata, .info and .mod kept in memory for cache hits")
+		e.int64(&s.cacheBytes, "cache-bytes", "GOFER_CACHE_BYTES", 32<<20, "bytes of metadata, .info, .mod and zips of at most 64 KiB kept in memory for cache hits")
 		e.duration(&s.mutableTTL, "mutable-ttl", "GOFER_MUTABLE_TTL", time.Minute, "how long upstream answers to @v/list, @latest and branch queries are reused")
 		e.duration(&s.notFoundTTL, "not-found-ttl", "GOFER_NOT_FOUND_TTL", time.Minute, "how long a version whose fetch ended not found (or refused) is answered from memory without another fetch")
 		e.bool(&s.passthroughDown, "passthrough-without-temporal", "GOFER_PASSTHROUGH_WITHOUT_TEMPORAL", false, "when Temporal is out of reach, answer misses from the upstream without storing them (otherwise 503)")

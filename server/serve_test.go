@@ -1,0 +1,101 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/goferproxy/gofer/internal/teststores"
+	"github.com/goferproxy/gofer/server"
+	"github.com/goferproxy/gofer/storage"
+)
+
+// countingBlobs counts the blobs opened, by key.
+type countingBlobs struct {
+	storage.Blobs
+	mu    sync.Mutex
+	opens map[string]int
+}
+
+func (c *countingBlobs) Open(ctx context.Context, key string) (storage.Reader, int64, error) {
+	c.mu.Lock()
+	c.opens[key]++
+	c.mu.Unlock()
+	return c.Blobs.Open(ctx, key)
+}
+
+func (c *countingBlobs) count(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opens[key]
+}
+
+// A zip of at most MaxHeldZip bytes is read at its first hit (not when the .mod alone is asked
+// for) and served from memory from then on, like .info and .mod: GET, HEAD, a Range and
+// If-None-Match get the usual answers, and no later hit reads a blob. A bigger zip is opened
+// on every hit.
+func TestSmallZipServedFromMemory(t *testing.T) {
+	disk, meta := teststores.Open(t, "")
+	blobs := &countingBlobs{Blobs: disk, opens: map[string]int{}}
+	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}}))
+	defer srv.Close()
+	for _, c := range []struct {
+		version  string
+		zipSize  int
+		streamed bool
+	}{
+		{"v1.0.0", server.MaxHeldZip, false},
+		{"v1.1.0", server.MaxHeldZip + 1, true},
+	} {
+		zip := storeVersion(t, disk, meta, c.version, c.zipSize)["zip"]
+		key := storage.Key(benchPath, c.version, "zip")
+		etag := `"` + sha256hex(zip) + `"`
+		resp, err := http.Get(srv.URL + "/" + storage.Key(benchPath, c.version, "mod"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if n := blobs.count(key); resp.StatusCode != 200 || n != 0 {
+			t.Errorf("%s: .mod answered %d and read the zip %d times, want 200 and none", c.version, resp.StatusCode, n)
+		}
+		hits := []struct {
+			method, header, value string
+			status                int
+			body                  []byte
+			length                string // Content-Length
+		}{
+			{"GET", "", "", 200, zip, strconv.Itoa(len(zip))}, // the first loads the version
+			{"GET", "", "", 200, zip, strconv.Itoa(len(zip))},
+			{"HEAD", "", "", 200, nil, strconv.Itoa(len(zip))},
+			{"GET", "Range", "bytes=100-199", 206, zip[100:200], "100"},
+			{"GET", "If-None-Match", etag, 304, nil, ""},
+		}
+		for _, h := range hits {
+			req, _ := http.NewRequest(h.method, srv.URL+"/"+key, nil)
+			if h.header != "" {
+				req.Header.Set(h.header, h.value)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != h.status || !bytes.Equal(body, h.body) || resp.Header.Get("Content-Length") != h.length || resp.Header.Get("ETag") != etag {
+				t.Errorf("%s %s %s %s: %d, %d bytes, Content-Length %q, ETag %s", c.version, h.method, h.header, h.value, resp.StatusCode, len(body), resp.Header.Get("Content-Length"), resp.Header.Get("ETag"))
+			}
+		}
+		want := 1 // at the first hit
+		if c.streamed {
+			want = len(hits)
+		}
+		if got := blobs.count(key); got != want {
+			t.Errorf("%s: the %d-byte zip was opened %d times in %d hits, want %d", c.version, len(zip), got, len(hits), want)
+		}
+	}
+}
