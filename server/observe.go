@@ -31,6 +31,7 @@ type reqInfo struct {
 	workflowID string // the fetch the request started or joined
 	runID      string
 	err        string // why the request failed
+	sent       int64  // body bytes sent around gin's writer (by sendfile)
 }
 
 type reqInfoKey struct{}
@@ -78,7 +79,7 @@ func (s *Server) observe() []gin.HandlerFunc {
 		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), reqInfoKey{}, ri))
 		c.Next()
 
-		status, size := c.Writer.Status(), max(c.Writer.Size(), 0)
+		status, size := c.Writer.Status(), max(c.Writer.Size(), 0)+int(ri.sent)
 		if ri.endpoint == "" {
 			ri.endpoint = c.FullPath()
 			if ri.endpoint == "" {

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
@@ -96,6 +99,34 @@ func TestSmallZipServedFromMemory(t *testing.T) {
 		}
 		if got := blobs.count(key); got != want {
 			t.Errorf("%s: the %d-byte zip was opened %d times in %d hits, want %d", c.version, len(zip), got, len(hits), want)
+		}
+	}
+}
+
+// The request log and the bytes metric count every body byte, a zip sent from a file on disk
+// (around gin's writer, for sendfile) as much as one held in memory.
+func TestRequestLogCountsBodyBytes(t *testing.T) {
+	disk, meta := teststores.Open(t, "")
+	core, logs := observer.New(zap.InfoLevel)
+	srv := server.New(server.Config{Blobs: disk, Meta: meta, Temporal: noTemporal{t}, Log: zap.New(core)})
+	for _, c := range []struct {
+		version string
+		zipSize int
+	}{
+		{"v1.0.0", server.MaxHeldZip},
+		{"v1.1.0", server.MaxHeldZip + 1},
+	} {
+		files := storeVersion(t, disk, meta, c.version, c.zipSize)
+		for _, ext := range []string{"info", "mod", "zip", "zip"} {
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, c.version, ext), nil))
+			all := logs.TakeAll()
+			if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), files[ext]) || len(all) != 1 {
+				t.Fatalf("%s %s: %d, %d bytes, %d log lines", c.version, ext, w.Code, w.Body.Len(), len(all))
+			}
+			if got := all[0].ContextMap()["bytes"]; got != int64(len(files[ext])) {
+				t.Errorf("%s %s: logged %v bytes, sent %d", c.version, ext, got, len(files[ext]))
+			}
 		}
 	}
 }

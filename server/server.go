@@ -5,10 +5,10 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -251,7 +251,7 @@ func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cach
 		h["Etag"] = etag
 	}
 	if gw, ok := w.(gin.ResponseWriter); ok {
-		w = readFromWriter{gw, &s.copyBufs}
+		w = readFromWriter{gw, &s.copyBufs, &info(r.Context()).sent}
 	}
 	http.ServeContent(w, r, "", time.Time{}, body)
 }
@@ -260,26 +260,29 @@ func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cach
 func headerValue(v string) []string { return []string{v} }
 
 // readFromWriter gives gin's writer an io.ReaderFrom. http.ServeContent copies every body
-// through an io.LimitedReader, which hides a bytes.Reader's WriteTo: a body held in memory is
-// copied with a pooled buffer, where io.Copy would allocate one per response. Any other body
-// goes to the io.ReaderFrom of the net/http writer beneath, so that a zip copied from a file on
-// disk goes out by sendfile instead of through a buffer.
+// through an io.LimitedReader, which hides what the body is from io.Copy. A file (a zip on
+// disk) goes to the io.ReaderFrom of the net/http writer beneath, so that it goes out by
+// sendfile instead of through a buffer, and its bytes are added to sent, since gin does not
+// see them; any other body is copied through gin's writer with a pooled buffer, where io.Copy
+// would allocate one per response.
 type readFromWriter struct {
 	gin.ResponseWriter
 	bufs *sync.Pool
+	sent *int64
 }
 
 func (w readFromWriter) ReadFrom(r io.Reader) (int64, error) {
 	if lr, ok := r.(*io.LimitedReader); ok {
-		if _, ok := lr.R.(*bytes.Reader); ok {
-			buf := w.bufs.Get().(*[32 << 10]byte)
-			defer w.bufs.Put(buf)
-			return io.CopyBuffer(w.ResponseWriter, r, buf[:])
+		if _, ok := lr.R.(*os.File); ok {
+			if u, ok := w.ResponseWriter.(interface{ Unwrap() http.ResponseWriter }); ok {
+				w.WriteHeaderNow()
+				n, err := io.Copy(u.Unwrap(), r)
+				*w.sent += n
+				return n, err
+			}
 		}
 	}
-	w.WriteHeaderNow()
-	if u, ok := w.ResponseWriter.(interface{ Unwrap() http.ResponseWriter }); ok {
-		return io.Copy(u.Unwrap(), r)
-	}
-	return io.Copy(w.ResponseWriter, r)
+	buf := w.bufs.Get().(*[32 << 10]byte)
+	defer w.bufs.Put(buf)
+	return io.CopyBuffer(w.ResponseWriter, r, buf[:])
 }
