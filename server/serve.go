@@ -109,57 +109,82 @@ func (s *Server) version(ctx context.Context, path, version, mode string) (*entr
 	if e, ok := s.versions.get(key); ok {
 		return e, nil
 	}
-	rec, err := s.cfg.Meta.Get(ctx, path, version)
+	e, err := s.load(ctx, key, path, version)
+	if !errors.Is(err, gofer.ErrNotFound) {
+		return e, err
+	}
+	info(ctx).cache = cacheMiss
+	if ferr, ok := s.failed.get(key); ok {
+		return nil, ferr // a fetch of it ended not found or invalid a moment ago
+	}
+	switch mode {
+	case rules.Sync:
+		if err := s.fetch(ctx, path, version); err != nil {
+			return nil, err
+		}
+	case rules.Async:
+		s.startFetch(ctx, path, version)
+		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached yet; its fetch has started, retry later", key)
+	default:
+		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached, and the download mode here is %s", key, mode)
+	}
+	e, err = s.load(ctx, key, path, version)
 	if errors.Is(err, gofer.ErrNotFound) {
-		info(ctx).cache = cacheMiss
-		if ferr, ok := s.failed.get(key); ok {
-			return nil, ferr // a fetch of it ended not found or invalid a moment ago
-		}
-		switch mode {
-		case rules.Sync:
-			if err := s.fetch(ctx, path, version); err != nil {
-				return nil, err
-			}
-		case rules.Async:
-			s.startFetch(ctx, path, version)
-			return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached yet; its fetch has started, retry later", key)
-		default:
-			return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached, and the download mode here is %s", key, mode)
-		}
-		rec, err = s.cfg.Meta.Get(ctx, path, version)
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: not found after its fetch", key)
 	}
+	return e, err
+}
+
+// load reads the stored version path@version (its record, .info and .mod) into memory, or
+// fails with gofer.ErrNotFound if it is not stored. Concurrent loads of one version, such as
+// every request that waited for its fetch, share one read.
+func (s *Server) load(ctx context.Context, key, path, version string) (*entry, error) {
+	v, err, _ := s.loads.Do(key, func() (any, error) {
+		ctx := context.WithoutCancel(ctx) // the read belongs to every request that joined it
+		rec, err := s.cfg.Meta.Get(ctx, path, version)
+		if errors.Is(err, gofer.ErrNotFound) {
+			return nil, err
+		} else if err != nil {
+			return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: %v", key, err)
+		}
+		e := &entry{rec: rec, etags: map[string][]string{
+			"info": headerValue(`"` + rec.Info.SHA256 + `"`),
+			"mod":  headerValue(`"` + rec.Mod.SHA256 + `"`),
+			"zip":  headerValue(`"` + rec.Zip.SHA256 + `"`),
+		}}
+		if e.info, err = s.readBlob(ctx, storage.Key(path, version, "info")); err != nil {
+			return nil, err
+		}
+		if e.mod, err = s.readBlob(ctx, storage.Key(path, version, "mod")); err != nil {
+			return nil, err
+		}
+		s.versions.add(key, e, int64(len(key)+len(e.info)+len(e.mod))+512)
+		return e, nil
+	})
 	if err != nil {
-		return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: %v", key, err)
-	}
-	e := &entry{rec: rec, etags: map[string][]string{
-		"info": headerValue(`"` + rec.Info.SHA256 + `"`),
-		"mod":  headerValue(`"` + rec.Mod.SHA256 + `"`),
-		"zip":  headerValue(`"` + rec.Zip.SHA256 + `"`),
-	}}
-	if e.info, err = s.readBlob(ctx, storage.Key(path, version, "info")); err != nil {
 		return nil, err
 	}
-	if e.mod, err = s.readBlob(ctx, storage.Key(path, version, "mod")); err != nil {
-		return nil, err
-	}
-	s.versions.add(key, e, int64(len(key)+len(e.info)+len(e.mod))+512)
-	return e, nil
+	return v.(*entry), nil
 }
 
 // heldZip is the zip of e, at most maxHeldZip bytes: read from the blob store at its first
-// hit, then kept in e, which weighs that much more in the cache from then on.
+// hit (concurrent first hits share the read), then kept in e, which weighs that much more in
+// the cache from then on.
 func (s *Server) heldZip(ctx context.Context, e *entry, key string) ([]byte, error) {
 	if zip := e.zip.Load(); zip != nil {
 		return *zip, nil
 	}
-	zip, err := s.readBlob(ctx, key)
+	v, err, _ := s.loads.Do(key, func() (any, error) {
+		zip, err := s.readBlob(context.WithoutCancel(ctx), key)
+		if err == nil && e.zip.CompareAndSwap(nil, &zip) {
+			s.versions.grow(e.rec.Path+"@"+e.rec.Version, int64(len(zip)))
+		}
+		return zip, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	if e.zip.CompareAndSwap(nil, &zip) {
-		s.versions.grow(e.rec.Path+"@"+e.rec.Version, int64(len(zip)))
-	}
-	return zip, nil
+	return v.([]byte), nil
 }
 
 func (s *Server) readBlob(ctx context.Context, key string) ([]byte, error) {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -127,6 +128,42 @@ func TestRequestLogCountsBodyBytes(t *testing.T) {
 			if got := all[0].ContextMap()["bytes"]; got != int64(len(files[ext])) {
 				t.Errorf("%s %s: logged %v bytes, sent %d", c.version, ext, got, len(files[ext]))
 			}
+		}
+	}
+}
+
+// slowBlobs is a store whose reads take a while, as a distant one's do.
+type slowBlobs struct{ *countingBlobs }
+
+func (s slowBlobs) Open(ctx context.Context, key string) (storage.Reader, int64, error) {
+	time.Sleep(100 * time.Millisecond)
+	return s.countingBlobs.Open(ctx, key)
+}
+
+// Many requests at once for a stored version that is not in memory, as when a fetch that they
+// all waited for ends, share one read of its files.
+func TestConcurrentFirstHitsShareOneRead(t *testing.T) {
+	disk, meta := teststores.Open(t, "")
+	blobs := &countingBlobs{Blobs: disk, opens: map[string]int{}}
+	files := storeVersion(t, disk, meta, benchVersion, 30<<10)
+	srv := server.New(server.Config{Blobs: slowBlobs{blobs}, Meta: meta, Temporal: noTemporal{t}})
+	const n = 50
+	var wg sync.WaitGroup
+	for _, ext := range []string{"info", "zip"} {
+		for range n {
+			wg.Go(func() {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, benchVersion, ext), nil))
+				if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), files[ext]) {
+					t.Errorf("%s: %d, %d bytes", ext, w.Code, w.Body.Len())
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, ext := range []string{"info", "mod", "zip"} {
+		if got := blobs.count(storage.Key(benchPath, benchVersion, ext)); got > n/10 {
+			t.Errorf("%d concurrent requests read the %s %d times", n, ext, got)
 		}
 	}
 }

@@ -108,6 +108,7 @@ type Server struct {
 	failed   *ttl[error]        // fetches that ended not found or invalid
 	fetches  singleflight.Group // misses of one version in this process share one wait
 	queries  singleflight.Group // likewise for upstream queries
+	loads    singleflight.Group // and for reads of a stored version (path@version) or small zip (its key) into memory
 	handler  http.Handler
 	in       instruments
 	attrs    sync.Map // attrKey → attrSets
