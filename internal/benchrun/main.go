@@ -189,11 +189,11 @@ func run(ctx context.Context, out string, d time.Duration) error {
 		if t.name == "nginx" {
 			continue // several processes: its master's RSS would say little
 		}
-		rss, peak, err := t.proc.memory()
+		m, err := t.proc.memory()
 		if err != nil {
 			return err
 		}
-		mem = append(mem, memRow{t.name, rss, peak})
+		mem = append(mem, m)
 	}
 
 	var names []string

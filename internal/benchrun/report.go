@@ -14,8 +14,9 @@ import (
 
 // memRow is the memory of one server process after every run.
 type memRow struct {
-	name      string
-	rss, peak int64 // VmRSS and VmHWM, bytes
+	name       string
+	rss, peak  int64 // VmRSS and VmHWM, bytes
+	anon, file int64 // RssAnon (heap, stacks) and RssFile (mapped files: the binary's pages), bytes
 }
 
 type reportInput struct {
@@ -102,9 +103,9 @@ func writeReport(w io.Writer, in reportInput) {
 		fmt.Fprintf(w, "\nwrk socket errors (connect, read, write, timeout; all runs): %s\n", strings.Join(errs, "; "))
 	}
 
-	fmt.Fprintf(w, "\nMemory after every run (from /proc/<pid>/status):\n\n| process | VmRSS MiB | peak (VmHWM) MiB |\n|---|--:|--:|\n")
+	fmt.Fprintf(w, "\nMemory after every run (from /proc/<pid>/status):\n\n| process | VmRSS MiB | of it anonymous (RssAnon) | of it files (RssFile) | peak (VmHWM) MiB |\n|---|--:|--:|--:|--:|\n")
 	for _, m := range in.mem {
-		fmt.Fprintf(w, "| %s | %.1f | %.1f |\n", m.name, mib(m.rss), mib(m.peak))
+		fmt.Fprintf(w, "| %s | %.1f | %.1f | %.1f | %.1f |\n", m.name, mib(m.rss), mib(m.anon), mib(m.file), mib(m.peak))
 	}
 
 	fmt.Fprintf(w, "\nTargets (issue \"Performance\"), judged on this run:\n\n| target | server | measured | needed | |\n|---|---|--:|--:|---|\n")

@@ -89,29 +89,26 @@ func tail(path string) string {
 	return string(b)
 }
 
-// memory reads the resident set size and its peak, in bytes, from /proc/<pid>/status.
-func (p *proc) memory() (rss, peak int64, err error) {
+// memory reads the resident set size, its parts and its peak from /proc/<pid>/status.
+func (p *proc) memory() (memRow, error) {
+	m := memRow{name: p.name}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
+	fields := map[string]*int64{"VmRSS:": &m.rss, "VmHWM:": &m.peak, "RssAnon:": &m.anon, "RssFile:": &m.file}
 	for line := range strings.Lines(string(b)) {
 		f := strings.Fields(line)
-		if len(f) != 3 || f[2] != "kB" {
+		if len(f) != 3 || f[2] != "kB" || fields[f[0]] == nil {
 			continue
 		}
 		n, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = n << 10
-		case "VmHWM:":
-			peak = n << 10
-		}
+		*fields[f[0]] = n << 10
 	}
-	if rss == 0 {
-		return 0, 0, fmt.Errorf("%s: no VmRSS in /proc/%d/status", p.name, p.cmd.Process.Pid)
+	if m.rss == 0 {
+		return m, fmt.Errorf("%s: no VmRSS in /proc/%d/status", p.name, p.cmd.Process.Pid)
 	}
-	return rss, peak, nil
+	return m, nil
 }
 
 // freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
