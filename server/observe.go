@@ -73,8 +73,9 @@ func newInstruments(m metric.Meter) instruments {
 func (s *Server) observe() []gin.HandlerFunc {
 	first := func(c *gin.Context) {
 		start := time.Now()
-		id := requestID(c.GetHeader("X-Request-ID"))
-		c.Header("X-Request-ID", id)
+		// The canonical key, set and read directly: no key to canonicalize per request.
+		id := requestID(c.Request.Header.Get("X-Request-Id"))
+		c.Writer.Header()["X-Request-Id"] = []string{id}
 		ri := &reqInfo{}
 		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), reqInfoKey{}, ri))
 		c.Next()

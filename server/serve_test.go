@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,5 +166,37 @@ func TestConcurrentFirstHitsShareOneRead(t *testing.T) {
 		if got := blobs.count(storage.Key(benchPath, benchVersion, ext)); got > n/10 {
 			t.Errorf("%d concurrent requests read the %s %d times", n, ext, got)
 		}
+	}
+}
+
+// Every answer carries a request ID: the client's X-Request-ID if it is sane, else a new one,
+// the same as in the request's log line.
+func TestRequestID(t *testing.T) {
+	disk, meta := teststores.Open(t, "")
+	core, logs := observer.New(zap.InfoLevel)
+	srv := server.New(server.Config{Blobs: disk, Meta: meta, Temporal: noTemporal{t}, Log: zap.New(core)})
+	seen := map[string]bool{}
+	for _, c := range []struct{ sent, want string }{
+		{"build-42.a_b", "build-42.a_b"},
+		{"", ""},
+		{"", ""},
+		{"bad id\x01", ""},
+		{strings.Repeat("x", 65), ""},
+	} {
+		req := httptest.NewRequest("GET", "/healthz", nil)
+		if c.sent != "" {
+			req.Header.Set("X-Request-ID", c.sent)
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		got := w.Header().Get("X-Request-ID")
+		logged := logs.TakeAll()
+		if len(logged) != 1 || logged[0].ContextMap()["request_id"] != got {
+			t.Fatalf("%q: answered ID %q, logged %v", c.sent, got, logged)
+		}
+		if c.want != "" && got != c.want || c.want == "" && (len(got) != 16 || seen[got]) {
+			t.Errorf("sent %q, answered %q", c.sent, got)
+		}
+		seen[got] = true
 	}
 }
