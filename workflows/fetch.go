@@ -117,10 +117,12 @@ var (
 // Its result is the stored record (the one already stored, if another fetch got there first).
 // It records its outcome in search attributes and its sizes and hashes in its memo.
 //
-// Only the download, which waits on the upstream and heartbeats, is an activity of its own;
-// verify, commit and discard are local activities, run by the worker inside the workflow task
-// that follows the download: a round trip through the Temporal server each saved. (Fetches
-// recorded before this ran all four as activities, and still replay so.)
+// Verify and commit are local activities, run by the worker inside the workflow task that
+// follows the download: a round trip through the Temporal server each saved. Discard stays an
+// activity of its own: it is scheduled only once the task that ran verify and commit has been
+// recorded, so a task that fails to complete (a worker stopped mid-deploy) is replayed with its
+// staged files still there for verify to read again. (Fetches recorded before this ran verify
+// and commit as activities, and still replay so.)
 func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	var a *activities.Activities
 	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID}
@@ -131,7 +133,7 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	// cancellation: hence a context that outlives this one's.
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	if derr := execute(dctx, local, withSummary(cleanup, "discard what was staged for", r), a.Discard, job).Get(dctx, nil); derr != nil {
+	if derr := execute(dctx, false, withSummary(cleanup, "discard what was staged for", r), a.Discard, job).Get(dctx, nil); derr != nil {
 		workflow.GetLogger(ctx).Warn("discarding staged files failed", "error", derr)
 	}
 	// Fetches recorded before outcomes were published end here, as they did.

@@ -12,7 +12,7 @@ import (
 // rewritten from runs of the current code by
 // `go test ./e2e -run 'TestRetriesThroughUpstreamErrors|TestScrubReportsCorruptBlob|TestWarmAndLiveMissesShareFetches' -record`:
 //   - fetch_local_history.json: a fetch whose download is retried three times through 503s,
-//     then verifies, commits and discards in local activities and publishes its outcome;
+//     then verifies and commits in local activities, discards and publishes its outcome;
 //   - scrub_history.json: a scrub of a store with a corrupted blob;
 //   - warm_history.json: a warm of 20 versions racing live requests for them.
 //
