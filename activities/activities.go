@@ -98,7 +98,7 @@ type Verified struct {
 	VerifiedBy string // how the hashes were checked: by which checksum database, or "none (why)"
 }
 
-// exts are the files of a module version, in the order they are fetched and committed.
+// exts are the files of a module version, in the order they are committed.
 var exts = []string{"info", "mod", "zip"}
 
 func (s Staged) file(ext string) gofer.File {

@@ -401,8 +401,9 @@ func TestResponseHeaders(t *testing.T) {
 	}
 }
 
-// A flood of requests for a version that does not exist costs one upstream request: the
-// not-found answer is remembered for GOFER_NOT_FOUND_TTL.
+// A flood of requests for a version that does not exist costs one fetch, which asks the
+// upstream for each of its files once at most: the not-found answer is remembered for
+// GOFER_NOT_FOUND_TTL.
 func TestNotFoundIsRemembered(t *testing.T) {
 	up := fakeproxy.New()
 	g := startGofer(t, up.Start(t), options{})

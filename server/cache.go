@@ -8,7 +8,7 @@ import (
 
 // lru is a size-bounded least-recently-used cache of immutable values. Module versions never
 // change once stored, so nothing in it is ever invalidated: it only evicts to stay in bounds.
-type lru[V any] struct {
+type lru[V comparable] struct {
 	mu    sync.Mutex
 	max   int64
 	size  int64
@@ -16,13 +16,13 @@ type lru[V any] struct {
 	items map[string]*list.Element
 }
 
-type lruItem[V any] struct {
+type lruItem[V comparable] struct {
 	key  string
 	val  V
 	size int64
 }
 
-func newLRU[V any](maxBytes int64) *lru[V] {
+func newLRU[V comparable](maxBytes int64) *lru[V] {
 	return &lru[V]{max: maxBytes, ll: list.New(), items: map[string]*list.Element{}}
 }
 
@@ -53,15 +53,23 @@ func (c *lru[V]) add(key string, val V, size int64) {
 	c.evict()
 }
 
-// grow adds n bytes to the cost of key's value, if it is still cached.
-func (c *lru[V]) grow(key string, n int64) {
+// grow adds n bytes to the cost of val, if it is still what key holds and stays within an
+// eighth of the cache, as add asks of every value; it reports whether it did.
+func (c *lru[V]) grow(key string, val V, n int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.items[key]; ok {
-		e.Value.(*lruItem[V]).size += n
-		c.size += n
-		c.evict()
+	e, ok := c.items[key]
+	if !ok {
+		return false
 	}
+	it := e.Value.(*lruItem[V])
+	if it.val != val || it.size+n > c.max/8 {
+		return false
+	}
+	it.size += n
+	c.size += n
+	c.evict()
+	return true
 }
 
 // evict drops the least recently used values until the cache is within its bound.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,23 +79,32 @@ func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 // A value that grows past the bound evicts the least recently used values, and the cache
-// accounts for what it grew by.
+// accounts for what it grew by; a value grows only if it is still the one cached under its key
+// and stays within an eighth of the bound.
 func TestLRUGrow(t *testing.T) {
-	c := newLRU[string](100)
-	c.add("a", "a", 10) // an eighth of the bound at most
-	c.add("b", "b", 10)
-	c.add("c", "c", 10)
-	c.get("a")
-	c.grow("a", 70) // a: 80, b: 10, c: 10
-	if c.size != 100 || len(c.items) != 3 {
-		t.Fatalf("size %d with %d values, want 100 with 3", c.size, len(c.items))
+	c := newLRU[string](800) // a value weighs 100 at most
+	for i := range 9 {
+		k := strconv.Itoa(i)
+		c.add(k, k, 88)
 	}
-	c.grow("c", 5) // over the bound: b, the least recently used, goes
-	if _, ok := c.get("b"); ok || c.size != 95 {
-		t.Errorf("b still cached, or size %d, want 95", c.size)
+	c.get("0") // "1" is now the least recently used
+	for _, g := range []struct {
+		key, val string
+		n        int64
+		grown    bool
+		size     int64
+	}{
+		{"0", "0", 10, true, 714}, // 802 > 800: "1" goes
+		{"0", "x", 1, false, 714}, // not the value cached under "0"
+		{"0", "0", 3, false, 714}, // 101 > 100
+		{"1", "1", 1, false, 714}, // no longer cached
+		{"2", "2", 12, true, 726}, // 100
+	} {
+		if got := c.grow(g.key, g.val, g.n); got != g.grown || c.size != g.size {
+			t.Errorf("grow(%s, %s, %d) = %v with size %d, want %v with %d", g.key, g.val, g.n, got, c.size, g.grown, g.size)
+		}
 	}
-	c.grow("b", 50) // no longer cached: nothing changes
-	if c.size != 95 {
-		t.Errorf("size %d after growing an evicted value, want 95", c.size)
+	if _, ok := c.get("1"); ok || len(c.items) != 8 {
+		t.Errorf("%d values, \"1\" cached: %v; want 8 without it", len(c.items), ok)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
@@ -139,8 +140,7 @@ func (s *Server) version(ctx context.Context, path, version, mode string) (*entr
 // fails with gofer.ErrNotFound if it is not stored. Concurrent loads of one version, such as
 // every request that waited for its fetch, share one read.
 func (s *Server) load(ctx context.Context, key, path, version string) (*entry, error) {
-	v, err, _ := s.loads.Do(key, func() (any, error) {
-		ctx := context.WithoutCancel(ctx) // the read belongs to every request that joined it
+	return share(ctx, &s.loads, key, loadWait, func(ctx context.Context) (*entry, error) {
 		rec, err := s.cfg.Meta.Get(ctx, path, version)
 		if errors.Is(err, gofer.ErrNotFound) {
 			return nil, err
@@ -161,10 +161,6 @@ func (s *Server) load(ctx context.Context, key, path, version string) (*entry, e
 		s.versions.add(key, e, int64(len(key)+len(e.info)+len(e.mod))+512)
 		return e, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*entry), nil
 }
 
 // heldZip is the zip of e, at most maxHeldZip bytes: read from the blob store at its first
@@ -174,18 +170,20 @@ func (s *Server) heldZip(ctx context.Context, e *entry, key string) ([]byte, err
 	if zip := e.zip.Load(); zip != nil {
 		return *zip, nil
 	}
-	v, err, _ := s.loads.Do(key, func() (any, error) {
-		zip, err := s.readBlob(context.WithoutCancel(ctx), key)
-		if err == nil && e.zip.CompareAndSwap(nil, &zip) {
-			s.versions.grow(e.rec.Path+"@"+e.rec.Version, int64(len(zip)))
+	return share(ctx, &s.loads, key, loadWait, func(ctx context.Context) ([]byte, error) {
+		if zip := e.zip.Load(); zip != nil {
+			return *zip, nil // held by a read that ended as this one began
+		}
+		zip, err := s.readBlob(ctx, key)
+		if err == nil && s.versions.grow(e.rec.Path+"@"+e.rec.Version, e, int64(len(zip))) {
+			e.zip.Store(&zip)
 		}
 		return zip, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.([]byte), nil
 }
+
+// loadWait bounds a read of a stored version's small files into memory.
+const loadWait = 30 * time.Second
 
 func (s *Server) readBlob(ctx context.Context, key string) ([]byte, error) {
 	r, _, err := s.cfg.Blobs.Open(ctx, key)
@@ -208,10 +206,8 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 	if err, ok := s.failed.get(key); ok {
 		return err
 	}
-	ch := s.fetches.DoChan(key, func() (any, error) {
-		// The wait belongs to every request that joined it, not to the one that started it.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchWait)
-		defer cancel()
+	// The wait belongs to every request that joined it, not to the one that started it.
+	run, err := share(ctx, &s.fetches, key, s.cfg.FetchWait, func(wctx context.Context) (client.WorkflowRun, error) {
 		run, err := s.start(wctx, path, version)
 		if err != nil {
 			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)}
@@ -221,22 +217,39 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 			err = gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s@%s is still running after %s; retry later", path, version, s.cfg.FetchWait)
 			return run, err
 		}
+		// A load of the version that started before the fetch stored it may still be running:
+		// the requests that waited must not join it and read "not stored".
+		s.loads.Forget(key)
 		err = activities.Decode(err)
 		if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
 			s.failed.put(key, err)
 		}
 		return run, err
 	})
+	// Every request that waited, not only the one that started the fetch, names it.
+	if run != nil {
+		ri := info(ctx)
+		ri.workflowID, ri.runID = run.GetID(), run.GetRunID()
+	}
+	return err
+}
+
+// share runs fn once for all the concurrent callers of g with the same key: in a context of its
+// own, bounded by limit, so that the caller that started it going away fails no other; each
+// caller stops waiting when its own ctx ends.
+func share[T any](ctx context.Context, g *singleflight.Group, key string, limit time.Duration, fn func(context.Context) (T, error)) (T, error) {
+	ch := g.DoChan(key, func() (any, error) {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+		defer cancel()
+		return fn(sctx)
+	})
 	select {
 	case res := <-ch:
-		// Every request that waited, not only the one that started the fetch, names it.
-		if run, ok := res.Val.(client.WorkflowRun); ok {
-			ri := info(ctx)
-			ri.workflowID, ri.runID = run.GetID(), run.GetRunID()
-		}
-		return res.Err
+		v, _ := res.Val.(T)
+		return v, res.Err
 	case <-ctx.Done():
-		return ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }
 
@@ -328,11 +341,9 @@ func (s *Server) upstream(ctx context.Context, key string, query func(context.Co
 	if err, ok := s.failed.get(key); ok {
 		return nil, err
 	}
-	ch := s.queries.DoChan(key, func() (any, error) {
-		// Bounded, so that a stalled upstream cannot keep list and @latest from falling back
-		// to what is stored.
-		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchWait)
-		defer cancel()
+	// Bounded, so that a stalled upstream cannot keep list and @latest from falling back to
+	// what is stored.
+	return share(ctx, &s.queries, key, s.cfg.FetchWait, func(qctx context.Context) ([]byte, error) {
 		b, _, err := query(qctx)
 		switch {
 		case err == nil:
@@ -342,13 +353,6 @@ func (s *Server) upstream(ctx context.Context, key string, query func(context.Co
 		}
 		return b, err
 	})
-	select {
-	case res := <-ch:
-		b, _ := res.Val.([]byte)
-		return b, res.Err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // serveList answers @v/list: the upstream's list merged with the stored versions, or the stored

@@ -9,12 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
@@ -198,5 +201,108 @@ func TestRequestID(t *testing.T) {
 			t.Errorf("sent %q, answered %q", c.sent, got)
 		}
 		seen[got] = true
+	}
+}
+
+// stuckMeta's Get waits for its context, as a read from a store that does not answer does.
+type stuckMeta struct{ storage.Metadata }
+
+func (stuckMeta) Get(ctx context.Context, _, _ string) (gofer.Version, error) {
+	<-ctx.Done()
+	return gofer.Version{}, ctx.Err()
+}
+
+// A request whose client has gone stops waiting for a read of the store that does not answer.
+func TestGoneRequestStopsWaitingForTheStore(t *testing.T) {
+	disk, meta := teststores.Open(t, "")
+	srv := server.New(server.Config{Blobs: disk, Meta: stuckMeta{meta}, Temporal: noTemporal{t}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/"+storage.Key(benchPath, benchVersion, "info"), nil).WithContext(ctx))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Error("the handler still runs 5 s after its request was cancelled")
+	}
+}
+
+// committingMeta hides the version until the fetch has committed it. The read it is told to
+// hold takes whether the version is committed as it starts, and answers once released: a slow
+// read that began before the commit.
+type committingMeta struct {
+	storage.Metadata
+	committed atomic.Bool
+	hold      atomic.Bool
+	held      chan struct{}
+	release   chan struct{}
+}
+
+func (m *committingMeta) Get(ctx context.Context, path, version string) (gofer.Version, error) {
+	committed := m.committed.Load()
+	if m.hold.CompareAndSwap(true, false) {
+		close(m.held)
+		<-m.release
+	}
+	if !committed {
+		return gofer.Version{}, gofer.Errorf(gofer.ErrNotFound, "not stored")
+	}
+	return m.Metadata.Get(ctx, path, version)
+}
+
+// fetchRun is a fetch that ends, committing the version, when done is closed; a later start
+// gets the same run, as one after a successful fetch does.
+type fetchRun struct {
+	client.WorkflowRun
+	meta    *committingMeta
+	once    sync.Once
+	waiting chan struct{}
+	done    chan struct{}
+}
+
+func (r *fetchRun) GetID() string    { return "fetch" }
+func (r *fetchRun) GetRunID() string { return "run" }
+func (r *fetchRun) Get(context.Context, any) error {
+	r.once.Do(func() { close(r.waiting) })
+	<-r.done
+	r.meta.committed.Store(true)
+	return nil
+}
+
+type fetchStarter struct{ run *fetchRun }
+
+func (s fetchStarter) ExecuteWorkflow(context.Context, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
+	return s.run, nil
+}
+
+// A request that waited for a fetch reads the version after the fetch stored it, even while a
+// read of it that began before the commit (another request's) is still running.
+func TestRequestAfterFetchReadsWhatItStored(t *testing.T) {
+	disk, meta := teststores.Open(t, "")
+	storeVersion(t, disk, meta, benchVersion, 1000)
+	m := &committingMeta{Metadata: meta, held: make(chan struct{}), release: make(chan struct{})}
+	run := &fetchRun{meta: m, waiting: make(chan struct{}), done: make(chan struct{})}
+	srv := server.New(server.Config{Blobs: disk, Meta: m, Temporal: fetchStarter{run}})
+	codes := make(chan int, 2)
+	serve := func() {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, benchVersion, "info"), nil))
+		codes <- w.Code
+	}
+	go serve() // misses and waits for the fetch
+	<-run.waiting
+	m.hold.Store(true)
+	go serve() // its read begins before the commit, and is slow
+	<-m.held
+	close(run.done) // the fetch commits and ends: the first request reads the version again
+	time.Sleep(100 * time.Millisecond)
+	close(m.release)
+	for range 2 {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("a request answered %d after the fetch stored the version", code)
+		}
 	}
 }

@@ -67,7 +67,7 @@ type Fetcher struct {
 	// TMPDIR); it must not be inside a Go module. Empty means os.TempDir().
 	TempDir string
 	// Keep is how long a downloaded version stays on disk for the next Info, Mod or Zip of it
-	// (a fetch asks for all three, one after the other); zero means one minute.
+	// (a fetch asks for all three at once); zero means one minute.
 	Keep time.Duration
 	// Timeout bounds one run of the go command; zero means ten minutes.
 	Timeout time.Duration
