@@ -8,13 +8,13 @@ import (
 	"encoding/json"
 	"hash"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 	"golang.org/x/mod/module"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/goferproxy/gofer"
 )
@@ -54,21 +54,8 @@ func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.I
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	run := func(f func() error) {
-		wg.Go(func() {
-			if err := f(); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		})
-	}
-	run(func() error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
 		info, _, err := up.Info(ctx, j.Path, j.Version)
 		if err != nil {
 			return err
@@ -79,7 +66,7 @@ func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.I
 		s.Info, err = a.stage(ctx, s.key("info"), bytes.NewReader(info), nil)
 		return err
 	})
-	run(func() error {
+	g.Go(func() error {
 		mod, _, err := up.Mod(ctx, j.Path, j.Version)
 		if err != nil {
 			return err
@@ -87,7 +74,7 @@ func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.I
 		s.Mod, err = a.stage(ctx, s.key("mod"), bytes.NewReader(mod), nil)
 		return err
 	})
-	run(func() error {
+	g.Go(func() error {
 		zip, source, err := up.Zip(ctx, j.Path, j.Version)
 		if err != nil {
 			return err
@@ -97,8 +84,7 @@ func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.I
 		s.Zip, err = a.stage(ctx, s.key("zip"), zip, received)
 		return err
 	})
-	wg.Wait()
-	return first
+	return g.Wait()
 }
 
 // report sends p to the workflow of the running activity, for operators to see; a report
