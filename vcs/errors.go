@@ -17,8 +17,19 @@ import (
 )
 
 // Markers of the go command's and git's messages, lower case. An outage marker wins over a
-// not-found one: "invalid version: ... Could not resolve host" is a DNS failure that may heal.
+// not-found one: "invalid version: ... Could not resolve host" is a DNS failure of a repository
+// host that was already known, and may heal. Before either, noRoot decides.
 var (
+	// noRoot matches the failures of the go command to find the repository root of a path
+	// (cmd/go/internal/vcs, RepoRootForImportPath), whatever caused them, a network error of the
+	// ?go-get=1 lookup included. The go command's lookupDirect reports each of them as "does not
+	// exist" (notExistError), and so must gofer: the go command probes every prefix of an import
+	// path, most of them are no module, and an outage on one fails the command. "no secure
+	// protocol found" is the one failure of this kind whose repository is known (from a .git
+	// qualifier); classify asks git about it instead.
+	noRoot = regexp.MustCompile(`unrecognized import path "|invalid \S+ import path "|` +
+		`not allowed in import path|import path does not begin with hostname|no modules on |` +
+		`\S+ is not a module|unknown version control system|invalid version control suffix|govcs disallows`)
 	outageMarkers = []string{
 		"timed out", "timeout", "deadline exceeded",
 		"connection refused", "couldn't connect to server", "failed to connect to",
@@ -49,11 +60,14 @@ var (
 		"If this is a private repository, see https://golang.org/doc/faq#git_https for additional information.",
 	}
 	userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.\-]*://)[^/?#\s@'"]+@`)
+	// resolver is the address of the name server in a failed lookup ("lookup h on 10.0.0.2:53:"),
+	// which says nothing to a client about its module and something about our network.
+	resolver = regexp.MustCompile(`(lookup \S+) on \S+:\d+:`)
 )
 
 // classify is the one place where a failure of the go command becomes an error kind:
-//   - the repository, revision or version does not exist, the path cannot be a module, or the
-//     host refused the credentials (or asked for some we do not have): gofer.ErrNotFound, so
+//   - no repository root could be found for the path (see noRoot); the repository, revision
+//     or version does not exist, the path cannot be a module, or the host refused the credentials (or asked for some we do not have): gofer.ErrNotFound, so
 //     that a GOPROXY=a,b client falls through and the fetch is not retried;
 //   - a timeout, a refused or reset connection, a failed name lookup, a 5xx, and anything that
 //     matches no marker: gofer.ErrUnavailable, retried.
@@ -79,6 +93,9 @@ func (f *Fetcher) classify(ctx context.Context, dir, what, msg string) error {
 		return gofer.Errorf(gofer.ErrUnavailable, "%s", msg)
 	}
 	lower := strings.ToLower(msg)
+	if noRoot.MatchString(lower) {
+		return gofer.Errorf(gofer.ErrNotFound, "%s", msg)
+	}
 	for _, m := range outageMarkers {
 		if strings.Contains(lower, m) {
 			return gofer.Errorf(gofer.ErrUnavailable, "%s", msg)
@@ -153,9 +170,10 @@ func oneLine(msg, dir string) string {
 }
 
 // scrub removes credentials from msg: the userinfo of every URL, and every secret that
-// NetrcFile and GitConfig hold.
+// NetrcFile and GitConfig hold; and the name server of a failed lookup.
 func (f *Fetcher) scrub(msg string) string {
 	msg = userinfo.ReplaceAllString(msg, "${1}xxxxx@")
+	msg = resolver.ReplaceAllString(msg, "${1}:")
 	secrets := f.secrets()
 	// Longest first, so that a secret containing another is replaced whole.
 	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })

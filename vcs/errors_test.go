@@ -29,8 +29,25 @@ func TestClassify(t *testing.T) {
 		7:  {"example.com/m.git@v1.0.0: invalid version: git ls-remote -q origin: exit status 128:\n\tfatal: unable to access 'https://example.com/m/': Could not resolve host: example.com", gofer.ErrUnavailable},
 		8:  {"example.com/m.git@v1.0.0: invalid version: git fetch: exit status 128:\n\tfatal: unable to access 'https://example.com/m/': The requested URL returned error: 503", gofer.ErrUnavailable},
 		9:  {"example.com/m.git@v1.0.0: invalid version: git fetch: exit status 128:\n\terror: RPC failed; curl 52 Empty reply from server\n\tfatal: expected flush after ref listing", gofer.ErrUnavailable},
-		10: {"example.com/m@v1.0.0: unrecognized import path \"example.com/m\": https fetch: Get \"https://example.com/m?go-get=1\": dial tcp 10.0.0.1:443: i/o timeout", gofer.ErrUnavailable},
 		11: {"go: something nobody has seen before", gofer.ErrUnavailable},
+		// The go command finds no repository root for the path (cmd/go/internal/vcs,
+		// RepoRootForImportPath): "does not exist" to it (modfetch.lookupDirect), whatever the
+		// cause, network errors of the ?go-get=1 lookup included.
+		10: {"example.com/m@v1.0.0: unrecognized import path \"example.com/m\": https fetch: Get \"https://example.com/m?go-get=1\": dial tcp 10.0.0.1:443: i/o timeout", gofer.ErrNotFound},
+		12: {"example.com/m@v1.0.0: unrecognized import path \"example.com/m\": https fetch: Get \"https://example.com/m?go-get=1\": dial tcp: lookup example.com on 10.255.255.53:53: no such host", gofer.ErrNotFound},
+		13: {"example.com/m@v1.0.0: unrecognized import path \"example.com/m\": reading https://example.com/m?go-get=1: 503 Service Unavailable", gofer.ErrNotFound},
+		14: {"example.com/m@v1.0.0: unrecognized import path \"example.com/m\": parse https://example.com/m?go-get=1: no go-import meta tags ()", gofer.ErrNotFound},
+		15: {"example.com/m@v1.8.0: invalid github.com import path \"github.com\"", gofer.ErrNotFound},
+		16: {"example.com/m@v1.0.0: no modules on example.net", gofer.ErrNotFound},
+		17: {"example.com/m@v1.0.0: rsc.io is not a module", gofer.ErrNotFound},
+		18: {"example.com/m@v1.0.0: \"//\" not allowed in import path", gofer.ErrNotFound},
+		19: {"example.com/m@v1.0.0: import path does not begin with hostname", gofer.ErrNotFound},
+		20: {"example.com/m@v1.0.0: unknown version control system \"cvs\"", gofer.ErrNotFound},
+		21: {"example.com/m@v1.0.0: invalid version control suffix in example.com/ path", gofer.ErrNotFound},
+		22: {"example.com/m@v1.0.0: GOVCS disallows using hg for public example.com/m; see 'go help vcs'", gofer.ErrNotFound},
+		// Once the root is known, the same network errors are outages of its host.
+		23: {"example.com/m@v1.0.0: invalid version: git ls-remote -q origin: exit status 128:\n\tfatal: unable to access 'https://example.com/m/': Failed to connect to example.com port 443: Connection timed out", gofer.ErrUnavailable},
+		24: {"example.com/m@v1.0.0: lookup example.com/m: git ls-remote -q https://example.com/m: exit status 128: fatal: unable to access: Could not resolve host: example.com", gofer.ErrUnavailable},
 	} {
 		err := f.classify(context.Background(), dir, what, tc.msg)
 		if !errors.Is(err, tc.want) {
@@ -39,6 +56,9 @@ func TestClassify(t *testing.T) {
 		msg := err.Error()
 		if strings.Contains(msg, "\n") || strings.Contains(msg, dir) || strings.Contains(msg, "Confirm the import path") {
 			t.Errorf("%d: message not cleaned to one line: %q", i, msg)
+		}
+		if strings.Contains(msg, "10.255.255.53") {
+			t.Errorf("%d: message names the name server: %q", i, msg)
 		}
 		if !strings.HasPrefix(msg, "example.com/m") {
 			t.Errorf("%d: message does not start with the module: %q", i, msg)
