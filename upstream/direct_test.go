@@ -104,6 +104,8 @@ func TestDirect(t *testing.T) {
 		4: {goproxy: "direct", err: gofer.Errorf(gofer.ErrNotFound, "unknown revision")},
 		5: {goproxy: "direct", err: gofer.Errorf(gofer.ErrUnavailable, "connection refused")},
 		6: {goproxy: "direct", err: errors.New("something odd")},
+		// Every entry said not found: the answer names each entry and what it said.
+		7: {goproxy: notFound.URL + ",direct", err: gofer.Errorf(gofer.ErrNotFound, "unknown revision")},
 	} {
 		c := parse(t, tc.goproxy)
 		d := &fakeDirect{err: tc.err}
@@ -116,8 +118,13 @@ func TestDirect(t *testing.T) {
 					t.Errorf("%d.%d: %q: got %q, want %q", i, j, tc.goproxy, g, tc.want[j])
 				}
 			case tc.err != nil:
-				want := fmt.Sprintf("error %s: %v", kindName(tc.err), tc.err)
-				if g != want {
+				prefix, suffix := "error "+kindName(tc.err)+": ", "direct: "+tc.err.Error()
+				if tc.goproxy != "direct" {
+					prefix += "GET " + notFound.URL + "/"
+					suffix = ": no; " + suffix
+				}
+				if !strings.HasPrefix(g, prefix) || !strings.HasSuffix(g, suffix) {
+					want := prefix + "..." + suffix
 					t.Errorf("%d.%d: %q: got %q, want %q", i, j, tc.goproxy, g, want)
 				}
 			default:

@@ -308,7 +308,8 @@ func (c *Chain) small(ctx context.Context, what, path, file string, limit int64,
 // next entry; after any other error go on only if the separator was '|'. It returns the
 // source of the entry that answered or, like the go command, the most telling error: the first
 // that is not a not-found if there is one (a '|' entry that is down must be retried, not
-// reported missing because a later entry lacks the version), else the last. A cancelled
+// reported missing because a later entry lacks the version), else every entry's not-found
+// answer, in order, each naming its entry ("direct: ..." for direct). A cancelled
 // context stops the walk, so that a later off or direct entry cannot replace its error. A proxy
 // entry is fetched with fetch, a direct one with direct when c.Direct is set.
 func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) error, direct func(Direct) error) (string, error) {
@@ -336,7 +337,14 @@ func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) 
 			return "", err
 		}
 		c.countError(ctx, e, err)
+		if e.kind == directEntry {
+			err = fmt.Errorf("direct: %w", err)
+		}
 		if best == nil || errors.Is(best, gofer.ErrNotFound) {
+			if best != nil && errors.Is(err, gofer.ErrNotFound) {
+				// Each entry's answer, so that a request log or a client says who said what.
+				err = gofer.Errorf(gofer.ErrNotFound, "%v; %v", best, err)
+			}
 			best = err
 		}
 		if !e.orElse && !errors.Is(err, gofer.ErrNotFound) {
