@@ -1,0 +1,160 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/vcs"
+)
+
+// everydayModules adds to up the modules of everyday commands: a library with two packages, a
+// module of commands, and a command in a nested module (the gopls shape: tools.gofer.test/x holds
+// tools.gofer.test/x/nested as a module of its own). Their host resolves nowhere, so that the
+// direct entry's lookup of every path prefix that is no module fails as it does for real
+// prefixes such as golang.org or github.com/spf13.
+func everydayModules(up *fakeproxy.Proxy) {
+	up.Add("lib.gofer.test/text", "v1.2.0", map[string]string{
+		"go.mod":         "module lib.gofer.test/text\n\ngo 1.21\n",
+		"lang/lang.go":   "package lang\n\n// Tag is a language tag.\nfunc Tag() string { return \"en\" }\n",
+		"width/width.go": "package width\n\n// Narrow is a narrow width.\nfunc Narrow() int { return 1 }\n",
+	})
+	up.Add("tools.gofer.test/x", "v0.20.0", map[string]string{
+		"go.mod":            "module tools.gofer.test/x\n\ngo 1.21\n\nrequire lib.gofer.test/text v1.2.0\n",
+		"cmd/greet/main.go": "package main\n\nimport (\n\t\"fmt\"\n\n\t\"lib.gofer.test/text/lang\"\n)\n\nfunc main() { fmt.Println(\"greet\", lang.Tag()) }\n",
+		"internal/x/x.go":   "package x\n",
+	})
+	up.Add("tools.gofer.test/x/nested", "v0.5.0", map[string]string{
+		"go.mod":  "module tools.gofer.test/x/nested\n\ngo 1.21\n",
+		"main.go": "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"nested v0.5.0\") }\n",
+	})
+}
+
+// session runs go commands against one GOPROXY in a module cache of its own, and records what
+// each printed and left behind, for comparison with another session.
+type session struct {
+	t              *testing.T
+	goproxy, gobin string
+	cache          string
+	out            map[string]string
+}
+
+// run runs the go command with args in dir and records its output (its lines sorted) under name.
+func (s *session) run(dir, name string, args ...string) {
+	s.t.Helper()
+	cmd := goCommand(s.goproxy, s.cache, args...)
+	cmd.Dir = dir
+	cmd.Env = append(cmd.Env, "GOBIN="+s.gobin)
+	start := time.Now()
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("go %s (GOPROXY=%s): %v\n%s", strings.Join(args, " "), s.goproxy, err, b)
+	}
+	s.t.Logf("go %s: %v", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
+	// The go command looks packages up concurrently, so its lines come in any order.
+	lines := strings.Split(string(b), "\n")
+	slices.Sort(lines)
+	s.out[name] = strings.Join(lines, "\n")
+}
+
+// module makes a fresh module named path, with files, and returns its directory.
+func (s *session) module(path string, files map[string]string) string {
+	s.t.Helper()
+	dir := s.t.TempDir()
+	s.run(dir, "init "+path, "mod", "init", path)
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// files records dir's go.mod and go.sum under name.
+func (s *session) files(dir, name string) {
+	s.t.Helper()
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil && !os.IsNotExist(err) {
+			s.t.Fatal(err)
+		}
+		s.out[name+" "+f] = string(b)
+	}
+}
+
+// sameThroughGofer runs script straight against up, then through a gofer whose upstream list is
+// "<up>,direct" (the default shape: its direct entry is the real version control fetcher, which
+// cannot resolve the prefixes that are no module) and through one whose list is "<up>" alone.
+// Each command must work and print and leave behind what it did straight from up; no fetch
+// workflow may be left running. It returns what the straight run recorded.
+func sameThroughGofer(t *testing.T, up *fakeproxy.Proxy, script func(*session)) map[string]string {
+	upURL := up.Start(t)
+	fetcher := &vcs.Fetcher{TempDir: t.TempDir()}
+	t.Cleanup(func() { fetcher.Close() })
+	results := func(t *testing.T, goproxy string) map[string]string {
+		s := &session{t: t, goproxy: goproxy, gobin: t.TempDir(), cache: t.TempDir(), out: map[string]string{}}
+		script(s)
+		return s.out
+	}
+	want := results(t, upURL)
+	for name, list := range map[string]string{"proxy,direct": upURL + ",direct", "proxy": upURL} {
+		t.Run(name, func(t *testing.T) {
+			g := startGofer(t, list, options{direct: fetcher})
+			got := results(t, g.URL)
+			for name, w := range want {
+				if got[name] != w {
+					t.Errorf("%s through gofer:\n%s\nstraight from the upstream:\n%s", name, got[name], w)
+				}
+			}
+			resp, err := g.temporal.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{
+				Namespace: g.ns, Query: "ExecutionStatus = 'Running'"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := resp.GetCount(); n != 0 {
+				t.Errorf("%d fetch workflows still running after the commands, want none", n)
+			}
+		})
+	}
+	return want
+}
+
+// The everyday commands that find a module from a package path by asking for each prefix of it:
+// go get of packages, go install and go run pkg@version of a command and of a command in a
+// nested module, go mod tidy of imports.
+func TestEverydayCommands(t *testing.T) {
+	up := fakeproxy.New()
+	everydayModules(up)
+	want := sameThroughGofer(t, up, func(s *session) {
+		get := s.module("example.com/client", nil)
+		s.run(get, "get", "get", "lib.gofer.test/text/lang@v1.2.0", "lib.gofer.test/text/width@v1.2.0", "tools.gofer.test/x/cmd/greet@v0.20.0")
+		s.files(get, "get")
+
+		tidy := s.module("example.com/tidy", map[string]string{"main.go": "package main\n\nimport (\n\t\"lib.gofer.test/text/lang\"\n\t\"lib.gofer.test/text/width\"\n)\n\nfunc main() { println(lang.Tag(), width.Narrow()) }\n"})
+		s.run(tidy, "tidy", "mod", "tidy")
+		s.files(tidy, "tidy")
+
+		elsewhere := s.t.TempDir()
+		s.run(elsewhere, "install", "install", "tools.gofer.test/x/cmd/greet@v0.20.0")
+		s.run(elsewhere, "install nested", "install", "tools.gofer.test/x/nested@v0.5.0")
+		for _, bin := range []string{"greet", "nested"} {
+			if _, err := os.Stat(filepath.Join(s.gobin, bin)); err != nil {
+				s.t.Errorf("go install left no %s: %v", bin, err)
+			}
+		}
+		s.run(elsewhere, "run", "run", "tools.gofer.test/x/cmd/greet@v0.20.0")
+	})
+	if got := want["run"]; strings.TrimSpace(got) != "greet en" {
+		t.Errorf("go run straight from the fake upstream printed %q", got)
+	}
+	if !strings.Contains(want["tidy go.mod"], "require lib.gofer.test/text v1.2.0") {
+		t.Errorf("go mod tidy straight from the fake upstream wrote:\n%s", want["tidy go.mod"])
+	}
+}
