@@ -113,13 +113,24 @@ func sameThroughGofer(t *testing.T, up *fakeproxy.Proxy, script func(*session)) 
 					t.Errorf("%s through gofer:\n%s\nstraight from the upstream:\n%s", name, got[name], w)
 				}
 			}
-			resp, err := g.temporal.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{
-				Namespace: g.ns, Query: "ExecutionStatus = 'Running'"})
-			if err != nil {
-				t.Fatal(err)
+			// A fetch may still be cleaning up its staged files just after its answer.
+			var running []string
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				resp, err := g.temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+					Namespace: g.ns, Query: "ExecutionStatus = 'Running'"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				running = running[:0]
+				for _, e := range resp.GetExecutions() {
+					running = append(running, e.GetExecution().GetWorkflowId())
+				}
+				if len(running) == 0 || time.Now().After(deadline) {
+					break
+				}
 			}
-			if n := resp.GetCount(); n != 0 {
-				t.Errorf("%d fetch workflows still running after the commands, want none", n)
+			if len(running) != 0 {
+				t.Errorf("fetch workflows still running 20s after the commands: %v", running)
 			}
 		})
 	}
@@ -156,5 +167,53 @@ func TestEverydayCommands(t *testing.T) {
 	}
 	if !strings.Contains(want["tidy go.mod"], "require lib.gofer.test/text v1.2.0") {
 		t.Errorf("go mod tidy straight from the fake upstream wrote:\n%s", want["tidy go.mod"])
+	}
+}
+
+// The commands that ask for lists, @latest and queries: go list -m -versions (with and without
+// retracted versions), go get of a semver prefix, @latest and a branch, go list -m -u all, go get
+// -u, the warning on go get of a retracted version and the notice of a deprecated module.
+func TestEverydayQueries(t *testing.T) {
+	up := fakeproxy.New()
+	lib := func(version, extra string) map[string]string {
+		return map[string]string{
+			"go.mod":       "module lib.gofer.test/text\n\ngo 1.21\n" + extra,
+			"lang/lang.go": "package lang\n\n// Version is this package's version.\nconst Version = \"" + version + "\"\n",
+		}
+	}
+	up.Add("lib.gofer.test/text", "v1.2.0", lib("v1.2.0", ""))
+	up.Add("lib.gofer.test/text", "v1.2.1", lib("v1.2.1", ""))
+	up.Add("lib.gofer.test/text", "v1.3.0", lib("v1.3.0", "\nretract v1.2.1 // broken\n"))
+	up.Add("tools.gofer.test/old", "v1.0.0", map[string]string{
+		"go.mod": "// Deprecated: use tools.gofer.test/x instead.\nmodule tools.gofer.test/old\n\ngo 1.21\n",
+		"old.go": "package old\n",
+	})
+	want := sameThroughGofer(t, up, func(s *session) {
+		dir := s.module("example.com/queries", nil)
+		s.run(dir, "versions", "list", "-m", "-versions", "lib.gofer.test/text")
+		s.run(dir, "retracted", "list", "-m", "-retracted", "-versions", "lib.gofer.test/text")
+		s.run(dir, "prefix", "get", "lib.gofer.test/text@v1.2")
+		s.files(dir, "prefix")
+		s.run(dir, "list -u", "list", "-m", "-u", "all")
+		s.run(dir, "get -u", "get", "-u", "lib.gofer.test/text")
+		s.files(dir, "get -u")
+		s.run(dir, "get retracted", "get", "lib.gofer.test/text@v1.2.1")
+		s.run(dir, "latest", "get", "lib.gofer.test/text@latest")
+		s.run(dir, "branch", "get", "lib.gofer.test/text@master")
+		s.run(dir, "deprecated", "get", "tools.gofer.test/old@latest")
+		s.files(dir, "end")
+	})
+	for name, sub := range map[string]string{
+		"versions":      "lib.gofer.test/text v1.2.0 v1.3.0",
+		"retracted":     "lib.gofer.test/text v1.2.0 v1.2.1 v1.3.0",
+		"prefix go.mod": "require lib.gofer.test/text v1.2.0",
+		"list -u":       "lib.gofer.test/text v1.2.0 [v1.3.0]",
+		"get -u go.mod": "require lib.gofer.test/text v1.3.0",
+		"get retracted": "retracted by module author",
+		"deprecated":    "is deprecated: use tools.gofer.test/x instead",
+	} {
+		if !strings.Contains(want[name], sub) {
+			t.Errorf("%s straight from the fake upstream: %q, want it to say %q", name, want[name], sub)
+		}
 	}
 }
