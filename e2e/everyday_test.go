@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/fakesumdb"
+	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/vcs"
 )
 
@@ -44,6 +47,8 @@ type session struct {
 	goproxy, gobin string
 	cache          string
 	out            map[string]string
+	// env, NAME=value, overrides goCommand's defaults in the commands run.
+	env []string
 }
 
 // run runs the go command with args in dir and records its output (its lines sorted) under name.
@@ -51,7 +56,7 @@ func (s *session) run(dir, name string, args ...string) {
 	s.t.Helper()
 	cmd := goCommand(s.goproxy, s.cache, args...)
 	cmd.Dir = dir
-	cmd.Env = append(cmd.Env, "GOBIN="+s.gobin)
+	cmd.Env = append(append(cmd.Env, "GOBIN="+s.gobin), s.env...)
 	start := time.Now()
 	b, err := cmd.CombinedOutput()
 	if err != nil {
@@ -93,8 +98,12 @@ func (s *session) files(dir, name string) {
 // "<up>,direct" (the default shape: its direct entry is the real version control fetcher, which
 // cannot resolve the prefixes that are no module) and through one whose list is "<up>" alone.
 // Each command must work and print and leave behind what it did straight from up; no fetch
-// workflow may be left running. It returns what the straight run recorded.
-func sameThroughGofer(t *testing.T, up *fakeproxy.Proxy, script func(*session)) map[string]string {
+// workflow may be left running. It returns what the straight run recorded. db, if not nil, is a
+// checksum database that up serves and each gofer checks against and serves.
+func sameThroughGofer(t *testing.T, up *fakeproxy.Proxy, db *fakesumdb.DB, script func(*session)) map[string]string {
+	if db != nil {
+		up.ServeSumDB(db.Name(), db.Handler())
+	}
 	upURL := up.Start(t)
 	fetcher := &vcs.Fetcher{TempDir: t.TempDir()}
 	t.Cleanup(func() { fetcher.Close() })
@@ -106,7 +115,15 @@ func sameThroughGofer(t *testing.T, up *fakeproxy.Proxy, script func(*session)) 
 	want := results(t, upURL)
 	for name, list := range map[string]string{"proxy,direct": upURL + ",direct", "proxy": upURL} {
 		t.Run(name, func(t *testing.T) {
-			g := startGofer(t, list, options{direct: fetcher})
+			o := options{direct: fetcher}
+			if db != nil {
+				parsed, err := sumdb.ParseGOSUMDB(db.VerifierKey(), []string{upURL})
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.sumdb = &sumdb.Checker{DB: parsed}
+			}
+			g := startGofer(t, list, o)
 			got := results(t, g.URL)
 			for name, w := range want {
 				if got[name] != w {
@@ -143,7 +160,7 @@ func sameThroughGofer(t *testing.T, up *fakeproxy.Proxy, script func(*session)) 
 func TestEverydayCommands(t *testing.T) {
 	up := fakeproxy.New()
 	everydayModules(up)
-	want := sameThroughGofer(t, up, func(s *session) {
+	want := sameThroughGofer(t, up, nil, func(s *session) {
 		get := s.module("example.com/client", nil)
 		s.run(get, "get", "get", "lib.gofer.test/text/lang@v1.2.0", "lib.gofer.test/text/width@v1.2.0", "tools.gofer.test/x/cmd/greet@v0.20.0")
 		s.files(get, "get")
@@ -188,7 +205,7 @@ func TestEverydayQueries(t *testing.T) {
 		"go.mod": "// Deprecated: use tools.gofer.test/x instead.\nmodule tools.gofer.test/old\n\ngo 1.21\n",
 		"old.go": "package old\n",
 	})
-	want := sameThroughGofer(t, up, func(s *session) {
+	want := sameThroughGofer(t, up, nil, func(s *session) {
 		dir := s.module("example.com/queries", nil)
 		s.run(dir, "versions", "list", "-m", "-versions", "lib.gofer.test/text")
 		s.run(dir, "retracted", "list", "-m", "-retracted", "-versions", "lib.gofer.test/text")
@@ -215,5 +232,48 @@ func TestEverydayQueries(t *testing.T) {
 		if !strings.Contains(want[name], sub) {
 			t.Errorf("%s straight from the fake upstream: %q, want it to say %q", name, want[name], sub)
 		}
+	}
+}
+
+// A toolchain download through GOTOOLCHAIN: the go command fetches golang.org/toolchain at
+// v0.0.1-go<version>.<goos>-<goarch> through GOPROXY and runs its bin/go. In a go.work workspace
+// whose modules need a module of the upstream, go list -m all and a build work too.
+func TestEverydayToolchainAndWorkspace(t *testing.T) {
+	up := fakeproxy.New()
+	everydayModules(up)
+	toolchain := "v0.0.1-go1.99.0." + runtime.GOOS + "-" + runtime.GOARCH
+	up.Add("golang.org/toolchain", toolchain, map[string]string{
+		"go.mod":          "module golang.org/toolchain\n",
+		"pkg/tool/README": "the tools of the test toolchain\n",
+		"lib/README":      "the libraries of the test toolchain\n",
+		"bin/gofmt":       "#!/bin/sh\ncat\n",
+		"bin/go":          "#!/bin/sh\necho go version go1.99.0 " + runtime.GOOS + "/" + runtime.GOARCH + " from the test toolchain\n",
+	})
+	db := fakesumdb.New("sum.gofer.test", up.GoSum)
+	want := sameThroughGofer(t, up, db, func(s *session) {
+		dir := s.t.TempDir()
+		// The go command downloads toolchains only when a checksum database vouches for them.
+		s.env = []string{"GOTOOLCHAIN=go1.99.0", "GOSUMDB=" + db.VerifierKey()}
+		s.run(dir, "toolchain", "version")
+		s.env = []string{"GOWORK=" + filepath.Join(dir, "go.work")}
+		for _, m := range []string{"a", "b"} {
+			if err := os.Mkdir(filepath.Join(dir, m), 0o755); err != nil {
+				s.t.Fatal(err)
+			}
+			s.run(filepath.Join(dir, m), "init "+m, "mod", "init", "example.com/"+m)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "a", "a.go"), []byte("package a\n\nimport \"lib.gofer.test/text/lang\"\n\nvar Tag = lang.Tag()\n"), 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+		s.run(dir, "work init", "work", "init", "./a", "./b")
+		s.run(filepath.Join(dir, "a"), "get", "get", "lib.gofer.test/text@v1.2.0")
+		s.run(dir, "work list", "list", "-m", "all")
+		s.run(dir, "work build", "build", "example.com/a")
+	})
+	if !strings.Contains(want["toolchain"], "go1.99.0 "+runtime.GOOS+"/"+runtime.GOARCH+" from the test toolchain") {
+		t.Errorf("GOTOOLCHAIN=go1.99.0 go version straight from the fake upstream printed %q", want["toolchain"])
+	}
+	if !strings.Contains(want["work list"], "lib.gofer.test/text v1.2.0") {
+		t.Errorf("go list -m all in the workspace printed %q", want["work list"])
 	}
 }
