@@ -43,10 +43,11 @@ func everydayModules(up *fakeproxy.Proxy) {
 // session runs go commands against one GOPROXY in a module cache of its own, and records what
 // each printed and left behind, for comparison with another session.
 type session struct {
-	t              *testing.T
+	t              testing.TB
 	goproxy, gobin string
 	cache          string
 	out            map[string]string
+	times          map[string]time.Duration // how long each command took, by name
 	// env, NAME=value, overrides goCommand's defaults in the commands run.
 	env []string
 }
@@ -62,7 +63,11 @@ func (s *session) run(dir, name string, args ...string) {
 	if err != nil {
 		s.t.Fatalf("go %s (GOPROXY=%s): %v\n%s", strings.Join(args, " "), s.goproxy, err, b)
 	}
-	s.t.Logf("go %s: %v", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
+	took := time.Since(start)
+	s.t.Logf("go %s: %v", strings.Join(args, " "), took.Round(time.Millisecond))
+	if s.times != nil {
+		s.times[name] = took
+	}
 	// The go command looks packages up concurrently, so its lines come in any order.
 	lines := strings.Split(string(b), "\n")
 	slices.Sort(lines)
@@ -154,31 +159,35 @@ func sameThroughGofer(t *testing.T, up *fakeproxy.Proxy, db *fakesumdb.DB, scrip
 	return want
 }
 
+// findPackages runs the everyday commands that find a module from a package path by asking for
+// each prefix of it, on everydayModules.
+func findPackages(s *session) {
+	get := s.module("example.com/client", nil)
+	s.run(get, "get", "get", "lib.gofer.test/text/lang@v1.2.0", "lib.gofer.test/text/width@v1.2.0", "tools.gofer.test/x/cmd/greet@v0.20.0")
+	s.files(get, "get")
+
+	tidy := s.module("example.com/tidy", map[string]string{"main.go": "package main\n\nimport (\n\t\"lib.gofer.test/text/lang\"\n\t\"lib.gofer.test/text/width\"\n)\n\nfunc main() { println(lang.Tag(), width.Narrow()) }\n"})
+	s.run(tidy, "tidy", "mod", "tidy")
+	s.files(tidy, "tidy")
+
+	elsewhere := s.t.TempDir()
+	s.run(elsewhere, "install", "install", "tools.gofer.test/x/cmd/greet@v0.20.0")
+	s.run(elsewhere, "install nested", "install", "tools.gofer.test/x/nested@v0.5.0")
+	for _, bin := range []string{"greet", "nested"} {
+		if _, err := os.Stat(filepath.Join(s.gobin, bin)); err != nil {
+			s.t.Errorf("go install left no %s: %v", bin, err)
+		}
+	}
+	s.run(elsewhere, "run", "run", "tools.gofer.test/x/cmd/greet@v0.20.0")
+}
+
 // The everyday commands that find a module from a package path by asking for each prefix of it:
 // go get of packages, go install and go run pkg@version of a command and of a command in a
 // nested module, go mod tidy of imports.
 func TestEverydayCommands(t *testing.T) {
 	up := fakeproxy.New()
 	everydayModules(up)
-	want := sameThroughGofer(t, up, nil, func(s *session) {
-		get := s.module("example.com/client", nil)
-		s.run(get, "get", "get", "lib.gofer.test/text/lang@v1.2.0", "lib.gofer.test/text/width@v1.2.0", "tools.gofer.test/x/cmd/greet@v0.20.0")
-		s.files(get, "get")
-
-		tidy := s.module("example.com/tidy", map[string]string{"main.go": "package main\n\nimport (\n\t\"lib.gofer.test/text/lang\"\n\t\"lib.gofer.test/text/width\"\n)\n\nfunc main() { println(lang.Tag(), width.Narrow()) }\n"})
-		s.run(tidy, "tidy", "mod", "tidy")
-		s.files(tidy, "tidy")
-
-		elsewhere := s.t.TempDir()
-		s.run(elsewhere, "install", "install", "tools.gofer.test/x/cmd/greet@v0.20.0")
-		s.run(elsewhere, "install nested", "install", "tools.gofer.test/x/nested@v0.5.0")
-		for _, bin := range []string{"greet", "nested"} {
-			if _, err := os.Stat(filepath.Join(s.gobin, bin)); err != nil {
-				s.t.Errorf("go install left no %s: %v", bin, err)
-			}
-		}
-		s.run(elsewhere, "run", "run", "tools.gofer.test/x/cmd/greet@v0.20.0")
-	})
+	want := sameThroughGofer(t, up, nil, findPackages)
 	if got := want["run"]; strings.TrimSpace(got) != "greet en" {
 		t.Errorf("go run straight from the fake upstream printed %q", got)
 	}
@@ -187,11 +196,8 @@ func TestEverydayCommands(t *testing.T) {
 	}
 }
 
-// The commands that ask for lists, @latest and queries: go list -m -versions (with and without
-// retracted versions), go get of a semver prefix, @latest and a branch, go list -m -u all, go get
-// -u, the warning on go get of a retracted version and the notice of a deprecated module.
-func TestEverydayQueries(t *testing.T) {
-	up := fakeproxy.New()
+// queryModules adds to up a library with a retracted version and a deprecated module.
+func queryModules(up *fakeproxy.Proxy) {
 	lib := func(version, extra string) map[string]string {
 		return map[string]string{
 			"go.mod":       "module lib.gofer.test/text\n\ngo 1.21\n" + extra,
@@ -205,21 +211,32 @@ func TestEverydayQueries(t *testing.T) {
 		"go.mod": "// Deprecated: use tools.gofer.test/x instead.\nmodule tools.gofer.test/old\n\ngo 1.21\n",
 		"old.go": "package old\n",
 	})
-	want := sameThroughGofer(t, up, nil, func(s *session) {
-		dir := s.module("example.com/queries", nil)
-		s.run(dir, "versions", "list", "-m", "-versions", "lib.gofer.test/text")
-		s.run(dir, "retracted", "list", "-m", "-retracted", "-versions", "lib.gofer.test/text")
-		s.run(dir, "prefix", "get", "lib.gofer.test/text@v1.2")
-		s.files(dir, "prefix")
-		s.run(dir, "list -u", "list", "-m", "-u", "all")
-		s.run(dir, "get -u", "get", "-u", "lib.gofer.test/text")
-		s.files(dir, "get -u")
-		s.run(dir, "get retracted", "get", "lib.gofer.test/text@v1.2.1")
-		s.run(dir, "latest", "get", "lib.gofer.test/text@latest")
-		s.run(dir, "branch", "get", "lib.gofer.test/text@master")
-		s.run(dir, "deprecated", "get", "tools.gofer.test/old@latest")
-		s.files(dir, "end")
-	})
+}
+
+// queries runs the commands that ask for lists, @latest and queries, on queryModules.
+func queries(s *session) {
+	dir := s.module("example.com/queries", nil)
+	s.run(dir, "versions", "list", "-m", "-versions", "lib.gofer.test/text")
+	s.run(dir, "retracted", "list", "-m", "-retracted", "-versions", "lib.gofer.test/text")
+	s.run(dir, "prefix", "get", "lib.gofer.test/text@v1.2")
+	s.files(dir, "prefix")
+	s.run(dir, "list -u", "list", "-m", "-u", "all")
+	s.run(dir, "get -u", "get", "-u", "lib.gofer.test/text")
+	s.files(dir, "get -u")
+	s.run(dir, "get retracted", "get", "lib.gofer.test/text@v1.2.1")
+	s.run(dir, "latest", "get", "lib.gofer.test/text@latest")
+	s.run(dir, "branch", "get", "lib.gofer.test/text@master")
+	s.run(dir, "deprecated", "get", "tools.gofer.test/old@latest")
+	s.files(dir, "end")
+}
+
+// The commands that ask for lists, @latest and queries: go list -m -versions (with and without
+// retracted versions), go get of a semver prefix, @latest and a branch, go list -m -u all, go get
+// -u, the warning on go get of a retracted version and the notice of a deprecated module.
+func TestEverydayQueries(t *testing.T) {
+	up := fakeproxy.New()
+	queryModules(up)
+	want := sameThroughGofer(t, up, nil, queries)
 	for name, sub := range map[string]string{
 		"versions":      "lib.gofer.test/text v1.2.0 v1.3.0",
 		"retracted":     "lib.gofer.test/text v1.2.0 v1.2.1 v1.3.0",
