@@ -76,7 +76,12 @@ func TestConcurrentCommitsOnS3AndMongo(t *testing.T) {
 	wantZip, _ := io.ReadAll(want)
 	want.Close()
 
-	front := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noFetch{}}))
+	// Its upstream knows no module either: a miss is not found, whichever answers first.
+	off, err := upstream.Parse("off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: off, Temporal: noFetch{}}))
 	defer front.Close()
 	stop := make(chan struct{})
 	var seen, whole atomic.Int32

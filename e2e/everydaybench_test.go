@@ -56,7 +56,9 @@ func BenchmarkEveryday(b *testing.B) {
 			slices.Sort(names)
 			for _, name := range names {
 				d := direct[name]
-				metric := func(what string) string { return fmt.Sprintf("%s:%s-%s", sc.name, strings.ReplaceAll(name, " ", "_"), what) }
+				metric := func(what string) string {
+					return fmt.Sprintf("%s:%s-%s", sc.name, strings.ReplaceAll(name, " ", "_"), what)
+				}
 				b.ReportMetric(ms(d), metric("direct-ms"))
 				b.ReportMetric(cold[name].Seconds()/d.Seconds(), metric("cold-x"))
 				b.ReportMetric(hot[name].Seconds()/d.Seconds(), metric("hot-x"))

@@ -120,7 +120,7 @@ func (s *Server) version(ctx context.Context, path, version, mode string) (*entr
 	}
 	switch mode {
 	case rules.Sync:
-		if err := s.fetch(ctx, path, version); err != nil {
+		if err := s.fetchUnlessMissing(ctx, path, version); err != nil {
 			return nil, err
 		}
 	case rules.Async:
@@ -232,6 +232,32 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 		ri.workflowID, ri.runID = run.GetID(), run.GetRunID()
 	}
 	return err
+}
+
+// fetchUnlessMissing is fetch, but answers not found as soon as the upstream says that
+// path@version does not exist. To find the module of a package the go command asks for every
+// prefix of its path, most of which are no module, and it waits for each answer: a not found must
+// cost the upstream's own answer time, not that of a fetch workflow too. The upstream's .info is
+// asked alongside the fetch (and remembered like any query), so a version that exists waits for
+// its fetch no longer than before, and an outage still waits for the fetch's retries.
+func (s *Server) fetchUnlessMissing(ctx context.Context, path, version string) error {
+	probed, fetched := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := s.upstream(ctx, "info:"+path+"@"+version, func(ctx context.Context) ([]byte, string, error) {
+			return s.querier(path).Info(ctx, path, version)
+		})
+		probed <- err
+	}()
+	go func() { fetched <- s.fetch(ctx, path, version) }()
+	select {
+	case err := <-fetched:
+		return err
+	case err := <-probed:
+		if errors.Is(err, gofer.ErrNotFound) {
+			return err
+		}
+		return <-fetched
+	}
 }
 
 // share runs fn once for all the concurrent callers of g with the same key: in a context of its

@@ -285,7 +285,7 @@ func TestRequestAfterFetchReadsWhatItStored(t *testing.T) {
 	storeVersion(t, disk, meta, benchVersion, 1000)
 	m := &committingMeta{Metadata: meta, held: make(chan struct{}), release: make(chan struct{})}
 	run := &fetchRun{meta: m, waiting: make(chan struct{}), done: make(chan struct{})}
-	srv := server.New(server.Config{Blobs: disk, Meta: m, Temporal: fetchStarter{run}})
+	srv := server.New(server.Config{Blobs: disk, Meta: m, Upstream: &upstreamInfo{}, Temporal: fetchStarter{run}})
 	codes := make(chan int, 2)
 	serve := func() {
 		w := httptest.NewRecorder()
@@ -305,4 +305,55 @@ func TestRequestAfterFetchReadsWhatItStored(t *testing.T) {
 			t.Errorf("a request answered %d after the fetch stored the version", code)
 		}
 	}
+}
+
+// upstreamInfo answers .info queries: with err, or with benchVersion's .info when err is nil.
+type upstreamInfo struct {
+	server.Upstream
+	err   error
+	asked atomic.Int32
+}
+
+func (u *upstreamInfo) Info(context.Context, string, string) ([]byte, string, error) {
+	u.asked.Add(1)
+	if u.err != nil {
+		return nil, "", u.err
+	}
+	return []byte(`{"Version":"` + benchVersion + `"}`), "test", nil
+}
+
+// A miss of a version that the upstream says does not exist is answered not found at once,
+// without waiting for its fetch (which would end not found too, later); a miss of one that
+// exists waits for its fetch as before.
+func TestMissingVersionIsNotWaitedFor(t *testing.T) {
+	disk, meta := teststores.Open(t, "")
+	m := &committingMeta{Metadata: meta, held: make(chan struct{}), release: make(chan struct{})}
+	run := &fetchRun{meta: m, waiting: make(chan struct{}), done: make(chan struct{})}
+	up := &upstreamInfo{err: gofer.Errorf(gofer.ErrNotFound, "GET http://upstream.test/x: 404 Not Found")}
+	srv := server.New(server.Config{Blobs: disk, Meta: m, Upstream: up, Temporal: fetchStarter{run}, FetchWait: time.Minute})
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, "v9.9.9", "info"), nil))
+	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "upstream.test") {
+		t.Errorf("missing version: %d %q, want 404 naming the upstream's answer", w.Code, w.Body)
+	}
+	if up.asked.Load() != 1 {
+		t.Errorf("upstream asked %d times, want once", up.asked.Load())
+	}
+
+	up.err = nil
+	storeVersion(t, disk, meta, benchVersion, 1000)
+	codes := make(chan int, 1)
+	go func() {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, "v1.0.1", "info"), nil))
+		codes <- w.Code
+	}()
+	<-run.waiting
+	select {
+	case code := <-codes:
+		t.Fatalf("a version the upstream has was answered %d before its fetch ended", code)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(run.done)
+	<-codes
 }

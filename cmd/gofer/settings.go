@@ -80,7 +80,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	e.string(&s.noSumDB, "nosumdb", "GOFER_NOSUMDB", cmp.Or(goenv["GONOSUMDB"], goenv["GOPRIVATE"]), "comma-separated glob patterns of private module paths, never looked up in the checksum database (GONOSUMDB's syntax); the default is go env GONOSUMDB, else GOPRIVATE")
 	if frontEnd {
 		e.string(&s.listen, "listen", "GOFER_LISTEN", "127.0.0.1:3000", "host:port to serve the GOPROXY protocol on")
-		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch before answering 503 (the fetch goes on)")
+		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch before answering 503 (the fetch goes on); a version the upstream says does not exist is not waited for")
 		e.int64(&s.cacheBytes, "cache-bytes", "GOFER_CACHE_BYTES", 32<<20, "bytes of metadata, .info, .mod and zips of at most 64 KiB kept in memory for cache hits")
 		e.duration(&s.mutableTTL, "mutable-ttl", "GOFER_MUTABLE_TTL", time.Minute, "how long upstream answers to @v/list, @latest and branch queries are reused")
 		e.duration(&s.notFoundTTL, "not-found-ttl", "GOFER_NOT_FOUND_TTL", time.Minute, "how long a version whose fetch ended not found (or refused) is answered from memory without another fetch")
