@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -211,6 +212,13 @@ func queryModules(up *fakeproxy.Proxy) {
 		"go.mod": "// Deprecated: use tools.gofer.test/x instead.\nmodule tools.gofer.test/old\n\ngo 1.21\n",
 		"old.go": "package old\n",
 	})
+	// A module without tags whose @latest is not found: the go command takes the newest
+	// pseudo-version of its list as latest, as for golang.org/x/exp.
+	up.Add("tools.gofer.test/untagged", "v0.0.0-20240102030405-abcdefabcdef", map[string]string{
+		"go.mod":      "module tools.gofer.test/untagged\n\ngo 1.21\n",
+		"untagged.go": "package untagged\n",
+	})
+	up.Fail("/tools.gofer.test/untagged/@latest", -1, http.StatusNotFound)
 }
 
 // queries runs the commands that ask for lists, @latest and queries, on queryModules.
@@ -227,6 +235,7 @@ func queries(s *session) {
 	s.run(dir, "latest", "get", "lib.gofer.test/text@latest")
 	s.run(dir, "branch", "get", "lib.gofer.test/text@master")
 	s.run(dir, "deprecated", "get", "tools.gofer.test/old@latest")
+	s.run(dir, "untagged", "get", "tools.gofer.test/untagged")
 	s.files(dir, "end")
 }
 
@@ -245,6 +254,7 @@ func TestEverydayQueries(t *testing.T) {
 		"get -u go.mod": "require lib.gofer.test/text v1.3.0",
 		"get retracted": "retracted by module author",
 		"deprecated":    "is deprecated: use tools.gofer.test/x instead",
+		"end go.mod":    "tools.gofer.test/untagged v0.0.0-20240102030405-abcdefabcdef",
 	} {
 		if !strings.Contains(want[name], sub) {
 			t.Errorf("%s straight from the fake upstream: %q, want it to say %q", name, want[name], sub)

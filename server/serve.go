@@ -396,9 +396,11 @@ func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.R
 		return uerr
 	}
 	set := map[string]bool{}
-	// The protocol's list holds canonical tagged versions only, no pseudo-versions.
+	// Pseudo-versions stay: the go command leaves them out of its lists, but when @latest is not
+	// found it takes the newest of them as latest (modfetch's proxyRepo.latest), which is how a
+	// module without tags, such as golang.org/x/exp, has a latest version at all.
 	for _, v := range append(strings.Fields(string(up)), stored...) {
-		if module.CanonicalVersion(v) == v && !module.IsPseudoVersion(v) && module.Check(path, v) == nil {
+		if module.CanonicalVersion(v) == v && module.Check(path, v) == nil {
 			set[v] = true
 		}
 	}
