@@ -155,6 +155,19 @@ func sameThroughGofer(t *testing.T, up *fakeproxy.Proxy, db *fakesumdb.DB, scrip
 			if len(running) != 0 {
 				t.Errorf("fetch workflows still running 20s after the commands: %v", running)
 			}
+			// The request log of a probe's not found says which entry said what.
+			named := false
+			for _, e := range g.logs.FilterMessage("request").All() {
+				msg, _ := e.ContextMap()["error"].(string)
+				status, _ := e.ContextMap()["status"].(int64)
+				if status == http.StatusNotFound && strings.Contains(msg, "GET "+upURL+"/") &&
+					strings.Contains(msg, "; direct: ") == strings.HasSuffix(list, ",direct") {
+					named = true
+				}
+			}
+			if !named {
+				t.Errorf("no request log line of a not found names the upstream entries (%s) and what they said", list)
+			}
 		})
 	}
 	return want
