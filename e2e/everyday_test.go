@@ -249,11 +249,15 @@ func queries(s *session) {
 	s.run(dir, "branch", "get", "lib.gofer.test/text@master")
 	s.run(dir, "deprecated", "get", "tools.gofer.test/old@latest")
 	s.run(dir, "untagged", "get", "tools.gofer.test/untagged")
+	fresh := s.module("example.com/commit", nil) // nothing required yet: the commit is asked for
+	s.run(fresh, "commit", "get", "tools.gofer.test/untagged@abcdefabcdef")
+	s.files(fresh, "commit")
 	s.files(dir, "end")
 }
 
 // The commands that ask for lists, @latest and queries: go list -m -versions (with and without
-// retracted versions), go get of a semver prefix, @latest and a branch, go list -m -u all, go get
+// retracted versions), go get of a semver prefix, @latest, a branch and a commit, of a module
+// without tags, go list -m -u all, go get
 // -u, the warning on go get of a retracted version and the notice of a deprecated module.
 func TestEverydayQueries(t *testing.T) {
 	up := fakeproxy.New()
@@ -268,10 +272,15 @@ func TestEverydayQueries(t *testing.T) {
 		"get retracted": "retracted by module author",
 		"deprecated":    "is deprecated: use tools.gofer.test/x instead",
 		"end go.mod":    "tools.gofer.test/untagged v0.0.0-20240102030405-abcdefabcdef",
+		"commit go.mod": "tools.gofer.test/untagged v0.0.0-20240102030405-abcdefabcdef",
 	} {
 		if !strings.Contains(want[name], sub) {
 			t.Errorf("%s straight from the fake upstream: %q, want it to say %q", name, want[name], sub)
 		}
+	}
+	// Straight and through each gofer, the commit was resolved by the upstream.
+	if n := up.Requests("/tools.gofer.test/untagged/@v/abcdefabcdef.info"); n < 3 {
+		t.Errorf("the commit query reached the upstream %d times, want 3", n)
 	}
 }
 

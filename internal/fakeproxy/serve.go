@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	pathpkg "path"
+	"regexp"
 	"strings"
 	"time"
 
@@ -169,7 +170,8 @@ func (p *Proxy) latest(path string) string {
 }
 
 // resolve maps a query that is not a listed version to one that is: "master" (standing for any
-// branch a test needs) to the latest version, and a semver prefix such as "v1.1" to the highest
+// branch a test needs) to the latest version, a commit hash prefix to the pseudo-version of that
+// commit, and a semver prefix such as "v1.1" to the highest
 // version it prefixes. It returns "" when nothing matches. p.mu must be held.
 func (p *Proxy) resolve(path, query string) string {
 	vs := p.listed(path)
@@ -180,6 +182,18 @@ func (p *Proxy) resolve(path, query string) string {
 	}
 	if query == "master" {
 		return p.latest(path)
+	}
+	if commit.MatchString(query) {
+		// A commit hash (or a prefix of one of 7 digits or more) names the pseudo-version of
+		// that commit.
+		for _, v := range vs {
+			if module.IsPseudoVersion(v) {
+				if rev, err := module.PseudoVersionRev(v); err == nil && strings.HasPrefix(rev, query) {
+					return v
+				}
+			}
+		}
+		return ""
 	}
 	if !semver.IsValid(query) {
 		return ""
@@ -192,6 +206,8 @@ func (p *Proxy) resolve(path, query string) string {
 	}
 	return ""
 }
+
+var commit = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
 
 func notFound(format string, args ...any) answer {
 	return answer{http.StatusNotFound, textPlain, []byte("not found: " + fmt.Sprintf(format, args...))}
