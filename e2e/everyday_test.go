@@ -53,6 +53,11 @@ type session struct {
 	env []string
 }
 
+// newSession is a session against goproxy, in a fresh module cache and GOBIN.
+func newSession(t testing.TB, goproxy string) *session {
+	return &session{t: t, goproxy: goproxy, gobin: t.TempDir(), cache: t.TempDir(), out: map[string]string{}}
+}
+
 // run runs the go command with args in dir and records its output (its lines sorted) under name.
 func (s *session) run(dir, name string, args ...string) {
 	s.t.Helper()
@@ -114,7 +119,7 @@ func sameThroughGofer(t *testing.T, up *fakeproxy.Proxy, db *fakesumdb.DB, scrip
 	fetcher := &vcs.Fetcher{TempDir: t.TempDir()}
 	t.Cleanup(func() { fetcher.Close() })
 	results := func(t *testing.T, goproxy string) map[string]string {
-		s := &session{t: t, goproxy: goproxy, gobin: t.TempDir(), cache: t.TempDir(), out: map[string]string{}}
+		s := newSession(t, goproxy)
 		script(s)
 		return s.out
 	}

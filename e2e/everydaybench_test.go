@@ -41,7 +41,8 @@ func BenchmarkEveryday(b *testing.B) {
 			up.Delay(upstreamLatency)
 			g := startGofer(b, upURL+",direct", options{direct: fetcher})
 			times := func(goproxy string) map[string]time.Duration {
-				s := &session{t: b, goproxy: goproxy, gobin: b.TempDir(), cache: b.TempDir(), out: map[string]string{}, times: map[string]time.Duration{}}
+				s := newSession(b, goproxy)
+				s.times = map[string]time.Duration{}
 				sc.script(s)
 				return s.times
 			}

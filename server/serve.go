@@ -243,9 +243,7 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 func (s *Server) fetchUnlessMissing(ctx context.Context, path, version string) error {
 	probed, fetched := make(chan error, 1), make(chan error, 1)
 	go func() {
-		_, err := s.upstream(ctx, "info:"+path+"@"+version, func(ctx context.Context) ([]byte, string, error) {
-			return s.querier(path).Info(ctx, path, version)
-		})
+		_, err := s.upstreamInfo(ctx, path, version)
 		probed <- err
 	}()
 	go func() { fetched <- s.fetch(ctx, path, version) }()
@@ -381,6 +379,14 @@ func (s *Server) upstream(ctx context.Context, key string, query func(context.Co
 	})
 }
 
+// upstreamInfo is the upstream's .info of path at query (a version, a branch, a commit), from
+// the short-lived cache or, once for all concurrent callers, from the upstream.
+func (s *Server) upstreamInfo(ctx context.Context, path, query string) ([]byte, error) {
+	return s.upstream(ctx, "info:"+path+"@"+query, func(ctx context.Context) ([]byte, string, error) {
+		return s.querier(path).Info(ctx, path, query)
+	})
+}
+
 // serveList answers @v/list: the upstream's list merged with the stored versions, or the stored
 // versions alone when the upstream fails.
 func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.Request, path string) error {
@@ -445,9 +451,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 // serveQuery answers the .info of a non-canonical version (a branch, a commit prefix): the
 // upstream resolves it to a canonical version, which is then fetched and served like any other.
 func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, path, query string, act rules.Action) error {
-	up, err := s.upstream(ctx, "info:"+path+"@"+query, func(ctx context.Context) ([]byte, string, error) {
-		return s.querier(path).Info(ctx, path, query)
-	})
+	up, err := s.upstreamInfo(ctx, path, query)
 	if err != nil {
 		return err
 	}

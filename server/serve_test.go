@@ -265,9 +265,13 @@ type fetchRun struct {
 
 func (r *fetchRun) GetID() string    { return "fetch" }
 func (r *fetchRun) GetRunID() string { return "run" }
-func (r *fetchRun) Get(context.Context, any) error {
+func (r *fetchRun) Get(ctx context.Context, _ any) error {
 	r.once.Do(func() { close(r.waiting) })
-	<-r.done
+	select {
+	case <-r.done:
+	case <-ctx.Done(): // the waiter gave up (FetchWait); the fetch goes on
+		return ctx.Err()
+	}
 	r.meta.committed.Store(true)
 	return nil
 }
@@ -330,9 +334,9 @@ func TestMissingVersionIsNotWaitedFor(t *testing.T) {
 	m := &committingMeta{Metadata: meta, held: make(chan struct{}), release: make(chan struct{})}
 	run := &fetchRun{meta: m, waiting: make(chan struct{}), done: make(chan struct{})}
 	up := &upstreamInfo{err: gofer.Errorf(gofer.ErrNotFound, "GET http://upstream.test/x: 404 Not Found")}
-	srv := server.New(server.Config{Blobs: disk, Meta: m, Upstream: up, Temporal: fetchStarter{run}, FetchWait: time.Minute})
+	srv := server.New(server.Config{Blobs: disk, Meta: m, Upstream: up, Temporal: fetchStarter{run}, FetchWait: 5 * time.Second})
 	w := httptest.NewRecorder()
-	srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, "v9.9.9", "info"), nil))
+	srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, "v1.9.9", "info"), nil))
 	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "upstream.test") {
 		t.Errorf("missing version: %d %q, want 404 naming the upstream's answer", w.Code, w.Body)
 	}
@@ -341,7 +345,6 @@ func TestMissingVersionIsNotWaitedFor(t *testing.T) {
 	}
 
 	up.err = nil
-	storeVersion(t, disk, meta, benchVersion, 1000)
 	codes := make(chan int, 1)
 	go func() {
 		w := httptest.NewRecorder()

@@ -67,8 +67,9 @@ var (
 
 // classify is the one place where a failure of the go command becomes an error kind:
 //   - no repository root could be found for the path (see noRoot); the repository, revision
-//     or version does not exist, the path cannot be a module, or the host refused the credentials (or asked for some we do not have): gofer.ErrNotFound, so
-//     that a GOPROXY=a,b client falls through and the fetch is not retried;
+//     or version does not exist, the path cannot be a module, or the host refused the
+//     credentials (or asked for some we do not have): gofer.ErrNotFound, so that a
+//     GOPROXY=a,b client falls through and the fetch is not retried;
 //   - a timeout, a refused or reset connection, a failed name lookup, a 5xx, and anything that
 //     matches no marker: gofer.ErrUnavailable, retried.
 //
