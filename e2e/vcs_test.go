@@ -18,6 +18,7 @@ import (
 	enums "go.temporal.io/api/enums/v1"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/egress"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/fakesumdb"
 	"github.com/goferproxy/gofer/internal/testserver"
@@ -56,7 +57,7 @@ func TestVCS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetcher := &vcs.Fetcher{NetrcFile: netrc, GitConfig: gitconfig, TempDir: t.TempDir()}
+	fetcher := &vcs.Fetcher{NetrcFile: netrc, GitConfig: gitconfig, TempDir: t.TempDir(), Egress: (*egress.Policy)(nil).With(git.Host)}
 	t.Cleanup(func() { fetcher.Close() })
 	direct := &countingDirect{Direct: fetcher}
 	g := startGofer(t, "direct", options{direct: direct, fetchWait: 3 * time.Minute})
@@ -83,8 +84,8 @@ func TestVCS(t *testing.T) {
 		if err := os.WriteFile(wrongNetrc, []byte("machine 127.0.0.1 login gofer password "+vcsWrong+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		none := &vcs.Fetcher{GitConfig: gitconfig, TempDir: t.TempDir()}
-		wrong := &vcs.Fetcher{GitConfig: gitconfig, NetrcFile: wrongNetrc, TempDir: t.TempDir()}
+		none := &vcs.Fetcher{GitConfig: gitconfig, TempDir: t.TempDir(), Egress: fetcher.Egress}
+		wrong := &vcs.Fetcher{GitConfig: gitconfig, NetrcFile: wrongNetrc, TempDir: t.TempDir(), Egress: fetcher.Egress}
 		defer none.Close()
 		defer wrong.Close()
 		g := startGofer(t, "direct", options{direct: byModule{vcsModule: none, vcsOther: wrong}})
@@ -308,7 +309,7 @@ func TestPrivateRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetcher := &vcs.Fetcher{NetrcFile: netrc, GitConfig: gitconfig, TempDir: t.TempDir()}
+	fetcher := &vcs.Fetcher{NetrcFile: netrc, GitConfig: gitconfig, TempDir: t.TempDir(), Egress: (*egress.Policy)(nil).With(git.Host)}
 	t.Cleanup(func() { fetcher.Close() })
 	rulesFile := filepath.Join(t.TempDir(), "rules")
 	if err := os.WriteFile(rulesFile, []byte("git.gofer.test private\n"), 0o644); err != nil {

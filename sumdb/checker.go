@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/egress"
 	"github.com/goferproxy/gofer/storage"
 )
 
@@ -51,8 +52,12 @@ type Checker struct {
 	// a rollback of the database across restarts then goes unnoticed.
 	Blobs storage.Blobs
 	// Client sends every request to the database and to the upstream proxies. Nil means a
-	// client with a 30s timeout per request.
+	// client with a 30s timeout per request that connects as Egress allows, the database's
+	// and the upstreams' hosts allowed because they are configured.
 	Client *http.Client
+	// Egress is where the default client may connect besides the configured hosts (a
+	// redirect); nil means public addresses only.
+	Egress *egress.Policy
 	// Log receives security errors (error), storage trouble (warn) and the client's notes
 	// (debug). Nil logs nothing.
 	Log *zap.Logger
@@ -81,7 +86,7 @@ func (c *Checker) init() {
 		c.mem = &memBlobs{}
 		c.hc = c.Client
 		if c.hc == nil {
-			c.hc = &http.Client{Timeout: fetchTimeout}
+			c.hc = &http.Client{Timeout: fetchTimeout, Transport: c.Egress.With(c.DB.hosts()...).Transport()}
 		}
 		if c.now == nil {
 			c.now = time.Now

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/egress"
 )
 
 // Database is one checksum database, as a GOSUMDB value names it. Create it with ParseGOSUMDB,
@@ -180,6 +181,31 @@ func goroot() (string, error) {
 		return root, nil
 	}
 	return "", fmt.Errorf("cannot find GOROOT: go env GOROOT: %v", err)
+}
+
+// hosts returns the host:port of every URL d may be asked at: its URL, else the upstreams' and
+// https://<name>'s.
+func (d *Database) hosts() []string {
+	if d == nil {
+		return nil
+	}
+	urls := []string{d.URL}
+	if d.URL == "" {
+		urls = append([]string{"https://" + d.Name}, d.upstreams...)
+	}
+	var out []string
+	for _, raw := range urls {
+		if raw == "" || raw == "off" || raw == "direct" {
+			continue
+		}
+		if !strings.Contains(raw, "://") {
+			raw = "https://" + raw // GOPROXY's rule for a bare host
+		}
+		if u, err := url.Parse(raw); err == nil && u.Host != "" {
+			out = append(out, egress.HostPort(u))
+		}
+	}
+	return out
 }
 
 // base returns the database's URL (see Database.URL). A proxy that answers "supported" with

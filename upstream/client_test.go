@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
@@ -32,14 +31,6 @@ func TestDefaultClient(t *testing.T) {
 	}
 	if _, ok := cl.Transport.(*otelhttp.Transport); !ok {
 		t.Errorf("transport %T, want *otelhttp.Transport: upstream requests are not traced", cl.Transport)
-	}
-	tr := newDefaultTransport()
-	if tr.DialContext == nil || tr.TLSHandshakeTimeout != 10*time.Second || tr.ResponseHeaderTimeout != 30*time.Second {
-		t.Errorf("dial set %v, TLS handshake %v, response header %v; want a dialer, 10s, 30s",
-			tr.DialContext != nil, tr.TLSHandshakeTimeout, tr.ResponseHeaderTimeout)
-	}
-	if tr.Proxy == nil {
-		t.Error("HTTPS_PROXY from the environment is ignored")
 	}
 }
 

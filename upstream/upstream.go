@@ -11,12 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -25,6 +23,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/egress"
 )
 
 // The go command's own limits (modfetch.MaxGoMod, modfetch.MaxZipFile), exported because they
@@ -40,10 +39,15 @@ const (
 // Chain is a parsed GOPROXY list. Its methods are safe for concurrent use.
 type Chain struct {
 	// Client sends every request. Nil means a client built on first use and kept by this
-	// Chain, with dial and TLS handshake timeouts of 10s and a response header timeout of
-	// 30s, and no overall timeout, because zips are large and streamed: bound a whole
-	// download with the context instead.
+	// Chain, with Egress's transport (egress.Policy.Transport: timeouts on every step before
+	// the body, none on the body, because zips are large and streamed: bound a whole
+	// download with the context instead), following at most maxRedirects redirects.
 	Client *http.Client
+	// Egress is where the default client may connect besides the entries' hosts, which are
+	// allowed because they are configured:
+	// a redirect to anywhere else is refused as the policy says. Nil means public addresses
+	// only. Set it before the first request.
+	Egress *egress.Policy
 	// Direct answers for the "direct" entry (fetching from version control), with the same
 	// fall-through rules as any entry. Nil means that entry answers not found: direct fetches
 	// are not configured.
@@ -61,7 +65,7 @@ type Chain struct {
 }
 
 // ErrorsMetric counts the entries' failed answers, by kind (not_found, invalid, unavailable)
-// and entry (its redacted URL, or direct).
+// and entry (its URL without userinfo, or direct).
 const ErrorsMetric = "gofer.upstream.errors"
 
 // countError counts err, the failure of entry e.
@@ -105,8 +109,9 @@ const (
 type entry struct {
 	kind entryKind
 	url  *url.URL // proxyEntry only; path without trailing slash
-	// source is url redacted: it names the entry in errors and in the recorded source of a
-	// version, neither of which may carry a password from the GOPROXY value.
+	// source is url without its userinfo: it names the entry in errors, metrics and the
+	// recorded source of a version, none of which may carry a user or password from the
+	// GOPROXY value.
 	source string
 	// orElse is true when the separator after this entry was '|': fall through on any error,
 	// not only on not found.
@@ -148,7 +153,9 @@ func Parse(goproxy string) (*Chain, error) {
 		if err != nil {
 			return nil, err
 		}
-		entries = append(entries, entry{kind: proxyEntry, url: u, source: u.Redacted(), orElse: orElse})
+		bare := *u
+		bare.User = nil
+		entries = append(entries, entry{kind: proxyEntry, url: u, source: bare.String(), orElse: orElse})
 	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("GOPROXY %q lists no proxy", goproxy)
@@ -195,7 +202,7 @@ func (c *Chain) Entries() []string {
 	return out
 }
 
-// String returns the parsed list in GOPROXY syntax, with passwords redacted.
+// String returns the parsed list in GOPROXY syntax, without users and passwords.
 func (c *Chain) String() string {
 	var b strings.Builder
 	for i, e := range c.entries {
@@ -355,7 +362,7 @@ func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) 
 }
 
 // get sends GET base/rel, where rel is already escaped with the module rules, and returns
-// the response only when it is a 200; the returned URL is redacted, for messages.
+// the response only when it is a 200; the returned URL is without userinfo, for messages.
 func (c *Chain) get(ctx context.Context, base *url.URL, rel string) (*http.Response, string, error) {
 	target := *base
 	target.Path = base.Path + "/" + rel
@@ -366,7 +373,9 @@ func (c *Chain) get(ctx context.Context, base *url.URL, rel string) (*http.Respo
 		segs[i] = url.PathEscape(s)
 	}
 	target.RawPath = base.EscapedPath() + "/" + strings.Join(segs, "/")
-	u := target.Redacted()
+	bare := target
+	bare.User = nil
+	u := bare.String()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
@@ -385,6 +394,8 @@ func (c *Chain) get(ctx context.Context, base *url.URL, rel string) (*http.Respo
 // classify is the one place where the outcome of an upstream request becomes an error kind,
 // so that the server and the activities can map kinds without knowing HTTP:
 //   - a cancelled or expired ctx: the ctx error, wrapped (errors.Is(err, context.Canceled)).
+//   - a connection the egress policy refused, or too many redirects: gofer.ErrNotFound (the
+//     upstream sent us where we do not go, and will again).
 //   - err != nil (connection refused, reset, timeout, a failed body read): gofer.ErrUnavailable.
 //   - 200: nil.
 //   - 400, 403, 404, 410: gofer.ErrNotFound, the upstream's way of saying "not here", which
@@ -403,6 +414,9 @@ func classify(ctx context.Context, u string, resp *http.Response, err error) err
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
+		}
+		if errors.Is(err, egress.ErrDenied) || errors.Is(err, errTooManyRedirects) {
+			return gofer.Errorf(gofer.ErrNotFound, "GET %s: %v", u, err)
 		}
 		return gofer.Errorf(gofer.ErrUnavailable, "GET %s: %v", u, err)
 	}
@@ -517,28 +531,36 @@ func (c *Chain) client() *http.Client {
 	if c.Client != nil {
 		return c.Client
 	}
-	c.defaultOnce.Do(func() { c.defaultClient = newDefaultClient() })
+	c.defaultOnce.Do(func() {
+		var hosts []string
+		for _, e := range c.entries {
+			if e.kind == proxyEntry {
+				hosts = append(hosts, egress.HostPort(e.url))
+			}
+		}
+		c.defaultClient = newDefaultClient(c.Egress.With(hosts...))
+	})
 	return c.defaultClient
 }
+
+// maxRedirects is how many redirects one request follows; the go command follows 10, and no
+// proxy needs more than one.
+const maxRedirects = 5
+
+var errTooManyRedirects = fmt.Errorf("more than %d redirects", maxRedirects)
 
 // newDefaultClient bounds each step that can hang before any byte arrives, but not the body:
 // a 500 MiB zip on a slow link may rightly take minutes, and the caller's context bounds it.
 // Each request is a client span of the global tracer provider, whose url.full otelhttp records
 // without the user and password a GOPROXY entry may hold.
-func newDefaultClient() *http.Client {
-	return &http.Client{Transport: otelhttp.NewTransport(newDefaultTransport())}
-}
-
-func newDefaultTransport() *http.Transport {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment, // honour HTTPS_PROXY as the go command does
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ExpectContinueTimeout: time.Second,
+func newDefaultClient(policy *egress.Policy) *http.Client {
+	return &http.Client{
+		Transport: otelhttp.NewTransport(policy.Transport()),
+		CheckRedirect: func(_ *http.Request, via []*http.Request) error {
+			if len(via) > maxRedirects {
+				return errTooManyRedirects
+			}
+			return nil
+		},
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/egress"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/upstream"
 )
 
@@ -86,7 +88,7 @@ func TestParse(t *testing.T) {
 		// off and direct end the list, as in the go command.
 		15: {in: "off,https://a.example", want: "off"},
 		16: {in: "https://a.example,direct,https://b.example", want: "https://a.example,direct"},
-		17: {in: "https://user:secret@a.example", want: "https://user:xxxxx@a.example"},
+		17: {in: "https://user:secret@a.example", want: "https://a.example"}, // no user in messages or metrics
 		18: {in: "", wantErr: "no proxy"},
 		19: {in: " , | ", wantErr: "no proxy"},
 		20: {in: "http://[::1", wantErr: "invalid GOPROXY URL"},
@@ -414,14 +416,14 @@ func TestCredentials(t *testing.T) {
 	if a := <-auths; !a.ok || a.user != "gofer" || a.pass != "s3cret" {
 		t.Errorf("basic auth = %+v, want the credentials of the URL", a)
 	}
-	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "gofer:xxxxx@") {
-		t.Errorf("err = %v, want an error naming the redacted URL", err)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "gofer") || !strings.Contains(err.Error(), srv.URL) {
+		t.Errorf("err = %v, want an error naming the URL without its userinfo", err)
 	}
 
 	srv2 := serve(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") })
 	_, source, err := parse(t, strings.Replace(srv2.URL, "http://", "http://gofer:s3cret@", 1)).Info(context.Background(), "example.com/m", "v1.0.0")
-	if err != nil || source != strings.Replace(srv2.URL, "http://", "http://gofer:xxxxx@", 1) {
-		t.Errorf("source %q, %v; want the redacted URL", source, err)
+	if err != nil || source != srv2.URL {
+		t.Errorf("source %q, %v; want the URL without its userinfo", source, err)
 	}
 }
 
@@ -693,5 +695,54 @@ func TestURL(t *testing.T) {
 	d, _ := upstream.Parse("direct")
 	if _, err := d.URL("example.com/m", "v1.0.0", "zip"); err == nil {
 		t.Error("a redirect with no proxy entry")
+	}
+}
+
+// An upstream may redirect, but only where the egress policy allows, and not forever: a
+// redirect to an internal address (here another loopback address) makes no connection, and is
+// not found from that entry, as is a redirect loop; neither is retried.
+func TestRedirects(t *testing.T) {
+	trap, err := testserver.Listen("127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trap.Close()
+	var hops atomic.Int32
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/inside/"):
+			http.Redirect(w, r, "http://"+trap.Addrs()[0]+"/x", http.StatusFound)
+		case strings.HasPrefix(r.URL.Path, "/loop/"):
+			hops.Add(1)
+			http.Redirect(w, r, r.URL.Path, http.StatusFound)
+		case strings.HasPrefix(r.URL.Path, "/here/"):
+			http.Redirect(w, r, "/ok"+r.URL.Path, http.StatusFound)
+		default:
+			io.WriteString(w, `{"Version":"v1.0.0"}`)
+		}
+	})
+	ctx := context.Background()
+	for _, base := range []string{"/inside", "/loop"} {
+		_, _, err := parse(t, srv.URL+base).Info(ctx, "example.com/m", "v1.0.0")
+		if !errors.Is(err, gofer.ErrNotFound) {
+			t.Errorf("%s: %v, want not found", base, err)
+		}
+	}
+	if seen := trap.Seen(); len(seen) != 0 {
+		t.Errorf("a redirect reached an internal address: %v", seen)
+	}
+	if n := hops.Load(); n > 6 {
+		t.Errorf("followed a redirect loop %d times", n)
+	}
+	// A redirect to the configured host itself is followed.
+	if _, _, err := parse(t, srv.URL+"/here").Info(ctx, "example.com/m", "v1.0.0"); err != nil {
+		t.Errorf("a redirect within the upstream: %v", err)
+	}
+	// So is one the policy allows.
+	c := parse(t, srv.URL+"/inside")
+	c.Egress, _ = egress.Parse("127.0.0.2")
+	c.Info(ctx, "example.com/m", "v1.0.0")
+	if len(trap.Seen()) != 1 {
+		t.Errorf("a redirect to an allowed address: %d connections, want 1", len(trap.Seen()))
 	}
 }

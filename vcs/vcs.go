@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/egress"
 	"github.com/goferproxy/gofer/upstream"
 )
 
@@ -42,9 +44,16 @@ const Source = "direct"
 // credentials of the fields below, which are the only ones used. OpenSSH finds its ~/.ssh from
 // the password database, not HOME: say which key and known_hosts file to use in GitSSHCommand.
 // The go command runs with GOPROXY=direct, GOSUMDB=off and GOPRIVATE=* (gofer's own checksum
-// policy applies later, and no module is named to a checksum database here), GOVCS=*:git|hg,
+// policy applies later, and no module is named to a checksum database here), GOVCS=*:git,
 // GOTOOLCHAIN=local, GIT_TERMINAL_PROMPT=0, and a module cache, GOPATH and TMPDIR of the
 // download's own, removed after it.
+//
+// The go command and git reach the network only through an HTTP proxy of the run's own that
+// applies Egress (HTTPS_PROXY, HTTP_PROXY): a connection it refuses makes the fetch not found,
+// at once. git may not use ssh unless GitSSHCommand is set, nor git:// at all
+// (protocol.<name>.allow=never), since neither could go through the proxy; and a module path
+// whose host is an IP address Egress refuses is not looked up, because the go command connects
+// to loopback addresses without its proxy.
 type Fetcher struct {
 	// GoCommand is the go command to run; empty means "go", looked up on PATH.
 	GoCommand string
@@ -71,6 +80,8 @@ type Fetcher struct {
 	Keep time.Duration
 	// Timeout bounds one run of the go command; zero means ten minutes.
 	Timeout time.Duration
+	// Egress is where the go command and git may connect; nil means public addresses only.
+	Egress *egress.Policy
 
 	flight singleflight.Group
 	mu     sync.Mutex
@@ -357,8 +368,13 @@ func (f *Fetcher) mkdir() (string, error) {
 	return dir, nil
 }
 
-// env is the whole environment of a go command run in dir.
-func (f *Fetcher) env(dir string) []string {
+// env is the whole environment of a go command run in dir whose connections go through the
+// proxy at proxyURL.
+func (f *Fetcher) env(dir, proxyURL string) []string {
+	ssh := "never"
+	if f.GitSSHCommand != "" {
+		ssh = "always"
+	}
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + filepath.Join(dir, "home"),
@@ -370,9 +386,14 @@ func (f *Fetcher) env(dir string) []string {
 		// gofer's own checksum policy decides later; these lookups must never leave gofer.
 		"GOPROXY=direct", "GOSUMDB=off", "GOPRIVATE=*", "GONOSUMDB=*", "GONOPROXY=*", "GOINSECURE=",
 		// GOPRIVATE=* makes every module private, and private modules may use any VCS tool by
-		// default: keep the go command's default for public ones.
-		"GOVCS=*:git|hg",
+		// default: git only, whose transports gofer can hold to the egress proxy.
+		"GOVCS=*:git",
 		"GIT_TERMINAL_PROMPT=0", "GCM_INTERACTIVE=never", "GIT_CONFIG_NOSYSTEM=1",
+		// libcurl reads http_proxy only in lower case; the go command reads either.
+		"HTTPS_PROXY=" + proxyURL, "https_proxy=" + proxyURL, "HTTP_PROXY=" + proxyURL, "http_proxy=" + proxyURL,
+		"ALL_PROXY=" + proxyURL, "NO_PROXY=", "no_proxy=",
+		"GIT_CONFIG_COUNT=2", "GIT_CONFIG_KEY_0=protocol.git.allow", "GIT_CONFIG_VALUE_0=never",
+		"GIT_CONFIG_KEY_1=protocol.ssh.allow", "GIT_CONFIG_VALUE_1=" + ssh,
 	}
 	// The commands run in dir: a relative file name would not name the same file there.
 	if f.NetrcFile != "" {
@@ -397,6 +418,16 @@ func abs(name string) string {
 // run runs the go command with args in dir and decodes the JSON it prints into m. A failure is
 // classified (see classify); what names the request in errors.
 func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args ...string) error {
+	path, _, _ := strings.Cut(what, "@")
+	host, _, _ := strings.Cut(path, "/")
+	if a, err := netip.ParseAddr(host); err == nil && !f.Egress.Allows(a) {
+		return gofer.Errorf(gofer.ErrNotFound, "%s: the module's host is an address that %v", what, egress.ErrDenied)
+	}
+	proxy, err := f.Egress.Listen()
+	if err != nil {
+		return gofer.Errorf(gofer.ErrUnavailable, "%s: starting the egress proxy: %v", what, err)
+	}
+	defer proxy.Close()
 	timeout := f.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Minute
@@ -405,11 +436,11 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 	defer cancel()
 	cmd := exec.CommandContext(rctx, cmp.Or(f.GoCommand, "go"), args...)
 	cmd.Dir = filepath.Join(dir, "work")
-	cmd.Env = f.env(dir)
+	cmd.Env = f.env(dir, proxy.URL)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	killGroup(cmd)
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
@@ -424,6 +455,11 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 	if err != nil && !errors.As(err, &exit) {
 		return gofer.Errorf(gofer.ErrUnavailable, "%s: running the go command: %v", what, err)
 	}
+	if host := proxy.Denied(); host != "" {
+		// The go command's message would name the refused connection in its own words; this
+		// says what happened, and a retry cannot change it.
+		return gofer.Errorf(gofer.ErrNotFound, "%s: fetching it needs a connection to %s, which is %v", what, host, egress.ErrDenied)
+	}
 	msg := m.Error
 	if msg == "" {
 		msg = stderr.String()
@@ -431,7 +467,7 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 	if msg == "" {
 		msg = fmt.Sprintf("go %s: %v", args[0], cmp.Or(err, jerr))
 	}
-	return f.classify(ctx, dir, what, msg)
+	return f.classify(ctx, dir, proxy.URL, what, msg)
 }
 
 // checkQuery refuses what cannot name a module version: the go command would refuse it too,

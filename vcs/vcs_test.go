@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	modzip "golang.org/x/mod/zip"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/egress"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/vcs"
@@ -39,7 +42,8 @@ type env struct {
 	git       *testserver.GitServer
 	gitconfig string
 	netrc     string
-	devHash   string // the commit at the tip of dev
+	devHash   string         // the commit at the tip of dev
+	allow     *egress.Policy // allows the git server, on loopback
 }
 
 func setup(t *testing.T) *env {
@@ -65,7 +69,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{git: git, gitconfig: gitconfig, netrc: netrc, devHash: dev}
+	return &env{git: git, gitconfig: gitconfig, netrc: netrc, devHash: dev, allow: (*egress.Policy)(nil).With(git.Host)}
 }
 
 // fetcher is a Fetcher with e's credentials, downloading under a directory that the test
@@ -73,7 +77,7 @@ func setup(t *testing.T) *env {
 func (e *env) fetcher(t *testing.T) *vcs.Fetcher {
 	t.Helper()
 	tmp := t.TempDir()
-	f := &vcs.Fetcher{NetrcFile: e.netrc, GitConfig: e.gitconfig, TempDir: tmp}
+	f := &vcs.Fetcher{Egress: e.allow, NetrcFile: e.netrc, GitConfig: e.gitconfig, TempDir: tmp}
 	t.Cleanup(func() {
 		f.Close()
 		if left, _ := os.ReadDir(tmp); len(left) != 0 {
@@ -283,7 +287,7 @@ func TestOneDownload(t *testing.T) {
 func TestCleanup(t *testing.T) {
 	e := setup(t)
 	tmp := t.TempDir()
-	f := &vcs.Fetcher{NetrcFile: e.netrc, GitConfig: e.gitconfig, TempDir: tmp, Keep: 200 * time.Millisecond}
+	f := &vcs.Fetcher{Egress: e.allow, NetrcFile: e.netrc, GitConfig: e.gitconfig, TempDir: tmp, Keep: 200 * time.Millisecond}
 	defer f.Close()
 	ctx := context.Background()
 	count := func() int {
@@ -388,9 +392,9 @@ func TestCredentials(t *testing.T) {
 	t.Setenv("GIT_CONFIG_GLOBAL", e.gitconfig)
 
 	for i, f := range []*vcs.Fetcher{
-		0: {GitConfig: e.gitconfig, TempDir: t.TempDir()},
-		1: {GitConfig: e.gitconfig, NetrcFile: wrongNetrc, TempDir: t.TempDir()},
-		2: {GitConfig: wrongConfig, TempDir: t.TempDir()},
+		0: {Egress: e.allow, GitConfig: e.gitconfig, TempDir: t.TempDir()},
+		1: {Egress: e.allow, GitConfig: e.gitconfig, NetrcFile: wrongNetrc, TempDir: t.TempDir()},
+		2: {Egress: e.allow, GitConfig: wrongConfig, TempDir: t.TempDir()},
 	} {
 		for j, call := range []func() error{
 			func() error { _, _, err := f.Info(ctx, modPath, "v1.0.0"); return err },
@@ -437,7 +441,7 @@ func TestCredentialHelper(t *testing.T) {
 	if err := os.WriteFile(gitconfig, conf, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f := &vcs.Fetcher{GitConfig: gitconfig, TempDir: t.TempDir()}
+	f := &vcs.Fetcher{Egress: e.allow, GitConfig: gitconfig, TempDir: t.TempDir()}
 	defer f.Close()
 	if _, _, err := f.Info(context.Background(), modPath, "v1.1.0"); err != nil {
 		t.Fatal(err)
@@ -522,7 +526,7 @@ func TestTimeout(t *testing.T) {
 	defer close(hang)
 	e.git.OnRequest(func(*http.Request) { <-hang })
 	tmp := t.TempDir()
-	f := &vcs.Fetcher{NetrcFile: e.netrc, GitConfig: e.gitconfig, TempDir: tmp, Timeout: 2 * time.Second}
+	f := &vcs.Fetcher{Egress: e.allow, NetrcFile: e.netrc, GitConfig: e.gitconfig, TempDir: tmp, Timeout: 2 * time.Second}
 	start := time.Now()
 	_, _, err := f.Info(context.Background(), modPath, "v1.0.0")
 	if kind(err) != "unavailable" || !strings.Contains(err.Error(), "timed out") {
@@ -540,9 +544,58 @@ func TestTimeout(t *testing.T) {
 func TestRelativePaths(t *testing.T) {
 	e := setup(t)
 	t.Chdir(filepath.Dir(e.netrc))
-	f := &vcs.Fetcher{NetrcFile: filepath.Base(e.netrc), GitConfig: filepath.Base(e.gitconfig), TempDir: t.TempDir()}
+	f := &vcs.Fetcher{Egress: e.allow, NetrcFile: filepath.Base(e.netrc), GitConfig: filepath.Base(e.gitconfig), TempDir: t.TempDir()}
 	defer f.Close()
 	if _, _, err := f.Info(context.Background(), modPath, "v1.0.0"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A module path an anonymous client names makes no connection to an address the egress policy
+// refuses: not by an IP address as its host (which the go command would dial without its proxy),
+// not by a name that leads to one, and not over ssh, which no proxy could hold; each is not
+// found at once. With GitSSHCommand set, ssh is the operator's to allow, and it is tried.
+func TestEgress(t *testing.T) {
+	trap, err := testserver.Listen("127.0.0.3:443", "127.0.0.3:80", "127.0.0.3:22", "127.0.0.3:9418")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trap.Close()
+	// evil.gofer.test stands for a name whose repository is on 127.0.0.3, by every scheme.
+	gitconfig := filepath.Join(t.TempDir(), "gitconfig")
+	var conf strings.Builder
+	for _, scheme := range []string{"https", "http", "ssh", "git+ssh", "git"} {
+		fmt.Fprintf(&conf, "[url \"%s://127.0.0.3/\"]\n\tinsteadOf = %s://evil.gofer.test/\n", scheme, scheme)
+	}
+	if err := os.WriteFile(gitconfig, []byte(conf.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	f := &vcs.Fetcher{GitConfig: gitconfig, TempDir: t.TempDir()}
+	defer f.Close()
+	for _, path := range []string{"127.0.0.3/x", "127.0.0.3/x.git", "127.0.0.3/x/y", "evil.gofer.test/x.git", "evil.gofer.test/x.git/sub"} {
+		for name, call := range map[string]func() error{
+			"Info":   func() error { _, _, err := f.Info(ctx, path, "v1.0.0"); return err },
+			"List":   func() error { _, _, err := f.List(ctx, path); return err },
+			"Latest": func() error { _, _, err := f.Latest(ctx, path); return err },
+		} {
+			err := call()
+			if !errors.Is(err, gofer.ErrNotFound) {
+				t.Errorf("%s %s: %v, want not found", name, path, err)
+			}
+		}
+	}
+	if seen := trap.Seen(); len(seen) != 0 {
+		t.Errorf("connections made for module paths a client named: %v", seen)
+	}
+
+	// The trap does see ssh when it is allowed: the assertion above could fail.
+	ssh := &vcs.Fetcher{GitConfig: gitconfig, TempDir: t.TempDir(), GitSSHCommand: "ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5"}
+	defer ssh.Close()
+	if _, _, err := ssh.Info(ctx, "evil.gofer.test/x.git", "v1.0.0"); err == nil {
+		t.Fatal("fetched from a trap")
+	}
+	if seen := trap.Seen(); !slices.ContainsFunc(seen, func(s string) bool { return strings.HasPrefix(s, "127.0.0.3:22 ") }) {
+		t.Errorf("with GitSSHCommand set, ssh did not reach the trap (connections: %v)", seen)
 	}
 }

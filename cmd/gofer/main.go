@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/egress"
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
@@ -106,12 +107,17 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	}
 	defer log.Sync()
 
+	allow, err := egress.Parse(s.allowHosts)
+	if err != nil {
+		return fmt.Errorf("GOFER_ALLOW_HOSTS: %w", err)
+	}
 	chain, err := upstream.Parse(s.upstream)
 	if err != nil {
 		return fmt.Errorf("GOFER_UPSTREAM: %w", err)
 	}
+	chain.Egress = allow
 	// Version control serves the direct entry and the private modules.
-	fetcher := &vcs.Fetcher{NetrcFile: s.netrc, GitConfig: s.gitConfig, GitSSHCommand: s.gitSSHCommand}
+	fetcher := &vcs.Fetcher{NetrcFile: s.netrc, GitConfig: s.gitConfig, GitSSHCommand: s.gitSSHCommand, Egress: allow}
 	defer fetcher.Close()
 	chain.Direct = fetcher
 	blobs, err := openBlobs(ctx, s, log)
@@ -137,7 +143,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	}
 	// Private modules are never named to the checksum database, including through /sumdb/,
 	// whatever the rules say after a reload.
-	checker := &sumdb.Checker{DB: db, NoSumDB: s.noSumDB, Blobs: blobs, Log: log,
+	checker := &sumdb.Checker{DB: db, NoSumDB: s.noSumDB, Blobs: blobs, Log: log, Egress: allow,
 		Private: func(path string) bool { return rs.Match(path).Rule == rules.Private }}
 	metrics, meter, err := newMetrics()
 	if err != nil {

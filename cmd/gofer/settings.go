@@ -42,6 +42,7 @@ type settings struct {
 	netrc         string
 	gitConfig     string
 	gitSSHCommand string
+	allowHosts    string
 
 	sumdb      string
 	noSumDB    string
@@ -73,6 +74,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	e.string(&s.netrc, "netrc", "GOFER_NETRC", "", "netrc file with the credentials of version control hosts, for direct and private fetches (the host's ~/.netrc is never read)")
 	e.string(&s.gitConfig, "git-config", "GOFER_GIT_CONFIG", "", "git config for direct and private fetches (credential helpers, url.<base>.insteadOf, http.extraHeader); ~/.gitconfig and /etc/gitconfig are never read")
 	e.string(&s.gitSSHCommand, "git-ssh-command", "GOFER_GIT_SSH_COMMAND", "", "GIT_SSH_COMMAND for fetches over ssh, e.g. ssh -i /keys/id -o UserKnownHostsFile=/keys/known_hosts (name a key file: the value is not scrubbed from errors)")
+	e.string(&s.allowHosts, "allow-hosts", "GOFER_ALLOW_HOSTS", "", "hosts (host or host:port), addresses and CIDR prefixes on loopback, link-local or private networks that fetches may connect to, comma-separated, e.g. git.corp.example,10.20.0.0/16; the upstream proxies, the checksum database and HTTPS_PROXY are allowed by being configured; empty: public addresses only")
 	e.string(&s.sumdb, "sumdb", "GOFER_SUMDB", goenv["GOSUMDB"], "checksum database every fetched version is checked against, with GOSUMDB's syntax (name, name+key, name+key URL, or off); the default is the go command's (go env GOSUMDB)")
 	e.string(&s.rules, "rules", "GOFER_RULES", "", "file of per-module rules (exclude, passthrough, private) and download modes (sync, async, redirect, none), reloaded on SIGHUP; empty: every module stored, mode sync")
 	e.duration(&s.scrubEvery, "scrub-every", "GOFER_SCRUB_EVERY", 7*24*time.Hour, "how often the Temporal Schedule gofer-scrub re-hashes every stored version against its record and the checksum database (it reports, never deletes); 0 removes the schedule")
