@@ -1,11 +1,14 @@
 // Package gofer holds the domain of the gofer module proxy: the record of a stored module
 // version and the three kinds of error that cross every boundary (not found, invalid,
-// unavailable). It must never depend on how versions are fetched, stored or served.
+// unavailable), and how an error is told to a client. It must never depend on how versions
+// are fetched, stored or served.
 package gofer
 
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/module"
@@ -54,6 +57,26 @@ func Kind(err error) error {
 		}
 	}
 	return ErrUnavailable
+}
+
+var (
+	// A client learns nothing of gofer's network from an error: not the addresses of a
+	// connection ("read tcp 10.0.0.5:34400->10.0.0.9:443"), of a name server ("lookup h on
+	// 10.0.0.2:53"), of any host, nor the userinfo of a URL.
+	socketPair = regexp.MustCompile(`\S+:\d+->\S+:\d+`)
+	nameServer = regexp.MustCompile(`(lookup \S+) on \S+:\d+`)
+	ipAddress  = regexp.MustCompile(`\[[0-9A-Fa-f:.%]+\](:\d+)?|\b(\d{1,3}\.){3}\d{1,3}(:\d+)?\b|([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4})*)?::([0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4})*)?`)
+	urlUser    = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.\-]*://)[^/?#\s@'"]+@`)
+)
+
+// PublicReason is err's message as a client may read it: one line, with the addresses and URL
+// userinfo that it may carry cut out. The whole message goes to the request log.
+func PublicReason(err error) string {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg = socketPair.ReplaceAllString(msg, "(connection)")
+	msg = nameServer.ReplaceAllString(msg, "$1")
+	msg = ipAddress.ReplaceAllString(msg, "(address)")
+	return urlUser.ReplaceAllString(msg, "$1")
 }
 
 // File describes one stored file of a module version.

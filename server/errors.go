@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/goferproxy/gofer"
 )
@@ -14,7 +13,8 @@ const retryAfter = "10"
 
 // writeError answers err with its one status, chosen here and nowhere else: not found → 404 and
 // invalid content → 410 (both let a GOPROXY=a,b client fall through to b), excluded by the
-// rules → 403, a malformed API request → 400, everything else → 503 with Retry-After. The body is one line of plain text with the reason.
+// rules → 403, a malformed API request → 400, everything else → 503 with Retry-After. The body
+// is one line of plain text with the reason, told as gofer.PublicReason tells it.
 func writeError(w http.ResponseWriter, err error) {
 	status := http.StatusServiceUnavailable
 	switch {
@@ -37,5 +37,5 @@ func writeError(w http.ResponseWriter, err error) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	w.Write([]byte(strings.ReplaceAll(err.Error(), "\n", " ") + "\n"))
+	w.Write([]byte(gofer.PublicReason(err) + "\n"))
 }

@@ -65,8 +65,11 @@ func (c *Checker) getOnce(ctx context.Context, path string) ([]byte, error) {
 		reason := strings.TrimSpace(string(body[:min(len(body), 200)]))
 		reason, _, _ = strings.Cut(reason, "\n")
 		kind := gofer.ErrUnavailable
-		if (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone) &&
-			!strings.Contains(strings.ToLower(string(body)), "fetch timed out") {
+		switch {
+		case resp.StatusCode == http.StatusBadRequest:
+			kind = gofer.ErrNotFound // the database will never have what it calls a bad request
+		case (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone) &&
+			!strings.Contains(strings.ToLower(string(body)), "fetch timed out"):
 			kind = gofer.ErrNotFound
 		}
 		return nil, gofer.Errorf(kind, "GET %s: %s: %s", u, resp.Status, reason)

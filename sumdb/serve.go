@@ -212,9 +212,9 @@ func writeErr(w http.ResponseWriter, err error) {
 		return // the client is gone
 	}
 	if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
-		writeText(w, http.StatusNotFound, "not found: "+err.Error())
+		writeText(w, http.StatusNotFound, "not found: "+gofer.PublicReason(err))
 		return
 	}
 	w.Header().Set("Retry-After", retryAfter)
-	writeText(w, http.StatusServiceUnavailable, err.Error())
+	writeText(w, http.StatusServiceUnavailable, gofer.PublicReason(err))
 }

@@ -86,6 +86,13 @@ func TestServeLookup(t *testing.T) {
 		}
 	}
 
+	// A database that calls a lookup a bad request will never answer it: not found, not 503.
+	e.db.Fail(http.StatusBadRequest)
+	if status, _, body := serve(t, c, "GET", sumdbPath+"/lookup/example.com/hello@v1.0.9"); status != 404 {
+		t.Errorf("GET lookup the database answers 400 = %d %q, want 404", status, body)
+	}
+	e.db.Fail(0)
+
 	// Stored: answered the same with the database down.
 	e.db.Close()
 	if status2, _, body2 := serve(t, c, "GET", lookup); status2 != 200 || body2 != body {
