@@ -75,7 +75,8 @@ func errorType(t *testing.T, err error) (string, bool) {
 }
 
 // The upstream's own classification of a failed zip read survives staging: a zip over the size
-// limit is invalid and final, a broken connection is unavailable and retried.
+// limit is invalid and final, a broken connection is unavailable and retried, marked answered
+// since the zip had begun to arrive.
 func TestDownloadKeepsTheUpstreamErrorKind(t *testing.T) {
 	for i, c := range []struct {
 		err       error
@@ -83,7 +84,7 @@ func TestDownloadKeepsTheUpstreamErrorKind(t *testing.T) {
 		wantRetry bool
 	}{
 		0: {gofer.Errorf(gofer.ErrInvalid, "zip is larger than 524288000 bytes"), "Invalid", false},
-		1: {gofer.Errorf(gofer.ErrUnavailable, "connection reset"), "Unavailable", true},
+		1: {gofer.Errorf(gofer.ErrUnavailable, "connection reset"), "UnavailableAnswered", true},
 	} {
 		a, _ := newActivities(t, fakeUpstream{zip: func() io.Reader { return &failAfter{n: 1 << 20, err: c.err} }})
 		_, err := env(a).ExecuteActivity(a.Download, activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r"})

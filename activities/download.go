@@ -44,9 +44,19 @@ func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 }
 
 // download fetches the three files at once: the upstream's latency is paid once, not three
-// times. The first failure cancels the other two and is the one reported (theirs would only
-// say they were cancelled).
+// times. The first failure is the one reported (a cancelled one would only say so), and
+// cancels the zip; the small files are let finish, so that an unavailable zip is marked
+// answered whenever the upstream did answer for the version's .info or .mod.
 func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.Int64) error {
+	var got atomic.Bool // an upstream answered for the version
+	err := a.downloadFiles(ctx, s, received, &got)
+	if err != nil && got.Load() && gofer.Kind(err) == gofer.ErrUnavailable {
+		return answered{err}
+	}
+	return err
+}
+
+func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *atomic.Int64, got *atomic.Bool) error {
 	j := s.Job
 	// Decided once: Verify follows what Download did, whatever a reload of the rules says later.
 	up, private, err := a.source(j.Path)
@@ -54,12 +64,13 @@ func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.I
 	if err != nil {
 		return err
 	}
-	g, ctx := errgroup.WithContext(ctx)
+	g, zctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		info, _, err := up.Info(ctx, j.Path, j.Version)
 		if err != nil {
 			return err
 		}
+		got.Store(true)
 		if s.Time, err = checkInfo(info, j.Version); err != nil {
 			return err
 		}
@@ -71,17 +82,19 @@ func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.I
 		if err != nil {
 			return err
 		}
+		got.Store(true)
 		s.Mod, err = a.stage(ctx, s.key("mod"), bytes.NewReader(mod), nil)
 		return err
 	})
 	g.Go(func() error {
-		zip, source, err := up.Zip(ctx, j.Path, j.Version)
+		zip, source, err := up.Zip(zctx, j.Path, j.Version)
 		if err != nil {
 			return err
 		}
+		got.Store(true)
 		defer zip.Close()
 		s.Source = source
-		s.Zip, err = a.stage(ctx, s.key("zip"), zip, received)
+		s.Zip, err = a.stage(zctx, s.key("zip"), zip, received)
 		return err
 	})
 	return g.Wait()

@@ -9,12 +9,27 @@ import (
 	"github.com/goferproxy/gofer"
 )
 
-// Temporal error types of a failed fetch; only errUnavailable is retried.
+// Temporal error types of a failed fetch; only the two unavailable ones are retried.
 const (
 	errNotFound    = "NotFound"
 	errInvalid     = "Invalid"
 	errUnavailable = "Unavailable"
+	// errAnswered is unavailable, after an upstream answered for the version: it exists.
+	errAnswered = "UnavailableAnswered"
 )
+
+// answered marks an unavailable error of a download that an upstream answered for.
+type answered struct{ error }
+
+func (e answered) Unwrap() error { return e.error }
+
+// Answered reports whether err, the error of a Download, says that an upstream answered for
+// the version (a file of it arrived) before something else failed: the version exists, and
+// retrying for long is worth it.
+func Answered(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.Type() == errAnswered
+}
 
 // encode turns a gofer error into the Temporal error an activity returns: not found and
 // invalid are final, everything else is retried.
@@ -24,6 +39,9 @@ func encode(err error) error {
 	}
 	if t := errorType(err); t != errUnavailable {
 		return temporal.NewNonRetryableApplicationError(err.Error(), t, nil)
+	}
+	if errors.As(err, new(answered)) {
+		return temporal.NewApplicationError(err.Error(), errAnswered)
 	}
 	return temporal.NewApplicationError(err.Error(), errUnavailable)
 }

@@ -201,7 +201,7 @@ func TestRetriesThroughUpstreamErrors(t *testing.T) {
 		t.Error("no activity started at attempt 4 after a 503 failure in the workflow history")
 	}
 	if *record {
-		recordHistory(t, g, workflows.FetchID("example.com/hello", "v1.0.0"), "../workflows/testdata/fetch_local_history.json")
+		recordHistory(t, g, workflows.FetchID("example.com/hello", "v1.0.0"), "../workflows/testdata/fetch_bounded_history.json")
 	}
 }
 

@@ -51,6 +51,8 @@ type instruments struct {
 	duration metric.Float64Histogram
 	bytes    metric.Int64Counter
 	cache    metric.Int64Counter
+	fetching metric.Int64UpDownCounter // fetches waited for
+	refused  metric.Int64Counter       // misses refused at MaxFetches
 }
 
 func newInstruments(m metric.Meter) instruments {
@@ -64,6 +66,8 @@ func newInstruments(m metric.Meter) instruments {
 		metric.WithDescription("time to answer an HTTP request, by endpoint"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60))
 	in.bytes, _ = m.Int64Counter("gofer.http.response.bytes", metric.WithUnit("By"), metric.WithDescription("bytes of response bodies, by endpoint"))
+	in.fetching, _ = m.Int64UpDownCounter("gofer.fetches.waiting", metric.WithDescription("fetches this front end is waiting for, for the requests that missed (at most GOFER_MAX_FETCHES)"))
+	in.refused, _ = m.Int64Counter("gofer.fetches.refused", metric.WithDescription("misses answered 503 because GOFER_MAX_FETCHES fetches were being waited for"))
 	in.cache, _ = m.Int64Counter("gofer.cache.requests", metric.WithDescription("requests for a version's .info, .mod or .zip, by kind and result (hit: stored; miss: fetched, or not found)"))
 	return in
 }

@@ -200,7 +200,8 @@ func (s *Server) readBlob(ctx context.Context, key string) ([]byte, error) {
 
 // fetch starts or joins the fetch workflow of path@version and waits for it, at most FetchWait.
 // Concurrent misses of one version in this process share one wait; across processes, the
-// workflow ID makes them share one fetch.
+// workflow ID makes them share one fetch. At most MaxFetches waits run at once: beyond, a miss
+// of another version is unavailable at once, and starts nothing.
 func (s *Server) fetch(ctx context.Context, path, version string) error {
 	key := path + "@" + version
 	if err, ok := s.failed.get(key); ok {
@@ -208,6 +209,16 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 	}
 	// The wait belongs to every request that joined it, not to the one that started it.
 	run, err := share(ctx, &s.fetches, key, s.cfg.FetchWait, func(wctx context.Context) (client.WorkflowRun, error) {
+		if s.waiting.Add(1) > int64(s.cfg.MaxFetches) {
+			s.waiting.Add(-1)
+			s.in.refused.Add(wctx, 1)
+			return nil, gofer.Errorf(gofer.ErrUnavailable, "%s is not cached, and this proxy is fetching %d versions already, its most; retry later", key, s.cfg.MaxFetches)
+		}
+		s.in.fetching.Add(wctx, 1)
+		defer func() {
+			s.waiting.Add(-1)
+			s.in.fetching.Add(wctx, -1)
+		}()
 		run, err := s.start(wctx, path, version)
 		if err != nil {
 			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)}
@@ -312,9 +323,10 @@ func (s *Server) startFetch(ctx context.Context, path, version string) {
 	}
 }
 
-// start starts the fetch workflow of path@version, or joins the one running.
+// start starts the fetch workflow of path@version, or joins the one running. A private rule
+// vouches for the version (workflows.FetchRequest.Known); a request alone never does.
 func (s *Server) start(ctx context.Context, path, version string) (client.WorkflowRun, error) {
-	req := workflows.FetchRequest{Path: path, Version: version}
+	req := workflows.FetchRequest{Path: path, Version: version, Known: s.cfg.Rules.Match(path).Rule == rules.Private}
 	return s.cfg.Temporal.ExecuteWorkflow(ctx, workflows.FetchOptions(req), workflows.Fetch, req)
 }
 

@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,14 +16,19 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/internal/teststores"
+	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/workflows"
 )
 
 // countingBlobs counts the blobs opened, by key.
@@ -359,4 +367,116 @@ func TestMissingVersionIsNotWaitedFor(t *testing.T) {
 	}
 	close(run.done)
 	<-codes
+}
+
+// blockedStarter starts fetches that end when release is closed, and records what it started.
+type blockedStarter struct {
+	release chan struct{}
+	mu      sync.Mutex
+	started []workflows.FetchRequest
+}
+
+func (s *blockedStarter) ExecuteWorkflow(_ context.Context, _ client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
+	s.mu.Lock()
+	s.started = append(s.started, args[0].(workflows.FetchRequest))
+	s.mu.Unlock()
+	return blockedRun{release: s.release}, nil
+}
+
+func (s *blockedStarter) requests() []workflows.FetchRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.started)
+}
+
+type blockedRun struct {
+	client.WorkflowRun
+	release chan struct{}
+}
+
+func (blockedRun) GetID() string    { return "fetch" }
+func (blockedRun) GetRunID() string { return "run" }
+func (r blockedRun) Get(ctx context.Context, _ any) error {
+	select {
+	case <-r.release:
+		return temporal.NewNonRetryableApplicationError("gone", "NotFound", nil)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A front end waits for at most MaxFetches fetches at once: a miss of one more version is 503
+// with Retry-After at once and starts nothing, and is counted; once the fetches end, misses
+// start fetches again. A fetch a request starts is Known only when a private rule routes it.
+func TestFetchesAreCapped(t *testing.T) {
+	disk, meta := teststores.Open(t, "")
+	rulesFile := filepath.Join(t.TempDir(), "rules")
+	if err := os.WriteFile(rulesFile, []byte("example.com/private private\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.NewLive(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &blockedStarter{release: make(chan struct{})}
+	reader := sdkmetric.NewManualReader()
+	srv := server.New(server.Config{Blobs: disk, Meta: meta, Upstream: &upstreamInfo{}, Temporal: st, MaxFetches: 2, FetchWait: time.Minute, Rules: rs,
+		Direct: &upstreamInfo{}, Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")})
+	get := func(path, version string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(path, version, "mod"), nil))
+		return w
+	}
+	var wg sync.WaitGroup
+	for _, path := range []string{"example.com/a", "example.com/private"} {
+		wg.Go(func() { get(path, "v1.0.0") })
+	}
+	for len(st.requests()) < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	w := get("example.com/c", "v1.0.0")
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "retry later") {
+		t.Errorf("a third fetch at MaxFetches 2: %d %q (Retry-After %q), want 503 with Retry-After", w.Code, w.Body, w.Header().Get("Retry-After"))
+	}
+	if n := len(st.requests()); n != 2 {
+		t.Errorf("%d fetches started, want 2", n)
+	}
+	if n := metricValue(t, reader, "gofer.fetches.refused"); n != 1 {
+		t.Errorf("gofer.fetches.refused = %d, want 1", n)
+	}
+	if n := metricValue(t, reader, "gofer.fetches.waiting"); n != 2 {
+		t.Errorf("gofer.fetches.waiting = %d, want 2", n)
+	}
+	close(st.release)
+	wg.Wait()
+	get("example.com/c", "v1.0.0")
+	reqs := st.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("after the fetches ended, %d fetches started in all, want 3", len(reqs))
+	}
+	for _, r := range reqs {
+		if r.Known != (r.Path == "example.com/private") {
+			t.Errorf("fetch of %s: Known %v", r.Path, r.Known)
+		}
+	}
+}
+
+// metricValue is the sum of the int64 data points of the metric name.
+func metricValue(t *testing.T, r *sdkmetric.ManualReader, name string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == name {
+				for _, dp := range sum.DataPoints {
+					n += dp.Value
+				}
+			}
+		}
+	}
+	return n
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -58,6 +59,10 @@ type Config struct {
 	Temporal Starter
 	// FetchWait is how long a request waits for a fetch before answering 503; zero means 1m.
 	FetchWait time.Duration
+	// MaxFetches bounds the fetches this front end waits for at once (one per version that
+	// requests wait for); a miss that would start one more answers 503 with Retry-After.
+	// Zero means 256.
+	MaxFetches int
 	// CacheBytes bounds the in-memory cache of metadata, .info, .mod and zips of at most 64 KiB;
 	// zero means 32 MiB.
 	CacheBytes int64
@@ -107,6 +112,7 @@ type Server struct {
 	mutable  *ttl[[]byte]
 	failed   *ttl[error]        // fetches that ended not found or invalid
 	fetches  singleflight.Group // misses of one version in this process share one wait
+	waiting  atomic.Int64       // fetches waited for (at most cfg.MaxFetches)
 	queries  singleflight.Group // likewise for upstream queries
 	loads    singleflight.Group // and for reads of a stored version (path@version) or small zip (its key) into memory
 	handler  http.Handler
@@ -127,6 +133,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.CacheBytes == 0 {
 		cfg.CacheBytes = 32 << 20
+	}
+	if cfg.MaxFetches == 0 {
+		cfg.MaxFetches = 256
 	}
 	if cfg.MutableTTL == 0 {
 		cfg.MutableTTL = time.Minute

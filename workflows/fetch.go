@@ -57,6 +57,12 @@ const (
 type FetchRequest struct {
 	Path    string
 	Version string
+	// Known says that something other than the request vouches for the version: it is on a
+	// warm list or a watchlist, or a private rule routes it. Only then does the download
+	// retry through outages for hours from the start; otherwise it retries for minutes, and
+	// for hours only once an upstream has answered for the version. A request an anonymous
+	// client sends can never set it.
+	Known bool
 }
 
 // FetchID is the workflow ID of the fetch of path@version.
@@ -94,6 +100,21 @@ var (
 			MaximumInterval:    5 * time.Minute,
 		},
 	}
+	// probe is download for a version nothing vouches for yet: a few tries over about two
+	// minutes (eight attempts at most, fifteen minutes in all however slow each is), so that
+	// a request for a version that does not exist anywhere, on an upstream or host that
+	// never answers, costs minutes of retries and not hours.
+	probe = workflow.ActivityOptions{
+		StartToCloseTimeout:    download.StartToCloseTimeout,
+		ScheduleToCloseTimeout: 15 * time.Minute,
+		HeartbeatTimeout:       download.HeartbeatTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    8,
+		},
+	}
 	// cleanup deletes staged files: it must not hold a finished fetch (and every request
 	// waiting for it) open for long, and a leftover is only wasted space.
 	cleanup = workflow.ActivityOptions{
@@ -128,7 +149,9 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID}
 	local := workflow.GetVersion(ctx, "local", workflow.DefaultVersion, 1) == 1
 	workflow.Go(ctx, func(ctx workflow.Context) { showProgress(ctx, r) })
-	rec, source, err := fetch(ctx, a, job, local)
+	// Fetches recorded before downloads were bounded retried for hours whatever they were.
+	bounded := !r.Known && workflow.GetVersion(ctx, "bounded", workflow.DefaultVersion, 1) == 1
+	rec, source, err := fetch(ctx, a, job, local, bounded)
 	// Staged files are never used by another run, whatever the outcome of this one, even a
 	// cancellation: hence a context that outlives this one's.
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
@@ -143,11 +166,22 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	return rec, err
 }
 
-func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, local bool) (rec gofer.Version, source string, err error) {
+// fetch downloads, verifies and commits job. A bounded download tries for minutes, then for
+// hours only if an upstream answered for the version on the way (activities.Answered).
+func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, local, bounded bool) (rec gofer.Version, source string, err error) {
 	r := FetchRequest{Path: job.Path, Version: job.Version}
 	var staged activities.Staged
 	workflow.SetCurrentDetails(ctx, "downloading")
-	if err := execute(ctx, false, withSummary(download, "download", r), a.Download, job).Get(ctx, &staged); err != nil {
+	first := download
+	if bounded {
+		first = probe
+	}
+	err = execute(ctx, false, withSummary(first, "download", r), a.Download, job).Get(ctx, &staged)
+	if bounded && activities.Answered(err) {
+		workflow.SetCurrentDetails(ctx, "downloading, for hours if need be: the upstream answered for this version")
+		err = execute(ctx, false, withSummary(download, "download", r), a.Download, job).Get(ctx, &staged)
+	}
+	if err != nil {
 		return rec, "", err
 	}
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("verifying %s from %s", mb(staged.Zip.Size), staged.Source))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/testsuite"
 
@@ -44,7 +45,12 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) fetch(t *testing.T, path, version string) (gofer.Version, error) {
 	t.Helper()
-	f.env.ExecuteWorkflow(workflows.Fetch, workflows.FetchRequest{Path: path, Version: version})
+	return f.fetchRequest(t, workflows.FetchRequest{Path: path, Version: version})
+}
+
+func (f *fixture) fetchRequest(t *testing.T, r workflows.FetchRequest) (gofer.Version, error) {
+	t.Helper()
+	f.env.ExecuteWorkflow(workflows.Fetch, r)
 	if !f.env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}
@@ -125,6 +131,46 @@ func TestFetchRetriesUnavailableUpstream(t *testing.T) {
 	}
 	if n := f.proxy.Requests(zip); n != 4 {
 		t.Errorf("upstream saw %d zip requests, want 3 failures and 1 success", n)
+	}
+}
+
+// A fetch retries through an outage for hours only when something vouches for the version: a
+// warm list or private rule (Known), or an upstream that answered for it. A version nothing
+// vouches for, on an upstream that only ever fails, costs minutes of retries.
+func TestFetchRetryHorizon(t *testing.T) {
+	const path, version = "example.com/hello", "v1.0.0"
+	base := "/" + path + "/@v/" + version
+	for _, c := range []struct {
+		name    string
+		known   bool
+		failing []string // files that answer 503 forever
+		long    bool     // retried with the download's policy of hours
+	}{
+		{"nothing answers", false, []string{"info", "mod", "zip"}, false},
+		{"nothing answers, known", true, []string{"info", "mod", "zip"}, true},
+		{"the zip fails, the .info and .mod answer", false, []string{"zip"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			for _, ext := range c.failing {
+				f.proxy.Fail(base+"."+ext, -1, 503)
+			}
+			start := f.env.Now()
+			_, err := f.fetchRequest(t, workflows.FetchRequest{Path: path, Version: version, Known: c.known})
+			if !errors.Is(err, gofer.ErrUnavailable) {
+				t.Fatalf("err = %v, want unavailable", err)
+			}
+			// The test environment stops an unlimited retry policy after 10 attempts, which at
+			// the download's backoff take 8.5 minutes; the probe's 8 take about 2.
+			n, took := f.proxy.Requests(base+".zip"), f.env.Now().Sub(start)
+			if c.long && (n < 10 || took < 8*time.Minute) {
+				t.Errorf("%d attempts over %s, want the retries of hours", n, took)
+			}
+			if !c.long && (n > 8 || took > 3*time.Minute) {
+				t.Errorf("%d attempts over %s, want at most 8 within minutes", n, took)
+			}
+			f.assertNothingStored(t, path, version)
+		})
 	}
 }
 

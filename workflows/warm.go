@@ -128,7 +128,7 @@ func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 // warmOne fetches v as a child workflow with the fetch's own ID, or, when a fetch of v is
 // running already (started by a request), waits for that one.
 func warmOne(ctx workflow.Context, a *activities.Activities, v module.Version) error {
-	req := FetchRequest{Path: v.Path, Version: v.Version}
+	req := FetchRequest{Path: v.Path, Version: v.Version, Known: true}
 	o := FetchOptions(req)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            o.ID,

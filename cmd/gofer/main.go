@@ -191,7 +191,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 
 	cfg := server.Config{
 		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs, Direct: fetcher,
-		FetchWait: s.fetchWait, CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Log: log,
+		FetchWait: s.fetchWait, MaxFetches: int(s.maxFetches), CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Log: log,
 		Admin: server.Admin{Token: s.adminToken, Temporal: tc, Namespace: s.namespace, UI: s.temporalUI, WarmConcurrency: int(s.warmConcurrency)},
 		Meter: meter, Tracer: tp, Ready: server.Checks(blobs, meta, tc),
 	}
