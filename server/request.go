@@ -55,7 +55,8 @@ func parseRequest(urlPath string) (request, error) {
 	if r.kind == "list" || r.kind == "latest" {
 		return r, nil
 	}
-	if r.version, err = module.UnescapeVersion(escVer); err != nil || r.version == "" || strings.Contains(r.version, "/") {
+	// No version, branch, tag or commit starts with "-", which git would take for an option.
+	if r.version, err = module.UnescapeVersion(escVer); err != nil || r.version == "" || strings.Contains(r.version, "/") || r.version[0] == '-' {
 		return r, gofer.Errorf(gofer.ErrNotFound, "invalid version %q", escVer)
 	}
 	r.canon = module.CanonicalVersion(r.version) == r.version && module.Check(r.path, r.version) == nil

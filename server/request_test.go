@@ -41,6 +41,8 @@ func TestParseRequest(t *testing.T) {
 		24: {"/example.com/m/@v/v1.2.3.info/x", request{}},
 		25: {"/nodot/m/@v/list", request{}}, // the first element of a module path has a dot
 		26: {"/@v/list", request{}},
+		27: {"/example.com/m/@v/-x.info", request{}}, // an option to git, not a version
+		28: {"/example.com/m/@v/--upload-pack=x.info", request{}},
 	} {
 		got, err := parseRequest(c.path)
 		if c.want == (request{}) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
@@ -224,9 +225,15 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)}
 		}
 		err = run.Get(wctx, nil)
-		if err != nil && wctx.Err() != nil {
-			err = gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s@%s is still running after %s; retry later", path, version, s.cfg.FetchWait)
-			return run, err
+		if wee := (*temporal.WorkflowExecutionError)(nil); err != nil && !errors.As(err, &wee) {
+			// No outcome, only why the wait ended: its deadline, which Temporal's client may
+			// report first in words of its own (a deadline, a cancelled stream), or Temporal
+			// out of reach. Either way the fetch may be running; the client is told so.
+			if dl, _ := wctx.Deadline(); time.Until(dl) < time.Second {
+				return run, gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s@%s is still running after %s; retry later", path, version, s.cfg.FetchWait)
+			}
+			s.cfg.Log.Warn("waiting for a fetch", zap.String("module", path), zap.String("version", version), zap.Error(err))
+			return run, gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s@%s has no outcome yet (Temporal did not answer); retry later", path, version)
 		}
 		// A load of the version that started before the fetch stored it may still be running:
 		// the requests that waited must not join it and read "not stored".

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -479,4 +480,38 @@ func metricValue(t *testing.T, r *sdkmetric.ManualReader, name string) int64 {
 		}
 	}
 	return n
+}
+
+// failingRun is a fetch whose outcome cannot be read: Get fails with err once ctx is near its end.
+type failingRun struct {
+	client.WorkflowRun
+	err error
+}
+
+func (failingRun) GetID() string    { return "fetch" }
+func (failingRun) GetRunID() string { return "run" }
+func (r failingRun) Get(ctx context.Context, _ any) error {
+	dl, _ := ctx.Deadline()
+	time.Sleep(time.Until(dl) - 50*time.Millisecond) // the client's stream ends just before the deadline
+	return r.err
+}
+
+type failingStarter struct{ run failingRun }
+
+func (s failingStarter) ExecuteWorkflow(context.Context, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
+	return s.run, nil
+}
+
+// A wait that ends at FetchWait is answered "still running ... retry later", however Temporal's
+// client words the end of its stream.
+func TestWaitEndsStillRunning(t *testing.T) {
+	disk, meta := teststores.Open(t, "")
+	for _, err := range []error{context.DeadlineExceeded, errors.New("stream error: stream ID 5; CANCEL; received from peer")} {
+		srv := server.New(server.Config{Blobs: disk, Meta: meta, Upstream: &upstreamInfo{}, Temporal: failingStarter{failingRun{err: err}}, FetchWait: 300 * time.Millisecond})
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, "v1.0.1", "mod"), nil))
+		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "still running after 300ms; retry later") {
+			t.Errorf("wait ended by %q: %d %q, want 503 still running", err, w.Code, w.Body)
+		}
+	}
 }

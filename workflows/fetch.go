@@ -5,6 +5,8 @@
 package workflows
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -65,8 +67,19 @@ type FetchRequest struct {
 	Known bool
 }
 
-// FetchID is the workflow ID of the fetch of path@version.
-func FetchID(path, version string) string { return "fetch:" + path + "@" + version }
+// maxID is the longest workflow ID gofer makes; Temporal refuses IDs over 1,000 bytes by default.
+const maxID = 900
+
+// FetchID is the workflow ID of the fetch of path@version: "fetch:<path>@<version>", or, for a
+// path too long for that, its first bytes and "#" and the SHA-256 of path@version.
+func FetchID(path, version string) string {
+	id := "fetch:" + path + "@" + version
+	if len(id) <= maxID {
+		return id
+	}
+	sum := sha256.Sum256([]byte(path + "@" + version))
+	return id[:maxID-1-2*len(sum)] + "#" + hex.EncodeToString(sum[:])
+}
 
 // FetchOptions are the start options of the fetch of r. Conflict policy USE_EXISTING makes a
 // second start join the running fetch. A new fetch starts eagerly on the starter's own worker

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -216,5 +217,28 @@ func TestFetchRefusesInvalidContent(t *testing.T) {
 			t.Errorf("%d: %s: err = %v, want invalid", i, c.name, err)
 		}
 		f.assertNothingStored(t, path, version)
+	}
+}
+
+// Every fetch's workflow ID is one Temporal takes (at most 1,000 bytes), and a different one
+// per version, however long the module path.
+func TestFetchID(t *testing.T) {
+	long := "example.com/" + strings.Repeat("a/", 500) + "m"
+	for _, c := range []struct{ path, version string }{
+		{"example.com/m", "v1.0.0"},
+		{long, "v1.0.0"},
+		{long, "v1.0.1"},
+		{long + "x", "v1.0.0"},
+	} {
+		id := workflows.FetchID(c.path, c.version)
+		if len(id) > 1000 {
+			t.Errorf("FetchID of a %d-byte path is %d bytes", len(c.path), len(id))
+		}
+	}
+	if workflows.FetchID("example.com/m", "v1.0.0") != "fetch:example.com/m@v1.0.0" {
+		t.Errorf("FetchID of a short path: %s", workflows.FetchID("example.com/m", "v1.0.0"))
+	}
+	if a, b := workflows.FetchID(long, "v1.0.0"), workflows.FetchID(long, "v1.0.1"); a == b {
+		t.Errorf("two versions of a long path share the workflow ID %s", a)
 	}
 }
