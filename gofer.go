@@ -30,6 +30,8 @@ var (
 	ErrExcluded = errors.New("excluded")
 	// ErrBadRequest: a request to gofer's own API (admin, catalog) is malformed; nothing was done.
 	ErrBadRequest = errors.New("bad request")
+	// ErrTooLarge: a request to gofer's own API is larger than it takes; nothing was done.
+	ErrTooLarge = errors.New("too large")
 	// ErrExists is returned by insert-once and put-if-absent stores when the key is taken.
 	ErrExists = errors.New("already exists")
 )

@@ -52,9 +52,11 @@ func ParseWarmList(data []byte) ([]module.Version, error) {
 			return nil, gofer.Errorf(gofer.ErrInvalid, "%v", err)
 		}
 		for _, r := range f.Require {
-			// The go.mod parser completes a short version (v1 → v1.0.0): the file's own
-			// token must be canonical already.
-			tok := r.Syntax.Token[len(r.Syntax.Token)-1]
+			// The go.mod parser completes a short version (v1 → v1.0.0), in its tokens too:
+			// the file's own text must be canonical already.
+			text, _, _ := strings.Cut(string(data[r.Syntax.Start.Byte:r.Syntax.End.Byte]), "//")
+			f := strings.Fields(text)
+			tok := f[len(f)-1]
 			if err := checkCanonical(r.Mod.Path, tok); err != nil {
 				return nil, gofer.Errorf(gofer.ErrInvalid, "go.mod:%d: %v", r.Syntax.Start.Line, err)
 			}

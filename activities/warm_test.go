@@ -68,15 +68,17 @@ func TestParseWarmListErrors(t *testing.T) {
 		body string
 		want []string // substrings of the error
 	}{
-		0: {"version with only a major", "example.com/ok@v1.0.0\nexample.com/a@v1\n", []string{"line 2", "example.com/a@v1"}},
-		1: {"@latest", "\n# counted lines\nexample.com/a@latest\n", []string{"line 3", "example.com/a@latest"}},
-		2: {"@master", "example.com/a@master\n", []string{"line 1", "example.com/a@master"}},
-		3: {"malformed path", "example.com/ok@v1.0.0\n\nnodot/a@v1.0.0\n", []string{"line 3", "nodot/a"}},
-		4: {"neither go.sum line nor module@version", "example.com/ok@v1.0.0\nexample.com/a v1.0.0\n", []string{"line 2"}},
-		5: {"go.sum line with another hash", "example.com/a v1.0.0 h2:zip=\n", []string{"line 1"}},
-		6: {"go.mod with a version that is no version", "module example.com/me\n\nrequire example.com/a latest\n", []string{"go.mod:3"}},
-		7: {"empty body", "", nil},
-		8: {"only comments", "# nothing\n\n// here\n", nil},
+		0:  {"version with only a major", "example.com/ok@v1.0.0\nexample.com/a@v1\n", []string{"line 2", "example.com/a@v1"}},
+		1:  {"@latest", "\n# counted lines\nexample.com/a@latest\n", []string{"line 3", "example.com/a@latest"}},
+		2:  {"@master", "example.com/a@master\n", []string{"line 1", "example.com/a@master"}},
+		3:  {"malformed path", "example.com/ok@v1.0.0\n\nnodot/a@v1.0.0\n", []string{"line 3", "nodot/a"}},
+		4:  {"neither go.sum line nor module@version", "example.com/ok@v1.0.0\nexample.com/a v1.0.0\n", []string{"line 2"}},
+		5:  {"go.sum line with another hash", "example.com/a v1.0.0 h2:zip=\n", []string{"line 1"}},
+		6:  {"go.mod with a version that is no version", "module example.com/me\n\nrequire example.com/a latest\n", []string{"go.mod:3"}},
+		7:  {"empty body", "", nil},
+		8:  {"only comments", "# nothing\n\n// here\n", nil},
+		9:  {"go.mod with a short version", "module example.com/me\n\nrequire example.com/a v1.6\n", []string{"go.mod:3", "v1.6"}},
+		10: {"go.mod block with a short version", "module example.com/me\n\nrequire (\n\texample.com/b v1.0.0 // indirect\n\texample.com/a v1 // x\n)\n", []string{"go.mod:5"}},
 	} {
 		_, err := activities.ParseWarmList([]byte(c.body))
 		if !errors.Is(err, gofer.ErrInvalid) {

@@ -354,6 +354,9 @@ func TestAdminNeedsToken(t *testing.T) {
 	if code := adminCall(t, http.MethodPost, g.URL+"/admin/warm", adminToken, "not a module list", nil); code != http.StatusBadRequest {
 		t.Errorf("POST /admin/warm of a malformed list: %d, want 400", code)
 	}
+	if code := adminCall(t, http.MethodPost, g.URL+"/admin/warm", adminToken, strings.Repeat("x", 16<<20+1), nil); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("POST /admin/warm of a body over 16 MiB: %d, want 413", code)
+	}
 	var schedules []server.Schedule
 	if code := adminCall(t, http.MethodGet, g.URL+"/admin/schedules", adminToken, "", &schedules); code != http.StatusOK {
 		t.Errorf("GET /admin/schedules with the token: %d", code)

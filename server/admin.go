@@ -85,7 +85,7 @@ func (s *Server) startWarm(c *gin.Context) {
 		return
 	}
 	if len(body) > maxWarmBody {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "body over %d bytes", maxWarmBody))
+		writeError(c.Writer, gofer.Errorf(gofer.ErrTooLarge, "body over %d bytes", maxWarmBody))
 		return
 	}
 	list, err := activities.ParseWarmList(body)

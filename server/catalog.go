@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -39,6 +40,10 @@ type catalogEntry struct {
 // listing can go on across replicas and restarts.
 func (s *Server) catalog(c *gin.Context) {
 	w := c.Writer
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		writeError(w, gofer.Errorf(gofer.ErrBadRequest, "malformed query: %v", err))
+		return
+	}
 	limit := defaultCatalogLimit
 	if q := c.Query("limit"); q != "" {
 		n, err := strconv.Atoi(q)

@@ -119,6 +119,8 @@ func TestCatalogBadRequest(t *testing.T) {
 		"token=" + token("example.com/a/v2@v1.0.0"),    // major version of another path
 		"token=" + token("Example@v1.0.0"),             // not a module path
 		"token=" + token("example.com/a@v1.0.0") + "=", // padded
+		"token=%%%", // not even a query
+		"limit=%zz",
 	} {
 		resp, body := get(t, srv.URL+"/catalog?"+query)
 		if resp.StatusCode != http.StatusBadRequest || strings.Count(string(body), "\n") != 1 {

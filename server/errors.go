@@ -13,7 +13,7 @@ const retryAfter = "10"
 
 // writeError answers err with its one status, chosen here and nowhere else: not found → 404 and
 // invalid content → 410 (both let a GOPROXY=a,b client fall through to b), excluded by the
-// rules → 403, a malformed API request → 400, everything else → 503 with Retry-After. The body
+// rules → 403, a malformed API request → 400, one too large → 413, everything else → 503 with Retry-After. The body
 // is one line of plain text with the reason, told as gofer.PublicReason tells it.
 func writeError(w http.ResponseWriter, err error) {
 	status := http.StatusServiceUnavailable
@@ -28,6 +28,8 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusForbidden
 	case errors.Is(err, gofer.ErrBadRequest):
 		status = http.StatusBadRequest
+	case errors.Is(err, gofer.ErrTooLarge):
+		status = http.StatusRequestEntityTooLarge
 	default:
 		w.Header().Set("Retry-After", retryAfter)
 	}

@@ -446,7 +446,11 @@ func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.R
 // upstream fails.
 func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http.Request, path string) error {
 	up, err := s.upstream(ctx, "latest:"+path, func(ctx context.Context) ([]byte, string, error) {
-		return s.querier(path).Latest(ctx, path)
+		data, source, err := s.querier(path).Latest(ctx, path)
+		if err == nil {
+			_, err = infoVersion(path, "latest", data)
+		}
+		return data, source, err
 	})
 	if err == nil {
 		s.serveContent(w, r, "latest", shortLived, nil, bytes.NewReader(up))
@@ -467,6 +471,22 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 	return nil
 }
 
+// infoVersion is the version an upstream's .info (or @latest) for path@query names, which must
+// be canonical for path, with a time in RFC 3339 if it has one: nothing else is passed on.
+func infoVersion(path, query string, data []byte) (string, error) {
+	var info struct {
+		Version string
+		Time    *time.Time
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		return "", gofer.Errorf(gofer.ErrInvalid, "upstream .info for %s@%s does not parse: %v", path, query, err)
+	}
+	if module.CanonicalVersion(info.Version) != info.Version || module.Check(path, info.Version) != nil {
+		return "", gofer.Errorf(gofer.ErrInvalid, "upstream resolved %s@%s to %q, not a canonical version", path, query, info.Version)
+	}
+	return info.Version, nil
+}
+
 // serveQuery answers the .info of a non-canonical version (a branch, a commit prefix): the
 // upstream resolves it to a canonical version, which is then fetched and served like any other.
 func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, path, query string, act rules.Action) error {
@@ -474,12 +494,9 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	if err != nil {
 		return err
 	}
-	var info struct{ Version string }
-	if err := json.Unmarshal(up, &info); err != nil {
-		return gofer.Errorf(gofer.ErrInvalid, "upstream .info for %s@%s does not parse: %v", path, query, err)
-	}
-	if module.CanonicalVersion(info.Version) != info.Version || module.Check(path, info.Version) != nil {
-		return gofer.Errorf(gofer.ErrInvalid, "upstream resolved %s@%s to %q, not a canonical version", path, query, info.Version)
+	version, err := infoVersion(path, query, up)
+	if err != nil {
+		return err
 	}
 	if act.Mode == rules.Redirect || act.Rule == rules.Passthrough {
 		// The upstream's answer is what a redirect would give, and a passthrough module is
@@ -487,7 +504,7 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 		s.serveContent(w, r, "info", shortLived, nil, bytes.NewReader(up))
 		return nil
 	}
-	e, err := s.version(ctx, path, info.Version, act.Mode)
+	e, err := s.version(ctx, path, version, act.Mode)
 	if err != nil {
 		return err
 	}

@@ -515,3 +515,38 @@ func TestWaitEndsStillRunning(t *testing.T) {
 		}
 	}
 }
+
+// latestUpstream answers @latest with body.
+type latestUpstream struct {
+	server.Upstream
+	body string
+}
+
+func (u latestUpstream) Latest(context.Context, string) ([]byte, string, error) {
+	return []byte(u.body), "test", nil
+}
+
+// An upstream's @latest is passed on only if it names a canonical version of the module, with
+// an RFC 3339 time if any: anything else is refused, never served.
+func TestLatestIsChecked(t *testing.T) {
+	disk, meta := teststores.Open(t, "")
+	for _, c := range []struct {
+		body string
+		ok   bool
+	}{
+		{`{"Version":"v1.2.0","Time":"2024-01-02T03:04:05Z"}`, true},
+		{`{"Version":"v1.2.0"}`, true},
+		{`{"Version":"v1.0.0\r\nX-Evil: 1"}`, false},
+		{`{"Version":"v2.0.0"}`, false}, // not a version of a v0/v1 path
+		{`{"Version":"v1.2"}`, false},
+		{`{"Version":"v1.2.0","Time":"yesterday"}`, false},
+		{`not json`, false},
+	} {
+		srv := server.New(server.Config{Blobs: disk, Meta: meta, Upstream: latestUpstream{body: c.body}, Temporal: fetchStarter{}})
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/example.com/m/@latest", nil))
+		if got := w.Code == http.StatusOK && w.Body.String() == c.body; got != c.ok {
+			t.Errorf("@latest %q: %d %q, want passed on: %v", c.body, w.Code, w.Body, c.ok)
+		}
+	}
+}

@@ -173,6 +173,7 @@ func New(cfg Config) *Server {
 	// No module path starts with "sumdb/" or is "catalog": its first element has no dot.
 	proxy := r.Group("", auth...)
 	proxy.GET("/catalog", s.catalog)
+	proxy.HEAD("/catalog", s.catalog)
 	proxy.GET("/sumdb/*rest", s.sumdb)
 	proxy.HEAD("/sumdb/*rest", s.sumdb)
 	r.NoRoute(append(auth, s.proxy)...)

@@ -383,6 +383,8 @@ func (f *Fetcher) env(dir, proxyURL string) []string {
 		"GOPATH=" + filepath.Join(dir, "gopath"),
 		"GOCACHE=" + filepath.Join(dir, "gocache"),
 		"GOENV=off", "GOWORK=off", "GO111MODULE=on", "GOTOOLCHAIN=local", "GOFLAGS=-modcacherw",
+		// Telemetry would write under HOME, from a child that outlives the download's directory.
+		"GOTELEMETRY=off",
 		// gofer's own checksum policy decides later; these lookups must never leave gofer.
 		"GOPROXY=direct", "GOSUMDB=off", "GOPRIVATE=*", "GONOSUMDB=*", "GONOPROXY=*", "GOINSECURE=",
 		// GOPRIVATE=* makes every module private, and private modules may use any VCS tool by

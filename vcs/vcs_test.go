@@ -599,3 +599,37 @@ func TestEgress(t *testing.T) {
 		t.Errorf("with GitSSHCommand set, ssh did not reach the trap (connections: %v)", seen)
 	}
 }
+
+// The go command runs with telemetry off (its uploader would write into the download's HOME
+// after the directory is gone), through the run's egress proxy, and with ssh refused to git.
+func TestChildEnvironment(t *testing.T) {
+	e := setup(t)
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "env")
+	script := filepath.Join(dir, "go")
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nenv > "+envFile+"\nexec "+goCmd+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := e.fetcher(t)
+	f.GoCommand = script
+	if _, _, err := f.Info(context.Background(), modPath, "v1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Split(string(data), "\n")
+	for _, want := range []string{"GOTELEMETRY=off", "GIT_CONFIG_KEY_1=protocol.ssh.allow", "GIT_CONFIG_VALUE_1=never", "NO_PROXY="} {
+		if !slices.Contains(env, want) {
+			t.Errorf("the go command's environment lacks %s", want)
+		}
+	}
+	if !slices.ContainsFunc(env, func(s string) bool { return strings.HasPrefix(s, "HTTPS_PROXY=http://127.0.0.1:") }) {
+		t.Error("the go command's HTTPS_PROXY is not the run's egress proxy")
+	}
+}
