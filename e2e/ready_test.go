@@ -97,7 +97,7 @@ func awaitReadyz(t *testing.T, url string, down ...string) {
 	}
 }
 
-// reports says whether body, one "name: ok" or "name: error" line per check, has exactly the
+// reports says whether body, one "name: ok" or "name: failing" line per check, has exactly the
 // checks storage, metadata and temporal, in that order, with those in down failing.
 func reports(body string, down []string) bool {
 	lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
@@ -76,8 +77,9 @@ func Checks(blobs storage.Blobs, meta storage.Metadata, temporal HealthChecker) 
 
 // ready answers GET and HEAD /readyz: it runs every check of cfg.Ready at once, each within
 // readyTimeout, and answers 200 if all pass and 503 with Retry-After if any fails, with one
-// line per check in the order of cfg.Ready, "name: ok" or "name: error". With no checks it
-// answers as /healthz does.
+// line per check in the order of cfg.Ready, "name: ok" or "name: failing". /readyz is open
+// (probes carry no credentials), so a failure's detail, which names addresses, goes to the log
+// only. With no checks it answers as /healthz does.
 func (s *Server) ready(c *gin.Context) {
 	checks := s.cfg.Ready
 	if len(checks) == 0 {
@@ -101,7 +103,8 @@ func (s *Server) ready(c *gin.Context) {
 		line := "ok"
 		if errs[i] != nil {
 			status = http.StatusServiceUnavailable
-			line = strings.ReplaceAll(errs[i].Error(), "\n", " ")
+			line = "failing"
+			s.cfg.Log.Warn("readiness check failed", zap.String("check", rc.Name), zap.Error(errs[i]))
 		}
 		fmt.Fprintf(&body, "%s: %s\n", rc.Name, line)
 	}
