@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -88,6 +90,51 @@ func freeAddr(t *testing.T) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
+// `gofer serve` serves at most GOFER_MAX_CONNECTIONS connections at once: one more waits to be
+// accepted until another closes.
+func TestConnectionCap(t *testing.T) {
+	addr := freeAddr(t)
+	startProcess(t, buildGofer(t), addr, []string{
+		"GOFER_DATA_DIR=" + t.TempDir(), "GOFER_UPSTREAM=off", "GOFER_SUMDB=off", "GOFER_MAX_CONNECTIONS=2",
+		"GOFER_TEMPORAL_ADDRESS=" + temporalAddress, "GOFER_TEMPORAL_NAMESPACE=" + namespace(t)}, "serve")
+	http.DefaultClient.CloseIdleConnections() // the start-up probe's
+	health := func(c net.Conn, wait time.Duration) error {
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: gofer\r\n\r\n"); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(wait))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	var held []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	for _, c := range held[:2] {
+		if err := health(c, 5*time.Second); err != nil {
+			t.Fatalf("one of the first two connections: %v", err)
+		}
+	}
+	if err := health(held[2], time.Second); err == nil {
+		t.Fatal("a third connection was served while two were open")
+	}
+	held[0].Close()
+	held[2].SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(held[2]), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the third connection once one closed: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
 // `gofer serve`, configured only by GOFER_* variables, serves the go command, keeps serving
 // with the upstream gone, and stops cleanly on SIGINT.
 func TestGoferServe(t *testing.T) {
@@ -118,7 +165,7 @@ func TestGoferServe(t *testing.T) {
 // Every setting is documented in `gofer serve --help`, with its variable.
 func TestServeHelpDocumentsSettings(t *testing.T) {
 	out, _ := exec.Command(buildGofer(t), "serve", "--help").CombinedOutput()
-	for _, env := range []string{"GOFER_LISTEN", "GOFER_DATA_DIR", "GOFER_TEMPORAL_ADDRESS", "GOFER_TEMPORAL_NAMESPACE", "GOFER_UPSTREAM", "GOFER_FETCH_WAIT", "GOFER_MAX_FETCHES", "GOFER_NOT_FOUND_TTL", "GOFER_WORKER", "GOFER_SUMDB", "GOFER_NOSUMDB", "GOFER_SCRUB_EVERY", "GOFER_RULES", "GOFER_PASSTHROUGH_WITHOUT_TEMPORAL", "GOFER_NETRC", "GOFER_GIT_CONFIG", "GOFER_ALLOW_HOSTS", "GOFER_STORAGE", "GOFER_METADATA", "GOFER_ZIP_REDIRECT",
+	for _, env := range []string{"GOFER_LISTEN", "GOFER_DATA_DIR", "GOFER_TEMPORAL_ADDRESS", "GOFER_TEMPORAL_NAMESPACE", "GOFER_UPSTREAM", "GOFER_FETCH_WAIT", "GOFER_MAX_FETCHES", "GOFER_MAX_CONNECTIONS", "GOFER_NOT_FOUND_TTL", "GOFER_WORKER", "GOFER_SUMDB", "GOFER_NOSUMDB", "GOFER_SCRUB_EVERY", "GOFER_RULES", "GOFER_PASSTHROUGH_WITHOUT_TEMPORAL", "GOFER_NETRC", "GOFER_GIT_CONFIG", "GOFER_ALLOW_HOSTS", "GOFER_STORAGE", "GOFER_METADATA", "GOFER_ZIP_REDIRECT",
 		"GOFER_ADMIN_TOKEN", "GOFER_PROXY_AUTH", "GOFER_WATCHLIST", "GOFER_WARM_CONCURRENCY", "GOFER_TEMPORAL_UI", "GOFER_LOG_FORMAT", "GOFER_LOG_LEVEL"} {
 		if !strings.Contains(string(out), env) {
 			t.Errorf("gofer serve --help does not mention %s:\n%s", env, out)

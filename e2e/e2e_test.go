@@ -201,7 +201,7 @@ func startGofer(t testing.TB, upstreamURL string, o options) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv}
+	hs := srv.HTTPServer()
 	go hs.Serve(l)
 	g.URL = "http://" + l.Addr().String()
 	t.Cleanup(func() {
@@ -251,7 +251,7 @@ func (g *proxy) frontEndWith(t *testing.T, cfg server.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv}
+	hs := srv.HTTPServer()
 	go hs.Serve(l)
 	t.Cleanup(func() { hs.Close() })
 	return "http://" + l.Addr().String()

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -93,6 +94,9 @@ type Config struct {
 	// SumDB serves /sumdb/<name>/... (the checksum database proxy protocol) for the configured
 	// database; nil answers 404 there, as for a proxy that proxies no database.
 	SumDB http.Handler
+	// StallTimeout is how long a client may take to accept each MiB of a response it is sent;
+	// one that stalls longer is cut off. Zero means 1m.
+	StallTimeout time.Duration
 	// ZipRedirect, when positive and Blobs can presign URLs, answers .zip requests with a
 	// redirect to a presigned URL valid this long instead of streaming the zip; zero streams.
 	ZipRedirect time.Duration
@@ -136,6 +140,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxFetches == 0 {
 		cfg.MaxFetches = 256
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = time.Minute
 	}
 	if cfg.MutableTTL == 0 {
 		cfg.MutableTTL = time.Minute
@@ -183,6 +190,22 @@ func New(cfg Config) *Server {
 
 // ServeHTTP serves the GOPROXY protocol and /healthz.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Timeouts of the connections an HTTPServer serves. A request must arrive whole in
+// readTimeout (the largest body gofer takes is a 16 MiB warm list), and a connection that waits
+// for its next request is closed after idleTimeout. Responses have no overall deadline, since a
+// 500 MiB zip to a slow client may rightly take long; each streamed chunk has its own
+// (Config.StallTimeout).
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	idleTimeout       = time.Minute
+)
+
+// HTTPServer returns the http.Server to serve s with, its timeouts set.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{Handler: s, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
+}
 
 func health(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
@@ -262,7 +285,7 @@ func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cach
 		h["Etag"] = etag
 	}
 	if gw, ok := w.(gin.ResponseWriter); ok {
-		w = readFromWriter{gw, &s.copyBufs, &info(r.Context()).sent}
+		w = readFromWriter{gw, &s.copyBufs, &info(r.Context()).sent, s.cfg.StallTimeout}
 	}
 	http.ServeContent(w, r, "", time.Time{}, body)
 }
@@ -275,14 +298,44 @@ func headerValue(v string) []string { return []string{v} }
 // disk) goes to the io.ReaderFrom of the net/http writer beneath, so that it goes out by
 // sendfile instead of through a buffer, and its bytes are added to sent, since gin does not
 // see them; any other body is copied through gin's writer with a pooled buffer, where io.Copy
-// would allocate one per response.
+// would allocate one per response. A body over streamChunk goes out a chunk at a time, each
+// under a write deadline of stall from its start.
 type readFromWriter struct {
 	gin.ResponseWriter
-	bufs *sync.Pool
-	sent *int64
+	bufs  *sync.Pool
+	sent  *int64
+	stall time.Duration
 }
 
+// streamChunk is how much of a large body goes out under one write deadline.
+const streamChunk = 1 << 20
+
 func (w readFromWriter) ReadFrom(r io.Reader) (int64, error) {
+	lr, ok := r.(*io.LimitedReader)
+	if !ok || lr.N <= streamChunk {
+		// Small enough for the socket's buffers: no deadline is needed.
+		return w.copy(r)
+	}
+	rc := http.NewResponseController(w.ResponseWriter)
+	defer rc.SetWriteDeadline(time.Time{}) // the connection's next response has its own
+	var total int64
+	for lr.N > 0 {
+		if err := rc.SetWriteDeadline(time.Now().Add(w.stall)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return total, err
+		}
+		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, streamChunk)}
+		n, err := w.copy(chunk)
+		total += n
+		lr.N -= n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// copy copies r, an *io.LimitedReader of a file by sendfile, anything else with a pooled buffer.
+func (w readFromWriter) copy(r io.Reader) (int64, error) {
 	if lr, ok := r.(*io.LimitedReader); ok {
 		if _, ok := lr.R.(*os.File); ok {
 			if u, ok := w.ResponseWriter.(interface{ Unwrap() http.ResponseWriter }); ok {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -20,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/egress"
@@ -205,10 +205,10 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := srv.HTTPServer()
 	log.Info("serving the GOPROXY protocol", zap.String("url", "http://"+l.Addr().String()))
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
+	go func() { errc <- hs.Serve(netutil.LimitListener(l, int(s.maxConns))) }()
 	select {
 	case err := <-errc:
 		return err

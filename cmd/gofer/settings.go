@@ -21,6 +21,7 @@ type settings struct {
 	upstream        string
 	fetchWait       time.Duration
 	maxFetches      int64
+	maxConns        int64
 	cacheBytes      int64
 	mutableTTL      time.Duration
 	notFoundTTL     time.Duration
@@ -85,6 +86,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		e.string(&s.listen, "listen", "GOFER_LISTEN", "127.0.0.1:3000", "host:port to serve the GOPROXY protocol on")
 		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch before answering 503 (the fetch goes on); a version the upstream says does not exist is not waited for")
 		e.int64(&s.maxFetches, "max-fetches", "GOFER_MAX_FETCHES", 256, "the most fetches this front end waits for at once, for requests that missed; a miss of one more version answers 503 with Retry-After")
+		e.int64(&s.maxConns, "max-connections", "GOFER_MAX_CONNECTIONS", 4096, "the most client connections served at once; more wait to be accepted")
 		e.int64(&s.cacheBytes, "cache-bytes", "GOFER_CACHE_BYTES", 32<<20, "bytes of metadata, .info, .mod and zips of at most 64 KiB kept in memory for cache hits")
 		e.duration(&s.mutableTTL, "mutable-ttl", "GOFER_MUTABLE_TTL", time.Minute, "how long upstream answers to @v/list, @latest and branch queries are reused")
 		e.duration(&s.notFoundTTL, "not-found-ttl", "GOFER_NOT_FOUND_TTL", time.Minute, "how long a version whose fetch ended not found (or refused) is answered from memory without another fetch")
@@ -114,6 +116,8 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		return nil, fmt.Errorf("GOFER_ZIP_REDIRECT needs GOFER_STORAGE=s3: only S3 can presign URLs")
 	case frontEnd && s.maxFetches < 1:
 		return nil, fmt.Errorf("GOFER_MAX_FETCHES=%d: want at least 1", s.maxFetches)
+	case frontEnd && s.maxConns < 1:
+		return nil, fmt.Errorf("GOFER_MAX_CONNECTIONS=%d: want at least 1", s.maxConns)
 	case s.warmConcurrency < 1 || s.warmConcurrency > 1000:
 		return nil, fmt.Errorf("GOFER_WARM_CONCURRENCY=%d: want 1 to 1000", s.warmConcurrency)
 	case s.zipRedirect > 7*24*time.Hour:
