@@ -52,6 +52,10 @@ type Activities struct {
 	// Temporal lets downloads report progress to their workflow and warm runs wait for
 	// fetches they did not start; nil: no progress reports, and such waits fail.
 	Temporal Temporal
+	// ProgressEvery spaces a download's heartbeats and progress reports; a report is sent
+	// only when more of the zip arrived since the last one, so a fetch's history grows while
+	// its download moves, and only then (what a waiting request watches). Zero means 10s.
+	ProgressEvery time.Duration
 
 	instrumentsOnce sync.Once
 	in              instruments

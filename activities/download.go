@@ -2,6 +2,7 @@ package activities
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,7 +20,8 @@ import (
 	"github.com/goferproxy/gofer"
 )
 
-// heartbeatEvery spaces Download's heartbeats; the workflow's heartbeat timeout is a minute.
+// heartbeatEvery spaces heartbeats unless Activities.ProgressEvery says otherwise; the
+// workflow's heartbeat timeout is a minute.
 const heartbeatEvery = 10 * time.Second
 
 // Download streams the job's .info, .mod and .zip from the upstream into staging, hashing them
@@ -34,8 +36,12 @@ func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 	a.instruments().downloads.Add(ctx, 1)
 	defer a.instruments().downloads.Add(ctx, -1)
 	var received atomic.Int64 // zip bytes so far, reported by the heartbeats
-	stop := heartbeat(ctx, func() any {
-		a.report(ctx, Progress{Received: received.Load()})
+	reported := int64(0)
+	stop := heartbeat(ctx, cmp.Or(a.ProgressEvery, heartbeatEvery), func() any {
+		if n := received.Load(); n > reported {
+			a.report(ctx, Progress{Received: n})
+			reported = n
+		}
 		return received.Load()
 	})
 	defer stop()
@@ -115,11 +121,11 @@ func (a *Activities) report(ctx context.Context, p Progress) {
 // ProgressSignal is the signal that carries a Progress to a fetch workflow.
 const ProgressSignal = "progress"
 
-// heartbeat records a heartbeat with details() now and then until stop is called.
-func heartbeat(ctx context.Context, details func() any) (stop func()) {
+// heartbeat records a heartbeat with details() every interval until stop is called.
+func heartbeat(ctx context.Context, every time.Duration, details func() any) (stop func()) {
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(heartbeatEvery)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -221,7 +221,7 @@ func (a *Activities) AwaitFetch(ctx context.Context, workflowID string) error {
 	if a.Temporal == nil {
 		return encode(fmt.Errorf("no Temporal client to wait for %s with", workflowID))
 	}
-	stop := heartbeat(ctx, func() any { return nil })
+	stop := heartbeat(ctx, heartbeatEvery, func() any { return nil })
 	defer stop()
 	err := a.Temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, nil)
 	var ended *temporal.WorkflowExecutionError

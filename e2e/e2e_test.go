@@ -117,9 +117,11 @@ func (c countingStarter) ExecuteWorkflow(ctx context.Context, o client.StartWork
 }
 
 type options struct {
-	fetchWait   time.Duration
-	mutableTTL  time.Duration
-	zipRedirect time.Duration
+	fetchWait time.Duration
+	// progressEvery spaces the downloads' progress reports (activities.ProgressEvery).
+	progressEvery time.Duration
+	mutableTTL    time.Duration
+	zipRedirect   time.Duration
 	// temporal replaces the shared Temporal server's address (to stop a server of its own).
 	temporal string
 	// blobs and meta replace the default disk and embedded stores (to use S3 and MongoDB, or
@@ -191,7 +193,7 @@ func startGofer(t testing.TB, upstreamURL string, o options) *proxy {
 		o.sumdb.Blobs = blobs
 		checker, sumdbHandler = o.sumdb, o.sumdb
 	}
-	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: o.rules, Direct: o.direct, Log: logger, Meter: meter, Temporal: g.temporal})
+	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: o.rules, Direct: o.direct, Log: logger, Meter: meter, Temporal: g.temporal, ProgressEvery: o.progressEvery})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

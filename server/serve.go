@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
@@ -209,7 +210,7 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 		return err
 	}
 	// The wait belongs to every request that joined it, not to the one that started it.
-	run, err := share(ctx, &s.fetches, key, s.cfg.FetchWait, func(wctx context.Context) (client.WorkflowRun, error) {
+	run, err := share(ctx, &s.fetches, key, maxFetchWait, func(wctx context.Context) (client.WorkflowRun, error) {
 		if s.waiting.Add(1) > int64(s.cfg.MaxFetches) {
 			s.waiting.Add(-1)
 			s.in.refused.Add(wctx, 1)
@@ -224,25 +225,20 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 		if err != nil {
 			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)}
 		}
-		err = run.Get(wctx, nil)
-		if wee := (*temporal.WorkflowExecutionError)(nil); err != nil && !errors.As(err, &wee) {
-			// No outcome, only why the wait ended: its deadline, which Temporal's client may
-			// report first in words of its own (a deadline, a cancelled stream), or Temporal
-			// out of reach. Either way the fetch may be running; the client is told so.
-			if dl, _ := wctx.Deadline(); time.Until(dl) < time.Second {
-				return run, gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s@%s is still running after %s; retry later", path, version, s.cfg.FetchWait)
+		if err, ok := s.await(wctx, run, key); !ok {
+			return run, err
+		} else if err != nil {
+			err = activities.Decode(err)
+			if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
+				s.failed.put(key, err)
 			}
-			s.cfg.Log.Warn("waiting for a fetch", zap.String("module", path), zap.String("version", version), zap.Error(err))
-			return run, gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s@%s has no outcome yet (Temporal did not answer); retry later", path, version)
+			s.loads.Forget(key)
+			return run, err
 		}
 		// A load of the version that started before the fetch stored it may still be running:
 		// the requests that waited must not join it and read "not stored".
 		s.loads.Forget(key)
-		err = activities.Decode(err)
-		if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
-			s.failed.put(key, err)
-		}
-		return run, err
+		return run, nil
 	})
 	// Every request that waited, not only the one that started the fetch, names it.
 	if run != nil {
@@ -250,6 +246,53 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 		ri.workflowID, ri.runID = run.GetID(), run.GetRunID()
 	}
 	return err
+}
+
+// maxFetchWait bounds a wait for a fetch that keeps moving: the time limit of its download.
+const maxFetchWait = 30 * time.Minute
+
+// historian is the part of a Temporal client that tells how far a workflow has got; a Starter
+// without it has its fetches waited for FetchWait exactly.
+type historian interface {
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+}
+
+// await waits for run's outcome and returns it (nil, or the workflow's error) with ok true, or,
+// with ok false, the error telling why there is none yet. It waits FetchWait, and on for as long
+// as the fetch moves, within ctx: every half FetchWait it looks at the length of the fetch's
+// history, which grows while its download receives the zip (each stretch is reported) and
+// with each step the fetch ends or begins, and it stops when a look finds no growth since the
+// one before. So a large zip from a slow upstream is waited for, and a fetch that is stuck is
+// not waited for longer than before.
+func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string) (err error, ok bool) {
+	start, half, seen := time.Now(), s.cfg.FetchWait/2, int64(-1)
+	for {
+		wctx, cancel := context.WithTimeout(ctx, half)
+		err := run.Get(wctx, nil)
+		dl, _ := wctx.Deadline()
+		cancel()
+		if wee := (*temporal.WorkflowExecutionError)(nil); err == nil || errors.As(err, &wee) {
+			return err, true
+		}
+		// No outcome, only why this wait ended: its deadline, which Temporal's client may
+		// report first in words of its own (a deadline, a cancelled stream), or Temporal out
+		// of reach.
+		if time.Until(dl) > time.Second && ctx.Err() == nil {
+			s.cfg.Log.Warn("waiting for a fetch", zap.String("fetch", key), zap.Error(err))
+			return gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s has no outcome yet (Temporal did not answer); retry later", key), false
+		}
+		n := int64(-1)
+		if h, ok := s.cfg.Temporal.(historian); ok && ctx.Err() == nil {
+			if d, err := h.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID()); err == nil {
+				n = d.GetWorkflowExecutionInfo().GetHistoryLength()
+			}
+		}
+		if seen >= 0 && n <= seen || n < 0 && time.Since(start) >= s.cfg.FetchWait || ctx.Err() != nil {
+			waited := max(s.cfg.FetchWait, time.Since(start).Round(time.Second))
+			return gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s is still running after %s; retry later", key, waited), false
+		}
+		seen = n
+	}
 }
 
 // fetchUnlessMissing is fetch, but answers not found as soon as the upstream says that

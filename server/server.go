@@ -58,7 +58,8 @@ type Config struct {
 	Meta     storage.Metadata
 	Upstream Upstream
 	Temporal Starter
-	// FetchWait is how long a request waits for a fetch before answering 503; zero means 1m.
+	// FetchWait is how long a request waits for a fetch that does not move before answering 503
+	// (see await); zero means 1m.
 	FetchWait time.Duration
 	// MaxFetches bounds the fetches this front end waits for at once (one per version that
 	// requests wait for); a miss that would start one more answers 503 with Retry-After.

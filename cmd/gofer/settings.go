@@ -84,7 +84,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	e.string(&s.noSumDB, "nosumdb", "GOFER_NOSUMDB", cmp.Or(goenv["GONOSUMDB"], goenv["GOPRIVATE"]), "comma-separated glob patterns of private module paths, never looked up in the checksum database (GONOSUMDB's syntax); the default is go env GONOSUMDB, else GOPRIVATE")
 	if frontEnd {
 		e.string(&s.listen, "listen", "GOFER_LISTEN", "127.0.0.1:3000", "host:port to serve the GOPROXY protocol on")
-		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch before answering 503 (the fetch goes on); a version the upstream says does not exist is not waited for")
+		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch that does not move before answering 503 (the fetch goes on); one whose download keeps receiving is waited for up to 30 minutes; a version the upstream says does not exist is not waited for")
 		e.int64(&s.maxFetches, "max-fetches", "GOFER_MAX_FETCHES", 256, "the most fetches this front end waits for at once, for requests that missed; a miss of one more version answers 503 with Retry-After")
 		e.int64(&s.maxConns, "max-connections", "GOFER_MAX_CONNECTIONS", 4096, "the most client connections served at once; more wait to be accepted")
 		e.int64(&s.cacheBytes, "cache-bytes", "GOFER_CACHE_BYTES", 32<<20, "bytes of metadata, .info, .mod and zips of at most 64 KiB kept in memory for cache hits")

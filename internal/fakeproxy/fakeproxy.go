@@ -23,6 +23,7 @@ type Proxy struct {
 	hidden   map[string]bool              // "path@version" answering 404
 	fails    map[string]*failure          // escaped URL path → injected failure
 	delay    time.Duration
+	rate     int            // bytes per second of a body; 0: no limit
 	requests map[string]int // escaped URL path → requests received
 	log      []string       // escaped URL paths in arrival order
 	srv      *httptest.Server
@@ -175,6 +176,14 @@ func (p *Proxy) Delay(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.delay = d
+}
+
+// Throttle sends every body at bytesPerSecond, in small writes, as a slow upstream does; zero
+// turns the limit off.
+func (p *Proxy) Throttle(bytesPerSecond int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rate = bytesPerSecond
 }
 
 // Requests reports how many requests p has received for the exact escaped URL path urlPath,

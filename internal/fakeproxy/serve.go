@@ -44,7 +44,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if !isSumDB {
 		ans = p.answer(urlPath)
 	}
-	delay, stop := p.delay, p.stop
+	delay, rate, stop := p.delay, p.rate, p.stop
 	p.mu.Unlock()
 
 	if delay > 0 {
@@ -68,7 +68,25 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", ans.ctype)
 	w.Header().Set("Content-Length", fmt.Sprint(len(ans.body)))
 	w.WriteHeader(ans.status)
-	w.Write(ans.body)
+	if rate <= 0 {
+		w.Write(ans.body)
+		return
+	}
+	// A tenth of a second's worth at a time.
+	step := max(rate/10, 1)
+	for body := ans.body; len(body) > 0; body = body[min(step, len(body)):] {
+		if _, err := w.Write(body[:min(step, len(body))]); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		case <-stop:
+			panic(http.ErrAbortHandler)
+		}
+	}
 }
 
 // answer decides the response to the escaped URL path urlPath; p.mu must be held.

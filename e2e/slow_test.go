@@ -1,0 +1,44 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goferproxy/gofer/internal/fakeproxy"
+)
+
+// A request waits for a fetch as long as its download moves: a zip that takes several
+// GOFER_FETCH_WAITs to arrive from a slow upstream reaches the go command, which would fail on
+// a 503. A fetch that does not move is answered 503 after GOFER_FETCH_WAIT, as before.
+func TestSlowZipIsWaitedFor(t *testing.T) {
+	const wait = 2 * time.Second
+	up := fakeproxy.New()
+	noise := make([]byte, 450<<10)
+	rand.Read(noise)
+	up.Add("example.com/big", "v1.0.0", map[string]string{
+		"go.mod":   "module example.com/big\n\ngo 1.21\n",
+		"data.txt": base64.StdEncoding.EncodeToString(noise), // about 600 KB, incompressible
+	})
+	g := startGofer(t, up.Start(t), options{fetchWait: wait, progressEvery: 200 * time.Millisecond})
+
+	up.Delay(time.Minute) // stuck: nothing arrives
+	start := time.Now()
+	code, _, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.mod")
+	if took := time.Since(start); code != 503 || !strings.Contains(string(body), "still running") || took > 3*wait {
+		t.Errorf("a fetch that does not move: %d %q after %v, want 503 still running after about %v", code, body, took, wait)
+	}
+
+	up.Delay(0)
+	up.Throttle(100 << 10) // the zip takes about 6 s, three times the wait
+	start = time.Now()
+	m, err := download(t, g.URL, "example.com/big@v1.0.0")
+	if err != nil {
+		t.Fatalf("a zip that arrives slowly but steadily: %v", err)
+	}
+	if took := time.Since(start); took < 2*wait || m.Sum == "" {
+		t.Errorf("downloaded in %v (sum %q): the upstream was not slow enough to test the wait", took, m.Sum)
+	}
+}
