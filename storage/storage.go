@@ -85,17 +85,38 @@ func ParseKey(key string) (path, version, ext string, ok bool) {
 	return path, version, ext, true
 }
 
+// Staging starts the key of every staged blob.
+const Staging = "_staging/"
+
 // StagingKey is where one download attempt keeps a file until it is verified and committed;
 // staged blobs are never served. stage names the attempt, under StagingPrefix of its run, so
 // that a late attempt can never overwrite what an earlier one had verified.
 func StagingKey(path, version, stage, ext string) string {
-	return "_staging/" + escape(path, version) + "/" + stage + "." + ext
+	return Staging + escape(path, version) + "/" + stage + "." + ext
 }
 
 // StagingPrefix is the prefix of every staged blob of one fetch run: stage names that start
 // with runID + "/".
 func StagingPrefix(path, version, runID string) string {
-	return "_staging/" + escape(path, version) + "/" + runID + "/"
+	return Staging + escape(path, version) + "/" + runID + "/"
+}
+
+// ParseStagingKey reports the module path, version and fetch run of a staged blob's key (any key
+// under a StagingPrefix), and false for any other key.
+func ParseStagingKey(key string) (path, version, runID string, ok bool) {
+	rest, ok := strings.CutPrefix(key, Staging)
+	i := strings.LastIndex(rest, "/@v/")
+	if !ok || i < 0 {
+		return "", "", "", false
+	}
+	vers, after, _ := strings.Cut(rest[i+len("/@v/"):], "/")
+	runID, _, ok = strings.Cut(after, "/")
+	path, perr := module.UnescapePath(rest[:i])
+	version, verr := module.UnescapeVersion(vers)
+	if !ok || runID == "" || perr != nil || verr != nil || !strings.HasPrefix(key, StagingPrefix(path, version, runID)) {
+		return "", "", "", false
+	}
+	return path, version, runID, true
 }
 
 func escape(path, version string) string {

@@ -26,3 +26,24 @@ func TestParseKey(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStagingKey(t *testing.T) {
+	for i, c := range []struct {
+		key                  string
+		path, version, runID string
+		ok                   bool
+	}{
+		0: {StagingKey("example.com/m", "v1.0.0", "run-1/2", "zip"), "example.com/m", "v1.0.0", "run-1", true},
+		1: {StagingKey("github.com/Azure/sdk", "v1.0.0-RC1", "r/1", "info"), "github.com/Azure/sdk", "v1.0.0-RC1", "r", true},
+		2: {"_staging/example.com/m/@v/v1.0.0/run/.1.zip.tmp-42", "example.com/m", "v1.0.0", "run", true},
+		3: {"example.com/m/@v/v1.0.0.zip", "", "", "", false},
+		4: {"_staging/example.com/m/@v/v1.0.0.zip", "", "", "", false},
+		5: {"_staging/example.com/M/@v/v1.0.0/run/1.zip", "", "", "", false},
+		6: {"_staging/example.com/m/@v/v1.0.0//1.zip", "", "", "", false},
+	} {
+		path, version, runID, ok := ParseStagingKey(c.key)
+		if ok != c.ok || path != c.path || version != c.version || runID != c.runID {
+			t.Errorf("%d: ParseStagingKey(%q) = %q %q %q %v", i, c.key, path, version, runID, ok)
+		}
+	}
+}

@@ -7,30 +7,55 @@ import (
 	"fmt"
 	"io"
 
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/workflows"
 )
 
-// gc lists blobs that no metadata record names: left behind by a commit that failed between its
-// blobs and its metadata insert and was never retried. Deleting them is not offered: a blob
-// without metadata may belong to a commit in flight right now, which would then publish a
-// version whose blob is gone.
+// gc lists what storage holds that nothing serves: final blobs that no metadata record names
+// (left behind by a commit that failed between its blobs and its metadata insert and was never
+// retried), and staged files, by fetch run. Deleting orphaned blobs is not offered: one may
+// belong to a commit in flight right now, which would then publish a version whose blob is
+// gone. Staged files belong to their run, which discards them when it ends; --remove-staged
+// removes those of runs that Temporal says are no longer running (a run whose discard never
+// happened, such as one that was terminated).
 func gc(ctx context.Context, args []string, stdout io.Writer) error {
-	var dryRun bool
+	var dryRun, removeStaged bool
+	var address, namespace string
+	var terr error
 	s, err := parseStoreSettings("gc", args, func(fs *flag.FlagSet) {
-		fs.BoolVar(&dryRun, "dry-run", false, "list the orphaned blobs (required: deleting them is not offered)")
+		fs.BoolVar(&dryRun, "dry-run", false, "list the orphaned blobs and the staged files, and delete nothing")
+		fs.BoolVar(&removeStaged, "remove-staged", false, "remove the staged files of fetch runs that are no longer running (asks Temporal)")
+		e := &envFlags{fs: fs}
+		e.string(&address, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend, for --remove-staged")
+		e.string(&namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace of the gofer workers, for --remove-staged")
+		terr = e.err
 	})
+	if err == nil {
+		err = terr
+	}
 	if err != nil {
 		return err
 	}
-	if !dryRun {
-		return errors.New("gofer gc only lists orphaned blobs: run it with --dry-run")
+	if dryRun == removeStaged {
+		return errors.New("gofer gc lists orphaned blobs and staged files with --dry-run, or removes the staged files of ended fetch runs with --remove-staged: give one of them")
 	}
 	blobs, err := openBlobs(ctx, s, zap.NewNop())
 	if err != nil {
 		return err
+	}
+	if removeStaged {
+		c, err := client.Dial(client.Options{HostPort: address, Namespace: namespace, Logger: newTemporalLogger(zap.NewNop())})
+		if err != nil {
+			return fmt.Errorf("dialing Temporal at %s: %w", address, err)
+		}
+		defer c.Close()
+		return removeEnded(ctx, blobs, c, stdout)
 	}
 	meta, err := openMetadata(ctx, s)
 	if err != nil {
@@ -40,8 +65,16 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 	n, err := orphans(ctx, blobs, meta, func(key string, size int64) {
 		fmt.Fprintf(stdout, "%s\t%d\n", key, size)
 	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d orphaned blobs\n", n)
+	runs, err := stagedRuns(ctx, blobs)
+	for _, r := range runs {
+		fmt.Fprintf(stdout, "%s\t%d files\t%d bytes\n", storage.StagingPrefix(r.path, r.version, r.runID), len(r.keys), r.size)
+	}
 	if err == nil {
-		fmt.Fprintf(stdout, "%d orphaned blobs\n", n)
+		fmt.Fprintf(stdout, "%d fetch runs with staged files (gofer gc --remove-staged removes those of runs that have ended)\n", len(runs))
 	}
 	return err
 }
@@ -52,7 +85,7 @@ func orphans(ctx context.Context, blobs storage.Blobs, meta storage.Metadata, fo
 	err := blobs.Walk(ctx, "", "", func(key string, size int64) error {
 		path, version, _, ok := storage.ParseKey(key)
 		if !ok {
-			return nil // staged files belong to their run, which discards them
+			return nil // staged files are listed by fetch run
 		}
 		_, err := meta.Get(ctx, path, version)
 		if errors.Is(err, gofer.ErrNotFound) {
@@ -63,4 +96,62 @@ func orphans(ctx context.Context, blobs storage.Blobs, meta storage.Metadata, fo
 		return err
 	})
 	return n, err
+}
+
+// stagedRun is the staged files of one fetch run.
+type stagedRun struct {
+	path, version, runID string
+	keys                 []string
+	size                 int64
+}
+
+// stagedRuns lists the staged files in storage by fetch run, in key order.
+func stagedRuns(ctx context.Context, blobs storage.Blobs) ([]*stagedRun, error) {
+	var runs []*stagedRun
+	err := blobs.Walk(ctx, storage.Staging, "", func(key string, size int64) error {
+		path, version, runID, ok := storage.ParseStagingKey(key)
+		if !ok {
+			return nil
+		}
+		if n := len(runs); n == 0 || runs[n-1].path != path || runs[n-1].version != version || runs[n-1].runID != runID {
+			runs = append(runs, &stagedRun{path: path, version: version, runID: runID})
+		}
+		r := runs[len(runs)-1]
+		r.keys = append(r.keys, key)
+		r.size += size
+		return nil
+	})
+	return runs, err
+}
+
+// removeEnded deletes the staged files of every fetch run that is no longer running: closed,
+// or unknown to Temporal (its history is past retention). A run Temporal cannot be asked about
+// keeps its files.
+func removeEnded(ctx context.Context, blobs storage.Blobs, tc client.Client, stdout io.Writer) error {
+	runs, err := stagedRuns(ctx, blobs)
+	if err != nil {
+		return err
+	}
+	removed := 0
+	for _, r := range runs {
+		d, err := tc.DescribeWorkflowExecution(ctx, workflows.FetchID(r.path, r.version), r.runID)
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+		case err != nil:
+			return fmt.Errorf("asking Temporal about %s: %w", workflows.FetchID(r.path, r.version), err)
+		case d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
+			fmt.Fprintf(stdout, "%s\tkept: running\n", storage.StagingPrefix(r.path, r.version, r.runID))
+			continue
+		}
+		for _, key := range r.keys {
+			if err := blobs.Delete(ctx, key); err != nil {
+				return err
+			}
+		}
+		removed++
+		fmt.Fprintf(stdout, "%s\tremoved %d files, %d bytes\n", storage.StagingPrefix(r.path, r.version, r.runID), len(r.keys), r.size)
+	}
+	fmt.Fprintf(stdout, "%d of %d fetch runs with staged files had ended; their files are removed\n", removed, len(runs))
+	return nil
 }

@@ -8,13 +8,18 @@ import (
 	"strings"
 	"testing"
 
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/workflows"
 )
 
-// `gofer gc --dry-run` lists exactly the final blobs whose version has no metadata, and deletes
-// nothing; without --dry-run it refuses.
+// `gofer gc --dry-run` lists exactly the final blobs whose version has no metadata and the staged
+// files by fetch run, and deletes nothing; without --dry-run or --remove-staged it refuses.
 func TestGCListsOrphans(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("GOFER_DATA_DIR", dir)
@@ -39,13 +44,80 @@ func TestGCListsOrphans(t *testing.T) {
 	if err := run(ctx, []string{"gc", "--dry-run"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if want := "example.com/orphan/@v/v1.0.0.zip\t1\n1 orphaned blobs\n"; out.String() != want {
+	want := "example.com/orphan/@v/v1.0.0.zip\t1\n1 orphaned blobs\n" +
+		"_staging/example.com/kept/@v/v1.1.0/run/\t1 files\t1 bytes\n" +
+		"1 fetch runs with staged files (gofer gc --remove-staged removes those of runs that have ended)\n"
+	if out.String() != want {
 		t.Errorf("gc printed %q, want %q", out.String(), want)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "blobs", "example.com/orphan/@v/v1.0.0.zip")); err != nil {
 		t.Errorf("gc --dry-run deleted the orphan: %v", err)
 	}
-	if err := run(ctx, []string{"gc"}, &out); err == nil || !strings.Contains(err.Error(), "--dry-run") {
+	if err := run(ctx, []string{"gc"}, &out); err == nil || !strings.Contains(err.Error(), "--dry-run") || !strings.Contains(err.Error(), "--remove-staged") {
 		t.Errorf("gc without --dry-run: %v", err)
+	}
+}
+
+// `gofer gc --remove-staged` removes the staged files of fetch runs that have ended, or that
+// Temporal no longer knows, and keeps those of a run still running; temporary files a crash left
+// among them go too.
+func TestGCRemovesStagedFilesOfEndedRuns(t *testing.T) {
+	dev, err := testserver.Temporal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	ns := testserver.Namespace(0)
+	t.Setenv("GOFER_TEMPORAL_ADDRESS", dev.Address)
+	t.Setenv("GOFER_TEMPORAL_NAMESPACE", ns)
+	dir := t.TempDir()
+	t.Setenv("GOFER_DATA_DIR", dir)
+	ctx := context.Background()
+	blobs, meta := teststores.Open(t, dir)
+	meta.Close()
+
+	// A fetch that stays running: no worker takes it.
+	c, err := client.Dial(client.Options{HostPort: dev.Address, Namespace: ns, Logger: newTemporalLogger(zap.NewNop())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := workflows.FetchRequest{Path: "example.com/running", Version: "v1.0.0"}
+	running, err := c.ExecuteWorkflow(ctx, workflows.FetchOptions(req), workflows.Fetch, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string) {
+		if err := blobs.Put(ctx, key, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := storage.StagingKey(req.Path, req.Version, running.GetRunID()+"/1", "zip")
+	put(keep)
+	gone := storage.StagingKey("example.com/gone", "v1.0.0", "0b9b6a3e-0000-4000-8000-00000000dead/1", "zip")
+	put(gone)
+	stray := filepath.Join(dir, "blobs", filepath.FromSlash(storage.StagingPrefix("example.com/gone", "v1.0.0", "0b9b6a3e-0000-4000-8000-00000000dead")), ".2.zip.tmp-42")
+	if err := os.WriteFile(stray, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"gc", "--remove-staged"}, &out); err != nil {
+		t.Fatalf("gc --remove-staged: %v\n%s", err, out.String())
+	}
+	if r, _, err := blobs.Open(ctx, keep); err != nil {
+		t.Errorf("the staged file of a running fetch was removed: %v", err)
+	} else {
+		r.Close()
+	}
+	if r, _, err := blobs.Open(ctx, gone); err == nil {
+		r.Close()
+		t.Error("the staged file of a run Temporal does not know was kept")
+	}
+	if _, err := os.Stat(stray); err == nil {
+		t.Error("a crash's temporary file among an ended run's staged files was kept")
+	}
+	if !strings.Contains(out.String(), "1 of 2 fetch runs") {
+		t.Errorf("gc printed:\n%s", out.String())
 	}
 }

@@ -37,7 +37,8 @@ const usage = `gofer is a Go module proxy (GOPROXY server) backed by Temporal.
 Usage:
   gofer serve [flags]    serve the GOPROXY protocol (and run a worker, unless --worker=false)
   gofer worker [flags]   run a worker only
-  gofer gc --dry-run     list blobs that no metadata record names (left by failed commits)
+  gofer gc --dry-run     list blobs that no metadata record names (left by failed commits) and staged files
+  gofer gc --remove-staged  remove the staged files of fetch runs that have ended
   gofer scrub [flags]    re-hash every stored version against its record and the checksum database
   gofer warm [flags] F   fetch every version a go.sum, go.mod or module@version list names, through a gofer
   gofer version          print the version

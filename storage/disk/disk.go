@@ -219,7 +219,7 @@ func (s *Store) walkDir(ctx context.Context, dir, prefix, after string, fn func(
 			if key < after && !strings.HasPrefix(after, key) {
 				continue
 			}
-		case !e.Type().IsRegular(), isTemp(e.Name()), !strings.HasPrefix(key, prefix), key <= after:
+		case !e.Type().IsRegular(), isTemp(e.Name()) && !strings.HasPrefix(key, storage.Staging), !strings.HasPrefix(key, prefix), key <= after:
 			continue
 		}
 		es = append(es, entry{e, key})
@@ -249,7 +249,10 @@ func (s *Store) walkDir(ctx context.Context, dir, prefix, after string, fn func(
 }
 
 // isTemp reports whether name is one of Put's temporary files, which exist only until their
-// blob is complete (or, after a crash, until someone removes them) and are not blobs.
+// blob is complete (or, after a crash, until someone removes them) and are not blobs. Walk
+// skips them, except under storage.Staging: there they belong to a fetch run like its staged
+// blobs, and the run's discard (which walks its staging prefix and deletes what it finds)
+// removes them too, also those of an attempt that a crash cut short.
 func isTemp(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
 }

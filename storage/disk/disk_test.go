@@ -216,6 +216,32 @@ func TestWalkSkipsTemporaryFiles(t *testing.T) {
 	}
 }
 
+// TestStagedTemporaryFilesAreDiscarded checks that a temporary file a crash left among a fetch
+// run's staged files is walked with them, and deleted as they are: a run's discard removes it.
+func TestStagedTemporaryFilesAreDiscarded(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root)
+	staged := storage.StagingKey("example.com/m", "v1.0.0", "run/2", "zip")
+	if err := s.Put(t.Context(), staged, strings.NewReader("zip")); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, filepath.FromSlash(storage.StagingPrefix("example.com/m", "v1.0.0", "run")))
+	if err := os.WriteFile(filepath.Join(dir, ".1.zip.tmp-123456"), []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err := s.Walk(t.Context(), storage.StagingPrefix("example.com/m", "v1.0.0", "run"), "", func(key string, _ int64) error {
+		got = append(got, key)
+		return s.Delete(t.Context(), key)
+	})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Walk of the run's staging prefix = %q, %v; want the staged blob and the temporary file", got, err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left in the run's staging directory after deleting what Walk found: %v", left)
+	}
+}
+
 func TestWalkCancelled(t *testing.T) {
 	s := newStore(t, t.TempDir())
 	for _, v := range []string{"v1.0.0", "v1.0.1"} {
