@@ -271,7 +271,7 @@ func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string) 
 		err := run.Get(wctx, nil)
 		dl, _ := wctx.Deadline()
 		cancel()
-		if wee := (*temporal.WorkflowExecutionError)(nil); err == nil || errors.As(err, &wee) {
+		if outcome(err) {
 			return err, true
 		}
 		// No outcome, only why this wait ended: its deadline, which Temporal's client may
@@ -293,6 +293,15 @@ func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string) 
 		}
 		seen = n
 	}
+}
+
+// outcome reports whether err, from WorkflowRun.Get, is the fetch's outcome: nil, or the
+// workflow's failure (which Temporal's client wraps in a WorkflowExecutionError), rather than
+// why the wait for it ended.
+func outcome(err error) bool {
+	var wee *temporal.WorkflowExecutionError
+	var app *temporal.ApplicationError
+	return err == nil || errors.As(err, &wee) || errors.As(err, &app)
 }
 
 // fetchUnlessMissing is fetch, but answers not found as soon as the upstream says that
