@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -65,7 +66,8 @@ type Chain struct {
 }
 
 // ErrorsMetric counts the entries' failed answers, by kind (not_found, invalid, unavailable)
-// and entry (its URL without userinfo, or direct).
+// and entry: its position in the list ("1" for the first) or "direct", so that an open
+// /metrics names no host of the operator's.
 const ErrorsMetric = "gofer.upstream.errors"
 
 // countError counts err, the failure of entry e.
@@ -85,7 +87,7 @@ func (c *Chain) countError(ctx context.Context, e entry, err error) {
 	case gofer.ErrInvalid:
 		kind = "invalid"
 	}
-	c.errorCount.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind), attribute.String("entry", e.source)))
+	c.errorCount.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind), attribute.String("entry", e.label)))
 }
 
 // Direct fetches from version control; its methods mean what Chain's mean. Its errors must
@@ -113,6 +115,8 @@ type entry struct {
 	// recorded source of a version, none of which may carry a user or password from the
 	// GOPROXY value.
 	source string
+	// label names the entry in metrics: its position in the list, from 1, or "direct".
+	label string
 	// orElse is true when the separator after this entry was '|': fall through on any error,
 	// not only on not found.
 	orElse bool
@@ -141,11 +145,11 @@ func Parse(goproxy string) (*Chain, error) {
 		case "":
 			continue
 		case "off":
-			entries = append(entries, entry{kind: offEntry, source: "off"})
+			entries = append(entries, entry{kind: offEntry, source: "off", label: "off"})
 			rest = ""
 			continue
 		case "direct":
-			entries = append(entries, entry{kind: directEntry, source: "direct"})
+			entries = append(entries, entry{kind: directEntry, source: "direct", label: "direct"})
 			rest = ""
 			continue
 		}
@@ -155,7 +159,7 @@ func Parse(goproxy string) (*Chain, error) {
 		}
 		bare := *u
 		bare.User = nil
-		entries = append(entries, entry{kind: proxyEntry, url: u, source: bare.String(), orElse: orElse})
+		entries = append(entries, entry{kind: proxyEntry, url: u, source: bare.String(), label: strconv.Itoa(len(entries) + 1), orElse: orElse})
 	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("GOPROXY %q lists no proxy", goproxy)

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/egress"
 	"github.com/goferproxy/gofer/internal/testserver"
@@ -744,5 +747,35 @@ func TestRedirects(t *testing.T) {
 	c.Info(ctx, "example.com/m", "v1.0.0")
 	if len(trap.Seen()) != 1 {
 		t.Errorf("a redirect to an allowed address: %d connections, want 1", len(trap.Seen()))
+	}
+}
+
+// The error counter names an entry by its position in the list, never by its URL: /metrics is
+// open, and an upstream's URL may hold a user and an internal host.
+func TestErrorsMetricNamesEntriesByPosition(t *testing.T) {
+	down, _ := status(t, 503, "down")
+	missing, _ := status(t, 404, "no")
+	c := parse(t, strings.Replace(missing.URL, "http://", "http://bob:s3cret@", 1)+"|"+down.URL+",direct")
+	reader := sdkmetric.NewManualReader()
+	c.Meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")
+	c.Info(context.Background(), "example.com/m", "v1.0.0")
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == upstream.ErrorsMetric {
+				for _, dp := range sum.DataPoints {
+					entry, _ := dp.Attributes.Value("entry")
+					kind, _ := dp.Attributes.Value("kind")
+					got[entry.AsString()] = kind.AsString()
+				}
+			}
+		}
+	}
+	if want := map[string]string{"1": "not_found", "2": "unavailable"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("errors by entry = %v, want %v", got, want)
 	}
 }
