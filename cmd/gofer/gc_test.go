@@ -62,14 +62,7 @@ func TestGCListsOrphans(t *testing.T) {
 // Temporal no longer knows, and keeps those of a run still running; temporary files a crash left
 // among them go too.
 func TestGCRemovesStagedFilesOfEndedRuns(t *testing.T) {
-	dev, err := testserver.Temporal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
-	ns := testserver.Namespace(0)
-	t.Setenv("GOFER_TEMPORAL_ADDRESS", dev.Address)
-	t.Setenv("GOFER_TEMPORAL_NAMESPACE", ns)
+	c := devTemporal(t)
 	dir := t.TempDir()
 	t.Setenv("GOFER_DATA_DIR", dir)
 	ctx := context.Background()
@@ -77,11 +70,6 @@ func TestGCRemovesStagedFilesOfEndedRuns(t *testing.T) {
 	meta.Close()
 
 	// A fetch that stays running: no worker takes it.
-	c, err := client.Dial(client.Options{HostPort: dev.Address, Namespace: ns, Logger: newTemporalLogger(zap.NewNop())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	req := workflows.FetchRequest{Path: "example.com/running", Version: "v1.0.0"}
 	running, err := c.ExecuteWorkflow(ctx, workflows.FetchOptions(req), workflows.Fetch, req)
 	if err != nil {
@@ -120,4 +108,24 @@ func TestGCRemovesStagedFilesOfEndedRuns(t *testing.T) {
 	if !strings.Contains(out.String(), "1 of 2 fetch runs") {
 		t.Errorf("gc printed:\n%s", out.String())
 	}
+}
+
+// devTemporal starts a Temporal dev server for the test, points the GOFER_TEMPORAL_* variables
+// at a namespace of it, and returns a client of that namespace; all stop with the test.
+func devTemporal(t *testing.T) client.Client {
+	t.Helper()
+	dev, err := testserver.Temporal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dev.Close)
+	ns := testserver.Namespace(0)
+	t.Setenv("GOFER_TEMPORAL_ADDRESS", dev.Address)
+	t.Setenv("GOFER_TEMPORAL_NAMESPACE", ns)
+	c, err := client.Dial(client.Options{HostPort: dev.Address, Namespace: ns, Logger: newTemporalLogger(zap.NewNop())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

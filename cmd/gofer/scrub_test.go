@@ -8,12 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
-
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
-	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/upstream"
@@ -24,26 +20,13 @@ import (
 // `gofer scrub` runs a scrub on the workers of its namespace, prints the report and the run's
 // path in the Temporal UI, and fails when the scrub found a mismatch.
 func TestScrubCommand(t *testing.T) {
-	dev, err := testserver.Temporal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
-	ns := testserver.Namespace(0)
-	t.Setenv("GOFER_TEMPORAL_ADDRESS", dev.Address)
-	t.Setenv("GOFER_TEMPORAL_NAMESPACE", ns)
-
+	c := devTemporal(t)
 	dir := t.TempDir()
 	blobs, meta := teststores.Open(t, dir)
 	chain, err := upstream.Parse(fakeproxy.New().Start(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Dial(client.Options{HostPort: dev.Address, Namespace: ns, Logger: newTemporalLogger(zap.NewNop())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	w := worker.New(c, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -63,7 +46,7 @@ func TestScrubCommand(t *testing.T) {
 	if err := scrubCmd(ctx, nil, &out); err != nil {
 		t.Fatalf("scrub of a clean store: %v\n%s", err, &out)
 	}
-	if !strings.Contains(out.String(), "1 versions checked: 3 files") || !strings.Contains(out.String(), "/namespaces/"+ns+"/workflows/scrub:") {
+	if !strings.Contains(out.String(), "1 versions checked: 3 files") || !strings.Contains(out.String(), "/namespaces/"+os.Getenv("GOFER_TEMPORAL_NAMESPACE")+"/workflows/scrub:") {
 		t.Errorf("scrub printed:\n%s", &out)
 	}
 
