@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
@@ -254,7 +253,7 @@ const maxFetchWait = 30 * time.Minute
 // historian is the part of a Temporal client that tells how far a workflow has got; a Starter
 // without it has its fetches waited for FetchWait exactly.
 type historian interface {
-	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+	DescribeWorkflow(ctx context.Context, workflowID, runID string) (*client.WorkflowExecutionDescription, error)
 }
 
 // await waits for run's outcome and returns it (nil, or the workflow's error) with ok true, or,
@@ -283,8 +282,8 @@ func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string) 
 		}
 		n := int64(-1)
 		if h, ok := s.cfg.Temporal.(historian); ok && ctx.Err() == nil {
-			if d, err := h.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID()); err == nil {
-				n = d.GetWorkflowExecutionInfo().GetHistoryLength()
+			if d, err := h.DescribeWorkflow(ctx, run.GetID(), run.GetRunID()); err == nil {
+				n = int64(d.HistoryLength)
 			}
 		}
 		if seen >= 0 && n <= seen || n < 0 && time.Since(start) >= s.cfg.FetchWait || ctx.Err() != nil {

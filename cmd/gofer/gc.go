@@ -134,13 +134,13 @@ func removeEnded(ctx context.Context, blobs storage.Blobs, tc client.Client, std
 	}
 	removed := 0
 	for _, r := range runs {
-		d, err := tc.DescribeWorkflowExecution(ctx, workflows.FetchID(r.path, r.version), r.runID)
+		d, err := tc.DescribeWorkflow(ctx, workflows.FetchID(r.path, r.version), r.runID)
 		var nf *serviceerror.NotFound
 		switch {
 		case errors.As(err, &nf):
 		case err != nil:
 			return fmt.Errorf("asking Temporal about %s: %w", workflows.FetchID(r.path, r.version), err)
-		case d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		case d.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
 			fmt.Fprintf(stdout, "%s\tkept: running\n", storage.StagingPrefix(r.path, r.version, r.runID))
 			continue
 		}
