@@ -423,7 +423,7 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 	path, _, _ := strings.Cut(what, "@")
 	host, _, _ := strings.Cut(path, "/")
 	if a, err := netip.ParseAddr(host); err == nil && !f.Egress.Allows(a) {
-		return gofer.Errorf(gofer.ErrNotFound, "%s: the module's host is an address that %v", what, egress.ErrDenied)
+		return gofer.Errorf(gofer.ErrNotFound, "%s: the module's host is an IP address %v", what, egress.ErrDenied)
 	}
 	proxy, err := f.Egress.Listen()
 	if err != nil {
