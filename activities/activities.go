@@ -74,6 +74,9 @@ type Job struct {
 	Path    string
 	Version string
 	RunID   string
+	// AttemptOffset is added to the attempt numbers that name staged files: a second Download
+	// in one run stages under names of its own, past the first one's attempts.
+	AttemptOffset int32
 }
 
 // Staged describes the files one download attempt staged, not yet verified. Each attempt stages

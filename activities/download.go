@@ -29,7 +29,7 @@ const heartbeatEvery = 10 * time.Second
 // along, with the bytes of zip received so far, so that a stalled download is noticed and
 // retried; each attempt stages under keys of its own.
 func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
-	s := Staged{Job: j, Attempt: activity.GetInfo(ctx).Attempt}
+	s := Staged{Job: j, Attempt: j.AttemptOffset + activity.GetInfo(ctx).Attempt}
 	if err := module.Check(j.Path, j.Version); err != nil {
 		return s, encode(gofer.Errorf(gofer.ErrNotFound, "%v", err))
 	}

@@ -14,8 +14,9 @@ const (
 	errNotFound    = "NotFound"
 	errInvalid     = "Invalid"
 	errUnavailable = "Unavailable"
-	// errAnswered is unavailable, after an upstream answered for the version: it exists.
-	errAnswered = "UnavailableAnswered"
+	// ErrAnswered is the Temporal error type of a Download that was unavailable after an
+	// upstream had answered for the version: it exists, and retrying for long is worth it.
+	ErrAnswered = "UnavailableAnswered"
 )
 
 // answered marks an unavailable error of a download that an upstream answered for.
@@ -28,7 +29,7 @@ func (e answered) Unwrap() error { return e.error }
 // retrying for long is worth it.
 func Answered(err error) bool {
 	var app *temporal.ApplicationError
-	return errors.As(err, &app) && app.Type() == errAnswered
+	return errors.As(err, &app) && app.Type() == ErrAnswered
 }
 
 // encode turns a gofer error into the Temporal error an activity returns: not found and
@@ -41,7 +42,7 @@ func encode(err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), t, nil)
 	}
 	if errors.As(err, new(answered)) {
-		return temporal.NewApplicationError(err.Error(), errAnswered)
+		return temporal.NewApplicationError(err.Error(), ErrAnswered)
 	}
 	return temporal.NewApplicationError(err.Error(), errUnavailable)
 }

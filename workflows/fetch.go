@@ -113,19 +113,20 @@ var (
 			MaximumInterval:    5 * time.Minute,
 		},
 	}
-	// probe is download for a version nothing vouches for yet: a few tries over about two
-	// minutes (eight attempts at most, fifteen minutes in all however slow each is), so that
-	// a request for a version that does not exist anywhere, on an upstream or host that
-	// never answers, costs minutes of retries and not hours.
+	// probe is download for a version nothing vouches for yet: eight attempts over about two
+	// minutes (each may still take as long as a download's), so that a request for a version
+	// that exists nowhere, on an upstream or host that never answers, costs minutes of retries
+	// and not hours. An attempt that an upstream answered for is not retried here: the fetch
+	// goes on to download's retries at once.
 	probe = workflow.ActivityOptions{
-		StartToCloseTimeout:    download.StartToCloseTimeout,
-		ScheduleToCloseTimeout: 15 * time.Minute,
-		HeartbeatTimeout:       download.HeartbeatTimeout,
+		StartToCloseTimeout: download.StartToCloseTimeout,
+		HeartbeatTimeout:    download.HeartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			MaximumAttempts:    8,
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        8,
+			NonRetryableErrorTypes: []string{activities.ErrAnswered},
 		},
 	}
 	// cleanup deletes staged files: it must not hold a finished fetch (and every request
@@ -192,7 +193,10 @@ func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, l
 	err = execute(ctx, false, withSummary(first, "download", r), a.Download, job).Get(ctx, &staged)
 	if bounded && activities.Answered(err) {
 		workflow.SetCurrentDetails(ctx, "downloading, for hours if need be: the upstream answered for this version")
-		err = execute(ctx, false, withSummary(download, "download", r), a.Download, job).Get(ctx, &staged)
+		// Attempts of the probe staged under their own numbers; these stage past them.
+		again := job
+		again.AttemptOffset = probe.RetryPolicy.MaximumAttempts
+		err = execute(ctx, false, withSummary(download, "download", r), a.Download, again).Get(ctx, &staged)
 	}
 	if err != nil {
 		return rec, "", err

@@ -163,12 +163,17 @@ func TestFetchRetryHorizon(t *testing.T) {
 			}
 			// The test environment stops an unlimited retry policy after 10 attempts, which at
 			// the download's backoff take 8.5 minutes; the probe's 8 take about 2.
-			n, took := f.proxy.Requests(base+".zip"), f.env.Now().Sub(start)
+			n, took := f.proxy.Requests(base+".info"), f.env.Now().Sub(start) // every attempt asks for the .info, whatever fails first
 			if c.long && (n < 10 || took < 8*time.Minute) {
 				t.Errorf("%d attempts over %s, want the retries of hours", n, took)
 			}
 			if !c.long && (n > 8 || took > 3*time.Minute) {
 				t.Errorf("%d attempts over %s, want at most 8 within minutes", n, took)
+			}
+			// An answered failure is not retried by the probe: one attempt, then the 10 of the
+			// download's policy.
+			if len(c.failing) == 1 && n != 11 {
+				t.Errorf("%d attempts, want 1 of the probe and 10 of the download", n)
 			}
 			f.assertNothingStored(t, path, version)
 		})
