@@ -12,8 +12,10 @@ import (
 // rewritten from runs of the current code by
 // `go test ./e2e -run 'TestRetriesThroughUpstreamErrors|TestScrubReportsCorruptBlob|TestWarmAndLiveMissesShareFetches' -record`:
 //   - fetch_bounded_history.json: a fetch that nothing vouches for (its download bounded to
-//     minutes) whose download is retried three times through 503s, then verifies and commits
-//     in local activities, discards and publishes its outcome;
+//     minutes), whose zip fails with 503 while its .info and .mod arrive: the first failure
+//     sends it on to a second Download with the long retries, which succeeds at its third
+//     attempt; then it verifies and commits in local activities, discards and publishes its
+//     outcome;
 //   - scrub_history.json: a scrub of a store with a corrupted blob;
 //   - warm_history.json: a warm of 20 versions racing live requests for them.
 //
