@@ -175,13 +175,13 @@ func New(cfg Config) *Server {
 	r.GET("/readyz", s.ready)
 	r.HEAD("/readyz", s.ready)
 	if cfg.Metrics != nil {
-		r.GET("/metrics", gin.WrapH(cfg.Metrics))
+		r.GET("/metrics", s.withDeadline, gin.WrapH(cfg.Metrics))
 	}
 	s.adminRoutes(r)
 	// No module path starts with "sumdb/" or is "catalog": its first element has no dot.
 	proxy := r.Group("", auth...)
-	proxy.GET("/catalog", s.catalog)
-	proxy.HEAD("/catalog", s.catalog)
+	proxy.GET("/catalog", s.withDeadline, s.catalog)
+	proxy.HEAD("/catalog", s.withDeadline, s.catalog)
 	proxy.GET("/sumdb/*rest", s.sumdb)
 	proxy.HEAD("/sumdb/*rest", s.sumdb)
 	r.NoRoute(append(auth, s.proxy)...)
@@ -194,9 +194,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 
 // Timeouts of the connections an HTTPServer serves. A request must arrive whole in
 // readTimeout (the largest body gofer takes is a 16 MiB warm list), and a connection that waits
-// for its next request is closed after idleTimeout. Responses have no overall deadline, since a
-// 500 MiB zip to a slow client may rightly take long; each streamed chunk has its own
-// (Config.StallTimeout).
+// for its next request is closed after idleTimeout. A response has no deadline as a whole,
+// since a request may wait for a fetch and a 500 MiB zip to a slow client may rightly take
+// long; instead every body larger than the socket's buffers take at once is written under
+// deadlines of Config.StallTimeout, renewed with each chunk (readFromWriter, withDeadline), so
+// that a client that takes nothing holds its connection for StallTimeout at most.
 const (
 	readHeaderTimeout = 10 * time.Second
 	readTimeout       = time.Minute
@@ -291,6 +293,15 @@ func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cach
 	http.ServeContent(w, r, "", time.Time{}, body)
 }
 
+// withDeadline puts the response of a handler that writes a body of any size (metrics, the
+// catalog) under one write deadline of StallTimeout, lifted when it is done.
+func (s *Server) withDeadline(c *gin.Context) {
+	rc := http.NewResponseController(c.Writer)
+	rc.SetWriteDeadline(time.Now().Add(s.cfg.StallTimeout))
+	c.Next()
+	rc.SetWriteDeadline(time.Time{})
+}
+
 // headerValue is v as a header's value, made once to be set on many responses.
 func headerValue(v string) []string { return []string{v} }
 
@@ -299,7 +310,7 @@ func headerValue(v string) []string { return []string{v} }
 // disk) goes to the io.ReaderFrom of the net/http writer beneath, so that it goes out by
 // sendfile instead of through a buffer, and its bytes are added to sent, since gin does not
 // see them; any other body is copied through gin's writer with a pooled buffer, where io.Copy
-// would allocate one per response. A body over streamChunk goes out a chunk at a time, each
+// would allocate one per response. A body over heldChunk goes out a streamChunk at a time, each
 // under a write deadline of stall from its start.
 type readFromWriter struct {
 	gin.ResponseWriter
@@ -308,17 +319,21 @@ type readFromWriter struct {
 	stall time.Duration
 }
 
-// streamChunk is how much of a large body goes out under one write deadline.
-const streamChunk = 1 << 20
+// streamChunk is how much of a large body goes out under one write deadline; a body of at
+// most heldChunk (an .info, most .mod files) fits the socket's buffers whatever the client
+// does, and needs none.
+const (
+	streamChunk = 1 << 20
+	heldChunk   = 8 << 10
+)
 
 func (w readFromWriter) ReadFrom(r io.Reader) (int64, error) {
 	lr, ok := r.(*io.LimitedReader)
-	if !ok || lr.N <= streamChunk {
-		// Small enough for the socket's buffers: no deadline is needed.
+	if !ok || lr.N <= heldChunk {
 		return w.copy(r)
 	}
 	rc := http.NewResponseController(w.ResponseWriter)
-	defer rc.SetWriteDeadline(time.Time{}) // the connection's next response has its own
+	defer rc.SetWriteDeadline(time.Time{}) // the connection's next response starts without one
 	var total int64
 	for lr.N > 0 {
 		if err := rc.SetWriteDeadline(time.Now().Add(w.stall)); err != nil && !errors.Is(err, http.ErrNotSupported) {
