@@ -123,20 +123,44 @@ func (p *Policy) Allows(a netip.Addr) bool {
 	return false
 }
 
+// nonGlobal are the ranges that IsGlobalUnicast and IsPrivate leave out but no public host
+// uses: shared address space (carrier NAT, some clusters' pods), "this network", the IETF
+// protocol assignments, benchmarking, the reserved class E (some clusters' pods again), IPv6
+// site-local and the local-use NAT64 prefix.
+var nonGlobal = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("fec0::/10"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+}
+
+// Prefixes whose addresses carry an IPv4 address that is reached in the end.
 var (
-	shared = netip.MustParsePrefix("100.64.0.0/10")
-	this   = netip.MustParsePrefix("0.0.0.0/8")
 	nat64  = netip.MustParsePrefix("64:ff9b::/96")
+	sixTo4 = netip.MustParsePrefix("2002::/16")
 )
 
 // global reports whether a is a public unicast address.
 func global(a netip.Addr) bool {
-	if nat64.Contains(a) {
-		b := a.As16()
+	b := a.As16()
+	switch {
+	case nat64.Contains(a):
 		return global(netip.AddrFrom4([4]byte(b[12:])))
+	case sixTo4.Contains(a):
+		return global(netip.AddrFrom4([4]byte(b[2:6])))
 	}
-	return a.IsGlobalUnicast() && !a.IsPrivate() && !shared.Contains(a) && !this.Contains(a) &&
-		a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	if !a.IsGlobalUnicast() || a.IsPrivate() {
+		return false
+	}
+	for _, p := range nonGlobal {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // DeniedError is a connection the policy refused; Addr is what was dialled, after resolution.

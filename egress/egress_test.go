@@ -45,6 +45,13 @@ func TestAllows(t *testing.T) {
 		{"10.1.2.3", false, true},
 		{"224.0.0.1", false, false},
 		{"255.255.255.255", false, false},
+		{"240.1.2.3", false, false},
+		{"198.18.0.1", false, false},
+		{"192.0.0.1", false, false},
+		{"fec0::1", false, false},
+		{"64:ff9b:1::a00:1", false, false},
+		{"2002:7f00:1::1", false, false}, // 6to4 of loopback
+		{"2002:808:808::1", true, true},  // 6to4 of a public address
 	} {
 		a := netip.MustParseAddr(c.addr)
 		var none *egress.Policy
@@ -178,6 +185,23 @@ func TestProxy(t *testing.T) {
 	}
 	if n := len(plainConns.Seen()); n != 1 {
 		t.Errorf("a plain http request to an allowed address made %d connections, want 1", n)
+	}
+
+	// Without the proxy's credentials, another process on the host gets nothing through it.
+	u, _ := url.Parse(allow.URL)
+	u.User = nil
+	stranger := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u)}}
+	resp, err = stranger.Get("http://" + plainAddr + "/x")
+	if err != nil || resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Errorf("a request without the proxy's credentials: %v %v, want 407", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if _, err := stranger.Get(tlsSrv.URL + "/x"); err == nil {
+		t.Error("a CONNECT without the proxy's credentials went through")
+	}
+	if n := len(plainConns.Seen()); n != 1 || tlsConns.Load() != 1 {
+		t.Errorf("requests without credentials connected: %d plain, %d TLS connections in all, want 1 and 1", n, tlsConns.Load())
 	}
 }
 

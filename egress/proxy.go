@@ -2,6 +2,9 @@ package egress
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -13,10 +16,14 @@ import (
 
 // Proxy is an HTTP proxy on 127.0.0.1 that connects only where its policy allows: CONNECT
 // tunnels (https) and plain http requests. Point HTTPS_PROXY and HTTP_PROXY of a child process
-// at URL; what the policy refused is kept for Denied. Close it when the child is done.
+// at URL; what the policy refused is kept for Denied. Close it when the child is done. It
+// serves only clients that know the random credentials in URL, so that no other process on the
+// host can use it to reach what the policy allows.
 type Proxy struct {
-	// URL is the proxy's address, http://127.0.0.1:<port>.
+	// URL is the proxy's address with its credentials, http://gofer:<token>@127.0.0.1:<port>.
 	URL string
+	// auth is the Proxy-Authorization header value that the credentials of URL make.
+	auth string
 
 	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 	srv       *http.Server
@@ -35,7 +42,9 @@ func (p *Policy) Listen() (*Proxy, error) {
 		return nil, err
 	}
 	dial := p.Dial(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
-	x := &Proxy{URL: "http://" + l.Addr().String(), dial: dial, conns: map[net.Conn]bool{}}
+	token := rand.Text()
+	x := &Proxy{URL: "http://gofer:" + token + "@" + l.Addr().String(), dial: dial, conns: map[net.Conn]bool{},
+		auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("gofer:"+token))}
 	x.transport = &http.Transport{DialContext: dial, ResponseHeaderTimeout: time.Minute, MaxIdleConns: 4}
 	forward := &httputil.ReverseProxy{
 		// A proxy request's URL is absolute; the outgoing request goes where it says.
@@ -46,7 +55,12 @@ func (p *Policy) Listen() (*Proxy, error) {
 		},
 	}
 	x.srv = &http.Server{ReadHeaderTimeout: 30 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("Proxy-Authorization")
+		r.Header.Del("Proxy-Authorization") // never forwarded
 		switch {
+		case subtle.ConstantTimeCompare([]byte(got), []byte(x.auth)) != 1:
+			w.Header().Set("Proxy-Authenticate", `Basic realm="gofer egress"`)
+			http.Error(w, "proxy credentials required", http.StatusProxyAuthRequired)
 		case r.Method == http.MethodConnect:
 			x.tunnel(w, r)
 		case r.URL.IsAbs() && r.URL.Scheme == "http":
