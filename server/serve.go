@@ -42,6 +42,11 @@ type entry struct {
 // hit, not with the .info and .mod: the go command asks for the .mod alone of many versions.
 const maxHeldZip = 64 << 10
 
+// busyError is a miss refused because MaxFetches fetches are being waited for.
+type busyError struct{ error }
+
+func (e *busyError) Unwrap() error { return e.error }
+
 // noFetchError is a miss that could not even start its fetch: Temporal is out of reach.
 type noFetchError struct{ error }
 
@@ -213,7 +218,7 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 		if s.waiting.Add(1) > int64(s.cfg.MaxFetches) {
 			s.waiting.Add(-1)
 			s.in.refused.Add(wctx, 1)
-			return nil, gofer.Errorf(gofer.ErrUnavailable, "%s is not cached, and this proxy is fetching %d versions already, its most; retry later", key, s.cfg.MaxFetches)
+			return nil, &busyError{gofer.Errorf(gofer.ErrUnavailable, "%s is not cached, and this proxy is fetching %d versions already, its most; retry later", key, s.cfg.MaxFetches)}
 		}
 		s.in.fetching.Add(wctx, 1)
 		defer func() {
@@ -287,7 +292,10 @@ func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string) 
 			}
 		}
 		if seen >= 0 && n <= seen || n < 0 && time.Since(start) >= s.cfg.FetchWait || ctx.Err() != nil {
-			waited := max(s.cfg.FetchWait, time.Since(start).Round(time.Second))
+			waited := s.cfg.FetchWait // what the client was promised, unless it waited much longer
+			if e := time.Since(start); e > 2*s.cfg.FetchWait {
+				waited = e.Round(time.Second)
+			}
 			return gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s is still running after %s; retry later", key, waited), false
 		}
 		seen = n
@@ -318,6 +326,13 @@ func (s *Server) fetchUnlessMissing(ctx context.Context, path, version string) e
 	go func() { fetched <- s.fetch(ctx, path, version) }()
 	select {
 	case err := <-fetched:
+		// Refused for want of a slot: the upstream may still say that nothing is there, which
+		// the go command needs to hear (a 503 for a prefix of a package path fails it).
+		if busy := (*busyError)(nil); errors.As(err, &busy) {
+			if perr := <-probed; errors.Is(perr, gofer.ErrNotFound) {
+				return perr
+			}
+		}
 		return err
 	case err := <-probed:
 		if errors.Is(err, gofer.ErrNotFound) {

@@ -421,7 +421,8 @@ func TestFetchesAreCapped(t *testing.T) {
 	}
 	st := &blockedStarter{release: make(chan struct{})}
 	reader := sdkmetric.NewManualReader()
-	srv := server.New(server.Config{Blobs: disk, Meta: meta, Upstream: &upstreamInfo{}, Temporal: st, MaxFetches: 2, FetchWait: time.Minute, Rules: rs,
+	up := &upstreamInfo{}
+	srv := server.New(server.Config{Blobs: disk, Meta: meta, Upstream: up, Temporal: st, MaxFetches: 2, FetchWait: time.Minute, Rules: rs,
 		Direct: &upstreamInfo{}, Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")})
 	get := func(path, version string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
@@ -435,6 +436,12 @@ func TestFetchesAreCapped(t *testing.T) {
 	for len(st.requests()) < 2 {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// A miss refused at the cap is still answered not found when the upstream says so.
+	up.err = gofer.Errorf(gofer.ErrNotFound, "GET http://upstream.test/x: 404 Not Found")
+	if w := get("example.com/missing", "v1.0.0"); w.Code != http.StatusNotFound {
+		t.Errorf("a miss at MaxFetches that the upstream does not have: %d %q, want 404", w.Code, w.Body)
+	}
+	up.err = nil
 	w := get("example.com/c", "v1.0.0")
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "retry later") {
 		t.Errorf("a third fetch at MaxFetches 2: %d %q (Retry-After %q), want 503 with Retry-After", w.Code, w.Body, w.Header().Get("Retry-After"))
@@ -442,8 +449,8 @@ func TestFetchesAreCapped(t *testing.T) {
 	if n := len(st.requests()); n != 2 {
 		t.Errorf("%d fetches started, want 2", n)
 	}
-	if n := metricValue(t, reader, "gofer.fetches.refused"); n != 1 {
-		t.Errorf("gofer.fetches.refused = %d, want 1", n)
+	if n := metricValue(t, reader, "gofer.fetches.refused"); n != 2 {
+		t.Errorf("gofer.fetches.refused = %d, want 2", n)
 	}
 	if n := metricValue(t, reader, "gofer.fetches.waiting"); n != 2 {
 		t.Errorf("gofer.fetches.waiting = %d, want 2", n)

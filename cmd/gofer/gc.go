@@ -55,7 +55,7 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("dialing Temporal at %s: %w", address, err)
 		}
 		defer c.Close()
-		return removeEnded(ctx, blobs, c, stdout)
+		return removeEnded(ctx, blobs, c, namespace, stdout)
 	}
 	meta, err := openMetadata(ctx, s)
 	if err != nil {
@@ -126,11 +126,21 @@ func stagedRuns(ctx context.Context, blobs storage.Blobs) ([]*stagedRun, error) 
 
 // removeEnded deletes the staged files of every fetch run that is no longer running: closed,
 // or unknown to Temporal (its history is past retention). A run Temporal cannot be asked about
-// keeps its files.
-func removeEnded(ctx context.Context, blobs storage.Blobs, tc client.Client, stdout io.Writer) error {
+// keeps its files, and nothing is removed when the namespace knows none of the fetches.
+func removeEnded(ctx context.Context, blobs storage.Blobs, tc client.Client, namespace string, stdout io.Writer) error {
 	runs, err := stagedRuns(ctx, blobs)
 	if err != nil {
 		return err
+	}
+	// A namespace that knows none of the runs is most likely the wrong one, where every run
+	// would look ended.
+	known := false
+	for _, r := range runs {
+		_, err := tc.DescribeWorkflow(ctx, workflows.FetchID(r.path, r.version), "")
+		known = known || err == nil
+	}
+	if len(runs) > 0 && !known {
+		return fmt.Errorf("Temporal namespace %q knows none of the fetches with staged files: is it gofer's (GOFER_TEMPORAL_NAMESPACE)? nothing removed", namespace)
 	}
 	removed := 0
 	for _, r := range runs {

@@ -90,6 +90,15 @@ func TestGCRemovesStagedFilesOfEndedRuns(t *testing.T) {
 	}
 
 	var out bytes.Buffer
+	// In a namespace that knows none of the fetches, every run would look ended: refused.
+	if err := run(ctx, []string{"gc", "--remove-staged", "--temporal-namespace", testserver.Namespace(1)}, &out); err == nil {
+		t.Errorf("gc --remove-staged in another namespace: no error\n%s", out.String())
+	}
+	if r, _, err := blobs.Open(ctx, gone); err != nil {
+		t.Fatalf("gc --remove-staged in another namespace removed a staged file: %v", err)
+	} else {
+		r.Close()
+	}
 	if err := run(ctx, []string{"gc", "--remove-staged"}, &out); err != nil {
 		t.Fatalf("gc --remove-staged: %v\n%s", err, out.String())
 	}
