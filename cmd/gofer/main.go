@@ -117,10 +117,10 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		return fmt.Errorf("GOFER_UPSTREAM: %w", err)
 	}
 	chain.Egress = allow
-	// Version control serves the direct entry and the private modules.
-	fetcher := &vcs.Fetcher{NetrcFile: s.netrc, GitConfig: s.gitConfig, GitSSHCommand: s.gitSSHCommand, Egress: allow}
-	defer fetcher.Close()
-	chain.Direct = fetcher
+	direct, private := fetchers(s, allow)
+	defer direct.Close()
+	defer private.Close()
+	chain.Direct = direct
 	blobs, err := openBlobs(ctx, s, log)
 	if err != nil {
 		return err
@@ -176,7 +176,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 
 	var w sdkworker.Worker
 	if s.worker {
-		w = worker.New(tc, &activities.Activities{Upstream: chain, Direct: fetcher, Blobs: blobs, Meta: meta, SumDB: checker, Rules: rs, Log: log, Meter: meter, Temporal: tc})
+		w = worker.New(tc, &activities.Activities{Upstream: chain, Direct: private, Blobs: blobs, Meta: meta, SumDB: checker, Rules: rs, Log: log, Meter: meter, Temporal: tc})
 		if err := startWorker(ctx, s, tc, w, blobs); err != nil {
 			return fmt.Errorf("%w (Temporal at %s, namespace %q)", err, s.temporalAddress, s.namespace)
 		}
@@ -191,7 +191,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	}
 
 	cfg := server.Config{
-		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs, Direct: fetcher,
+		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs, Direct: private,
 		FetchWait: s.fetchWait, MaxFetches: int(s.maxFetches), CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Log: log,
 		Admin: server.Admin{Token: s.adminToken, Temporal: tc, Namespace: s.namespace, UI: s.temporalUI, WarmConcurrency: int(s.warmConcurrency)},
 		Meter: meter, Tracer: tp, Ready: server.Checks(blobs, meta, tc),
@@ -218,6 +218,14 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return hs.Shutdown(shutdown)
+}
+
+// fetchers returns the version control fetchers: direct for the "direct" entry of the upstream
+// list, which fetches whatever module path a client names, and so only anonymously and only
+// from public addresses, never over ssh; and private for the modules a private rule routes,
+// which the operator chose: it has the credentials, GOFER_GIT_SSH_COMMAND and GOFER_ALLOW_HOSTS.
+func fetchers(s *settings, allow *egress.Policy) (direct, private *vcs.Fetcher) {
+	return &vcs.Fetcher{}, &vcs.Fetcher{NetrcFile: s.netrc, GitConfig: s.gitConfig, GitSSHCommand: s.gitSSHCommand, Egress: allow}
 }
 
 // startWorker makes the namespace and the schedules ready for w, then starts it.
