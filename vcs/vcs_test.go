@@ -629,7 +629,9 @@ func TestChildEnvironment(t *testing.T) {
 			t.Errorf("the go command's environment lacks %s", want)
 		}
 	}
-	if !slices.ContainsFunc(env, func(s string) bool { return strings.HasPrefix(s, "HTTPS_PROXY=http://gofer:") && strings.Contains(s, "@127.0.0.1:") }) {
+	if !slices.ContainsFunc(env, func(s string) bool {
+		return strings.HasPrefix(s, "HTTPS_PROXY=http://gofer:") && strings.Contains(s, "@127.0.0.1:")
+	}) {
 		t.Error("the go command's HTTPS_PROXY is not the run's egress proxy")
 	}
 }
