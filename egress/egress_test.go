@@ -140,10 +140,7 @@ func TestProxy(t *testing.T) {
 	}
 
 	var none *egress.Policy
-	x, err := none.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
+	x := none.Serve(listen(t))
 	defer x.Close()
 	if x.Denied() != "" {
 		t.Fatalf("Denied before any request: %q", x.Denied())
@@ -165,10 +162,7 @@ func TestProxy(t *testing.T) {
 		t.Errorf("Denied() = %q, want the first refused target %s", d, plainAddr)
 	}
 
-	allow, err := must(egress.Parse("127.0.0.2")).Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
+	allow := must(egress.Parse("127.0.0.2")).Serve(listen(t))
 	defer allow.Close()
 	resp, err := client(allow).Get(tlsSrv.URL + "/x")
 	if err != nil {
@@ -203,6 +197,16 @@ func TestProxy(t *testing.T) {
 	if n := len(plainConns.Seen()); n != 1 || tlsConns.Load() != 1 {
 		t.Errorf("requests without credentials connected: %d plain, %d TLS connections in all, want 1 and 1", n, tlsConns.Load())
 	}
+}
+
+// listen is a listener on a free port of 127.0.0.1.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 func must(p *egress.Policy, err error) *egress.Policy {

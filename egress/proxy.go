@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Proxy is an HTTP proxy on 127.0.0.1 that connects only where its policy allows: CONNECT
+// Proxy is an HTTP proxy on a loopback address that connects only where its policy allows: CONNECT
 // tunnels (https) and plain http requests. Point HTTPS_PROXY and HTTP_PROXY of a child process
 // at URL; what the policy refused is kept for Denied. Close it when the child is done. It
 // serves only clients that know the random credentials in URL, so that no other process on the
@@ -35,12 +35,9 @@ type Proxy struct {
 	closed bool
 }
 
-// Listen starts a Proxy for p on 127.0.0.1.
-func (p *Policy) Listen() (*Proxy, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
+// Serve starts a Proxy for p on l, a TCP listener on a loopback address, which it closes when
+// it is closed.
+func (p *Policy) Serve(l net.Listener) *Proxy {
 	dial := p.Dial(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
 	token := rand.Text()
 	x := &Proxy{URL: "http://gofer:" + token + "@" + l.Addr().String(), dial: dial, conns: map[net.Conn]bool{},
@@ -70,7 +67,7 @@ func (p *Policy) Listen() (*Proxy, error) {
 		}
 	})}
 	go x.srv.Serve(l)
-	return x, nil
+	return x
 }
 
 // Denied returns the first host:port the policy refused, or "".

@@ -79,11 +79,11 @@ var (
 //
 // The message is one line: the go command's, with the download's directory and its boilerplate
 // advice cut, every URL's userinfo and every secret of NetrcFile and GitConfig replaced by xxxxx.
-func (f *Fetcher) classify(ctx context.Context, dir, proxyURL, what, msg string) error {
+func (f *Fetcher) classify(ctx context.Context, dir, what, msg string) error {
 	transient := false
 	if strings.Contains(msg, "no secure protocol found") {
 		var diag string
-		diag, transient = f.diagnose(ctx, dir, proxyURL, what)
+		diag, transient = f.diagnose(ctx, dir, what)
 		msg = strings.TrimSpace(msg) + ": " + diag
 	}
 	msg = f.scrub(oneLine(msg, dir))
@@ -116,7 +116,7 @@ func (f *Fetcher) classify(ctx context.Context, dir, proxyURL, what, msg string)
 // diagnose runs the probe the go command ran for the repository of what (module@query) over
 // https, `git ls-remote https://<repo>`, and returns what git said; transient is true if the
 // probe succeeds now.
-func (f *Fetcher) diagnose(ctx context.Context, dir, proxyURL, what string) (diag string, transient bool) {
+func (f *Fetcher) diagnose(ctx context.Context, dir, what string) (diag string, transient bool) {
 	path, _, _ := strings.Cut(what, "@")
 	repo, ok := gitRepo(path)
 	if !ok {
@@ -126,16 +126,21 @@ func (f *Fetcher) diagnose(ctx context.Context, dir, proxyURL, what string) (dia
 	defer cancel()
 	cmd := exec.CommandContext(pctx, "git", "ls-remote", "-q", "https://"+repo)
 	cmd.Dir = filepath.Join(dir, "work")
-	cmd.Env = f.env(dir, proxyURL)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
 	killGroup(cmd)
-	out, err := cmd.CombinedOutput()
+	proxy, err := f.start(cmd, dir)
+	if err == nil {
+		err = cmd.Wait()
+		proxy.Close()
+	}
 	switch {
 	case pctx.Err() != nil:
 		return fmt.Sprintf("git ls-remote https://%s: timed out", repo), false
 	case err == nil:
 		return fmt.Sprintf("git ls-remote https://%s answers now", repo), true
 	}
-	return fmt.Sprintf("git ls-remote https://%s: %v: %s", repo, err, out), false
+	return fmt.Sprintf("git ls-remote https://%s: %v: %s", repo, err, out.String()), false
 }
 
 // gitRepo is the repository the go command derives from a VCS-qualified path: everything before

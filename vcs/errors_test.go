@@ -49,7 +49,7 @@ func TestClassify(t *testing.T) {
 		23: {"example.com/m@v1.0.0: invalid version: git ls-remote -q origin: exit status 128:\n\tfatal: unable to access 'https://example.com/m/': Failed to connect to example.com port 443: Connection timed out", gofer.ErrUnavailable},
 		24: {"example.com/m@v1.0.0: lookup example.com/m: git ls-remote -q https://example.com/m: exit status 128: fatal: unable to access: Could not resolve host: example.com", gofer.ErrUnavailable},
 	} {
-		err := f.classify(context.Background(), dir, "", what, tc.msg)
+		err := f.classify(context.Background(), dir, what, tc.msg)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%d: %q: got %v, want %v", i, tc.msg, err, tc.want)
 		}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -425,11 +426,6 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 	if a, err := netip.ParseAddr(host); err == nil && !f.Egress.Allows(a) {
 		return gofer.Errorf(gofer.ErrNotFound, "%s: the module's host is an IP address %v", what, egress.ErrDenied)
 	}
-	proxy, err := f.Egress.Listen()
-	if err != nil {
-		return gofer.Errorf(gofer.ErrUnavailable, "%s: starting the egress proxy: %v", what, err)
-	}
-	defer proxy.Close()
 	timeout := f.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Minute
@@ -438,11 +434,18 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 	defer cancel()
 	cmd := exec.CommandContext(rctx, cmp.Or(f.GoCommand, "go"), args...)
 	cmd.Dir = filepath.Join(dir, "work")
-	cmd.Env = f.env(dir, proxy.URL)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	killGroup(cmd)
-	err = cmd.Run()
+	proxy, err := f.start(cmd, dir)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		return gofer.Errorf(gofer.ErrUnavailable, "%s: running the go command: %v", what, err)
+	}
+	defer proxy.Close()
+	err = cmd.Wait()
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
@@ -469,7 +472,40 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 	if msg == "" {
 		msg = fmt.Sprintf("go %s: %v", args[0], cmp.Or(err, jerr))
 	}
-	return f.classify(ctx, dir, proxy.URL, what, msg)
+	return f.classify(ctx, dir, what, msg)
+}
+
+// errNoNamespace is isolated's answer where it cannot make a network namespace.
+var errNoNamespace = errors.New("no network namespace")
+
+// start starts cmd, a go or git command of a download in dir, with its environment and its
+// egress proxy, and returns the proxy (close it once cmd is done). Where it can (Linux, with
+// CAP_SYS_ADMIN) and no ssh is to be used (ssh cannot go through the proxy), cmd runs in a
+// network namespace of its own that holds nothing but the proxy, so that no connection it
+// makes can go around it: the go command's own HTTP client connects to loopback addresses
+// without its proxy. Otherwise the proxy listens on the host's 127.0.0.1, and cmd could reach
+// the host's loopback services by naming them.
+func (f *Fetcher) start(cmd *exec.Cmd, dir string) (*egress.Proxy, error) {
+	if f.GitSSHCommand == "" {
+		proxy, err := isolated(f.Egress, func(url string) error {
+			cmd.Env = f.env(dir, url)
+			return cmd.Start()
+		})
+		if !errors.Is(err, errNoNamespace) {
+			return proxy, err
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	proxy := f.Egress.Serve(l)
+	cmd.Env = f.env(dir, proxy.URL)
+	if err := cmd.Start(); err != nil {
+		proxy.Close()
+		return nil, err
+	}
+	return proxy, nil
 }
 
 // checkQuery refuses what cannot name a module version: the go command would refuse it too,

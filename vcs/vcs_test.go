@@ -635,3 +635,35 @@ func TestChildEnvironment(t *testing.T) {
 		t.Error("the go command's HTTPS_PROXY is not the run's egress proxy")
 	}
 }
+
+// The go command runs where it can reach nothing but its egress proxy: not even the host's
+// loopback services, which its own HTTP client would connect to without a proxy if a go-get
+// page named them. (Here a wrapper of the go command tries a trap on 127.0.0.1 itself, then
+// fetches through the proxy as usual.) This needs Linux network namespaces (CAP_SYS_ADMIN).
+func TestGoCommandCannotReachLoopback(t *testing.T) {
+	e := setup(t)
+	trap, err := testserver.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trap.Close()
+	_, port, _ := strings.Cut(trap.Addrs()[0], ":")
+	dir := t.TempDir()
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "go")
+	wrapper := "#!/bin/bash\n(exec 3<>/dev/tcp/127.0.0.1/" + port + ") 2>/dev/null\nexec " + goCmd + " \"$@\"\n"
+	if err := os.WriteFile(script, []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := e.fetcher(t)
+	f.GoCommand = script
+	if _, _, err := f.Info(context.Background(), modPath, "v1.0.0"); err != nil {
+		t.Fatalf("fetching through the proxy from inside the namespace: %v", err)
+	}
+	if seen := trap.Seen(); len(seen) != 0 {
+		t.Errorf("the go command reached the host's loopback (%v): it does not run in a network namespace of its own; that needs Linux and CAP_SYS_ADMIN", seen)
+	}
+}

@@ -140,7 +140,7 @@ func removeEnded(ctx context.Context, blobs storage.Blobs, tc client.Client, nam
 		known = known || err == nil
 	}
 	if len(runs) > 0 && !known {
-		return fmt.Errorf("Temporal namespace %q knows none of the fetches with staged files: is it gofer's (GOFER_TEMPORAL_NAMESPACE)? nothing removed", namespace)
+		return fmt.Errorf("the Temporal namespace %q knows none of the fetches with staged files: is it gofer's (GOFER_TEMPORAL_NAMESPACE)? nothing removed", namespace)
 	}
 	removed := 0
 	for _, r := range runs {
