@@ -478,6 +478,16 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 // errNoNamespace is isolated's answer where it cannot make a network namespace.
 var errNoNamespace = errors.New("no network namespace")
 
+// CheckIsolation reports whether the go command and git can run in network namespaces of their
+// own here (see start), and if not, why.
+func CheckIsolation() error {
+	proxy, err := isolated(nil, func(string) error { return nil })
+	if err != nil {
+		return err
+	}
+	return proxy.Close()
+}
+
 // start starts cmd, a go or git command of a download in dir, with its environment and its
 // egress proxy, and returns the proxy (close it once cmd is done). Where it can (Linux, with
 // CAP_SYS_ADMIN) and no ssh is to be used (ssh cannot go through the proxy), cmd runs in a

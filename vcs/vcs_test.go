@@ -641,6 +641,9 @@ func TestChildEnvironment(t *testing.T) {
 // page named them. (Here a wrapper of the go command tries a trap on 127.0.0.1 itself, then
 // fetches through the proxy as usual.) This needs Linux network namespaces (CAP_SYS_ADMIN).
 func TestGoCommandCannotReachLoopback(t *testing.T) {
+	if err := vcs.CheckIsolation(); err != nil {
+		t.Fatalf("the go command cannot be isolated here (it needs Linux network namespaces, CAP_SYS_ADMIN): %v", err)
+	}
 	e := setup(t)
 	trap, err := testserver.Listen("127.0.0.1:0")
 	if err != nil {

@@ -117,6 +117,9 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		return fmt.Errorf("GOFER_UPSTREAM: %w", err)
 	}
 	chain.Egress = allow
+	if err := vcs.CheckIsolation(); err != nil {
+		log.Warn("the go command and git run for version control are not isolated: a go-get page can make them connect to this host's loopback services (run gofer with CAP_SYS_ADMIN on Linux to isolate them)", zap.Error(err))
+	}
 	direct, private := fetchers(s, allow)
 	defer direct.Close()
 	defer private.Close()
