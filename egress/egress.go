@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -169,25 +170,31 @@ type DeniedError struct{ Addr string }
 func (e *DeniedError) Error() string { return "connecting to " + e.Addr + ": " + ErrDenied.Error() }
 func (e *DeniedError) Unwrap() error { return ErrDenied }
 
-// control refuses, as the socket is about to connect, an address the policy does not allow.
-func (p *Policy) control(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil || !p.Allows(ap.Addr()) {
-		return &DeniedError{Addr: address}
-	}
-	return nil
-}
-
 // Dial returns d's DialContext with the policy applied: a host allowed as named is dialled as
 // d would; any other connection is refused, at connect time, unless its address is allowed.
+// A dial fails with a DeniedError only when every address of the name was refused: when an
+// allowed one was tried and failed, the failure is that one's kind (unreachable, say), not a
+// refusal, whatever address the dialer happened to report.
 func (p *Policy) Dial(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	checked := *d
-	checked.Control = p.control
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if p.named(addr) {
 			return d.DialContext(ctx, network, addr)
 		}
-		return checked.DialContext(ctx, network, addr)
+		var tried atomic.Bool // an allowed address was tried
+		checked := *d
+		checked.Control = func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || !p.Allows(ap.Addr()) {
+				return &DeniedError{Addr: address}
+			}
+			tried.Store(true)
+			return nil
+		}
+		conn, err := checked.DialContext(ctx, network, addr)
+		if err != nil && tried.Load() && errors.Is(err, ErrDenied) {
+			err = &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s: no allowed address of it answered", addr)}
+		}
+		return conn, err
 	}
 }
 
