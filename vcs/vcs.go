@@ -51,10 +51,11 @@ const Source = "direct"
 //
 // The go command and git reach the network only through an HTTP proxy of the run's own that
 // applies Egress (HTTPS_PROXY, HTTP_PROXY): a connection it refuses makes the fetch not found,
-// at once. git may not use ssh unless GitSSHCommand is set, nor git:// at all
-// (protocol.<name>.allow=never), since neither could go through the proxy; and a module path
-// whose host is an IP address Egress refuses is not looked up, because the go command connects
-// to loopback addresses without its proxy.
+// at once. Where Linux allows it (CAP_SYS_ADMIN) and ssh is not used, they run in a network
+// namespace that holds nothing but that proxy (see start and CheckIsolation), since the go
+// command connects to loopback addresses without its proxy. git may not use ssh unless
+// GitSSHCommand is set, nor git:// at all (protocol.<name>.allow=never); and a module path
+// whose host is an IP address Egress refuses is not looked up.
 type Fetcher struct {
 	// GoCommand is the go command to run; empty means "go", looked up on PATH.
 	GoCommand string
