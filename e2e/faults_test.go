@@ -226,7 +226,16 @@ func TestTemporalOutage(t *testing.T) {
 	if err := dev.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := download(t, g.frontEnd(t, time.Minute), "example.com/hello@v1.1.0"); err != nil {
-		t.Errorf("a miss once Temporal is back: %v", err)
+	// The dev server answers on its port a moment before it starts workflows again: a client
+	// told 503 retries, as the go command's user would.
+	back := g.frontEnd(t, time.Minute)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		_, err := download(t, back, "example.com/hello@v1.1.0")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || !strings.Contains(err.Error(), "503") {
+			t.Fatalf("a miss once Temporal is back: %v", err)
+		}
 	}
 }
