@@ -229,20 +229,18 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 		if err != nil {
 			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)}
 		}
-		if err, ok := s.await(wctx, run, key); !ok {
-			return run, err
-		} else if err != nil {
-			err = activities.Decode(err)
-			if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
-				s.failed.put(key, err)
-			}
-			s.loads.Forget(key)
+		done, err := s.await(wctx, run, key)
+		if !done {
 			return run, err
 		}
 		// A load of the version that started before the fetch stored it may still be running:
 		// the requests that waited must not join it and read "not stored".
 		s.loads.Forget(key)
-		return run, nil
+		err = activities.Decode(err)
+		if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
+			s.failed.put(key, err)
+		}
+		return run, err
 	})
 	// Every request that waited, not only the one that started the fetch, names it.
 	if run != nil {
@@ -261,14 +259,14 @@ type historian interface {
 	DescribeWorkflow(ctx context.Context, workflowID, runID string) (*client.WorkflowExecutionDescription, error)
 }
 
-// await waits for run's outcome and returns it (nil, or the workflow's error) with ok true, or,
-// with ok false, the error telling why there is none yet. It waits FetchWait, and on for as long
+// await waits for run's outcome and returns it (nil, or the workflow's error) with done true,
+// or, with done false, the error telling why there is none yet. It waits FetchWait, and on for as long
 // as the fetch moves, within ctx: every half FetchWait it looks at the length of the fetch's
 // history, which grows while its download receives the zip (each stretch is reported) and
 // with each step the fetch ends or begins, and it stops when a look finds no growth since the
 // one before. So a large zip from a slow upstream is waited for, and a fetch that is stuck is
 // not waited for longer than before.
-func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string) (err error, ok bool) {
+func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string) (done bool, err error) {
 	start, half, seen := time.Now(), s.cfg.FetchWait/2, int64(-1)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, half)
@@ -276,14 +274,14 @@ func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string) 
 		dl, _ := wctx.Deadline()
 		cancel()
 		if outcome(err) {
-			return err, true
+			return true, err
 		}
 		// No outcome, only why this wait ended: its deadline, which Temporal's client may
 		// report first in words of its own (a deadline, a cancelled stream), or Temporal out
 		// of reach.
 		if time.Until(dl) > time.Second && ctx.Err() == nil {
 			s.cfg.Log.Warn("waiting for a fetch", zap.String("fetch", key), zap.Error(err))
-			return gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s has no outcome yet (Temporal did not answer); retry later", key), false
+			return false, gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s has no outcome yet (Temporal did not answer); retry later", key)
 		}
 		n := int64(-1)
 		if h, ok := s.cfg.Temporal.(historian); ok && ctx.Err() == nil {
@@ -296,7 +294,7 @@ func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string) 
 			if e := time.Since(start); e > 2*s.cfg.FetchWait {
 				waited = e.Round(time.Second)
 			}
-			return gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s is still running after %s; retry later", key, waited), false
+			return false, gofer.Errorf(gofer.ErrUnavailable, "the fetch of %s is still running after %s; retry later", key, waited)
 		}
 		seen = n
 	}

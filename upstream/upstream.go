@@ -157,14 +157,18 @@ func Parse(goproxy string) (*Chain, error) {
 		if err != nil {
 			return nil, err
 		}
-		bare := *u
-		bare.User = nil
-		entries = append(entries, entry{kind: proxyEntry, url: u, source: bare.String(), label: strconv.Itoa(len(entries) + 1), orElse: orElse})
+		entries = append(entries, entry{kind: proxyEntry, url: u, source: withoutUser(*u), label: strconv.Itoa(len(entries) + 1), orElse: orElse})
 	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("GOPROXY %q lists no proxy", goproxy)
 	}
 	return &Chain{entries: entries}, nil
+}
+
+// withoutUser is u without its userinfo, to name it where no credential may appear.
+func withoutUser(u url.URL) string {
+	u.User = nil
+	return u.String()
 }
 
 func parseURL(raw string) (*url.URL, error) {
@@ -377,9 +381,7 @@ func (c *Chain) get(ctx context.Context, base *url.URL, rel string) (*http.Respo
 		segs[i] = url.PathEscape(s)
 	}
 	target.RawPath = base.EscapedPath() + "/" + strings.Join(segs, "/")
-	bare := target
-	bare.User = nil
-	u := bare.String()
+	u := withoutUser(target)
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {

@@ -18,7 +18,5 @@ func (c *Chain) URL(path, version, ext string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	u := *c.entries[0].url
-	u.User = nil
-	return u.String() + "/" + escPath + "/" + file, nil
+	return withoutUser(*c.entries[0].url) + "/" + escPath + "/" + file, nil
 }
