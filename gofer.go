@@ -105,6 +105,24 @@ type Version struct {
 	RunID      string    `json:"runID" bson:"runID"`
 }
 
+// HasZip reports whether the record says the version's zip is stored. A version's .info and
+// .mod are fetched and committed alone, without its zip, when a client asks for them alone;
+// its zip is then committed later, in a record of its own (ZipOnly).
+func (v Version) HasZip() bool { return v.ZipHash != "" }
+
+// ZipOnly is the record of v's zip alone: its zip's fields and those of its fetch.
+func (v Version) ZipOnly() Version {
+	return Version{Path: v.Path, Version: v.Version, Zip: v.Zip, ZipHash: v.ZipHash, Source: v.Source, VerifiedBy: v.VerifiedBy,
+		FetchedAt: v.FetchedAt, WorkflowID: v.WorkflowID, RunID: v.RunID}
+}
+
+// WithZip is v, a record without a zip, with the zip of z, its zip's record; the fetch's
+// fields stay v's, those of the fetch of its .info and .mod.
+func (v Version) WithZip(z Version) Version {
+	v.Zip, v.ZipHash = z.Zip, z.ZipHash
+	return v
+}
+
 // Latest is the version @latest means among vs (not empty), as the go command ranks them: the
 // highest release, else the highest tagged prerelease, else the highest pseudo-version. It sorts vs.
 func Latest(vs []string) string {

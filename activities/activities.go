@@ -77,7 +77,17 @@ type Job struct {
 	// AttemptOffset is added to the attempt numbers that name staged files: a second Download
 	// in one run stages under names of its own, past the first one's attempts.
 	AttemptOffset int32
+	// Files says which files of the version the job brings: FilesZip, the zip alone (FetchMod
+	// brings the .info and .mod), or, in fetches recorded before those were fetched apart, ""
+	// for all three.
+	Files string
 }
+
+// Values of Job.Files (and workflows.FetchRequest.Files).
+const (
+	FilesMod = "mod" // the .info and the .mod
+	FilesZip = "zip" // the zip
+)
 
 // Staged describes the files one download attempt staged, not yet verified. Each attempt stages
 // under keys of its own, so an attempt that outlives its timeout can never change what a later

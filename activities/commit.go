@@ -17,18 +17,24 @@ import (
 
 // Commit publishes a verified version: it copies every staged file to its final key
 // (put-if-absent), and only then inserts the metadata record, which is what makes the version
-// visible. A crash at any point before the insert leaves nothing visible, and a retry finishes
-// the job by reusing whatever blobs the crashed attempt stored.
+// (or, for a job of the zip alone, its zip) visible. A crash at any point before the insert
+// leaves nothing visible, and a retry finishes the job by reusing whatever blobs the crashed
+// attempt stored.
 func (a *Activities) Commit(ctx context.Context, v Verified) (gofer.Version, error) {
-	rec, err := a.commit(ctx, v)
+	rec := a.record(ctx, v)
+	if v.Job.Files == FilesZip {
+		rec, err := a.commitZip(ctx, v.Staged, rec)
+		return rec, encode(err)
+	}
+	rec, err := a.commitVersion(ctx, rec, exts, func(ext string) error { return a.promote(ctx, v.Staged, ext) })
 	return rec, encode(err)
 }
 
-func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, error) {
-	j := v.Job
+// record is the metadata record of v, fetched by the running activity's workflow run.
+func (a *Activities) record(ctx context.Context, v Verified) gofer.Version {
 	info := activity.GetInfo(ctx)
-	rec := gofer.Version{
-		Path: j.Path, Version: j.Version, Time: v.Time,
+	return gofer.Version{
+		Path: v.Job.Path, Version: v.Job.Version, Time: v.Time,
 		Info: v.Info, Mod: v.Mod, Zip: v.Zip,
 		ZipHash: v.ZipHash, ModHash: v.ModHash,
 		Source:     v.Source,
@@ -37,19 +43,24 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 		WorkflowID: info.WorkflowExecution.ID,
 		RunID:      info.WorkflowExecution.RunID,
 	}
-	if stored, err := a.Meta.Get(ctx, j.Path, j.Version); err == nil {
+}
+
+// commitVersion stores rec's files (place puts each of files under its final key) and then
+// inserts rec, unless the version is stored already: then the stored record wins.
+func (a *Activities) commitVersion(ctx context.Context, rec gofer.Version, files []string, place func(ext string) error) (gofer.Version, error) {
+	if stored, err := a.Meta.Get(ctx, rec.Path, rec.Version); err == nil {
 		return a.keep(ctx, stored, rec), nil
 	} else if !errors.Is(err, gofer.ErrNotFound) {
 		return rec, storageErr(err)
 	}
-	for _, ext := range exts {
-		if err := a.promote(ctx, v.Staged, ext); err != nil {
+	for _, ext := range files {
+		if err := place(ext); err != nil {
 			return rec, storageErr(err)
 		}
 	}
 	err := a.Meta.Insert(ctx, rec)
 	if errors.Is(err, gofer.ErrExists) {
-		stored, err := a.Meta.Get(ctx, j.Path, j.Version)
+		stored, err := a.Meta.Get(ctx, rec.Path, rec.Version)
 		if err != nil {
 			return rec, storageErr(err)
 		}
@@ -58,10 +69,48 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 	return rec, storageErr(err)
 }
 
-// keep returns the stored record of a version fetched again; the stored one always wins, and
-// different content for the same version is an alarm, since module versions are immutable.
+// commitZip stores a verified zip and then inserts its record (gofer.Version.ZipOnly), unless
+// the zip is stored already: then the stored one wins.
+func (a *Activities) commitZip(ctx context.Context, s Staged, rec gofer.Version) (gofer.Version, error) {
+	if stored, err := a.storedZip(ctx, rec.Path, rec.Version); err == nil {
+		return a.keep(ctx, stored, rec), nil
+	} else if !errors.Is(err, gofer.ErrNotFound) {
+		return rec, storageErr(err)
+	}
+	if err := a.promote(ctx, s, "zip"); err != nil {
+		return rec, storageErr(err)
+	}
+	z := rec.ZipOnly()
+	err := a.Meta.InsertZip(ctx, z)
+	if errors.Is(err, gofer.ErrExists) {
+		stored, err := a.Meta.GetZip(ctx, rec.Path, rec.Version)
+		if err != nil {
+			return z, storageErr(err)
+		}
+		return a.keep(ctx, stored, z), nil
+	}
+	return z, storageErr(err)
+}
+
+// storedZip is the record of the stored zip of path@version: its own record, or the version's
+// if the zip was stored with it.
+func (a *Activities) storedZip(ctx context.Context, path, version string) (gofer.Version, error) {
+	z, err := a.Meta.GetZip(ctx, path, version)
+	if !errors.Is(err, gofer.ErrNotFound) {
+		return z, err
+	}
+	rec, err := a.Meta.Get(ctx, path, version)
+	if err == nil && !rec.HasZip() {
+		return rec, gofer.Errorf(gofer.ErrNotFound, "the zip of %s@%s is not stored", path, version)
+	}
+	return rec, err
+}
+
+// keep returns the stored record of a version (or zip) fetched again; the stored one always
+// wins, and different content for the same version is an alarm, since module versions are
+// immutable. Only the hashes the fetch has are compared.
 func (a *Activities) keep(ctx context.Context, stored, fetched gofer.Version) gofer.Version {
-	if stored.ZipHash != fetched.ZipHash || stored.ModHash != fetched.ModHash {
+	if fetched.ZipHash != "" && stored.ZipHash != fetched.ZipHash || fetched.ModHash != "" && stored.ModHash != fetched.ModHash {
 		a.alarm(ctx, "stored-mismatch", "upstream content differs from the stored version; keeping the stored one",
 			zap.String("module", stored.Path), zap.String("version", stored.Version),
 			zap.String("storedZipHash", stored.ZipHash), zap.String("fetchedZipHash", fetched.ZipHash),
@@ -70,31 +119,38 @@ func (a *Activities) keep(ctx context.Context, stored, fetched gofer.Version) go
 	return stored
 }
 
-// promote copies one staged file to its final key. A blob already there was left by an earlier
-// attempt that never inserted its metadata, so nobody can have seen it: the same bytes are
-// reused, different ones are replaced.
+// promote copies one staged file to its final key (see place).
 func (a *Activities) promote(ctx context.Context, s Staged, ext string) error {
-	key := storage.Key(s.Job.Path, s.Job.Version, ext)
-	err := a.copy(ctx, s.key(ext), key)
+	return a.place(ctx, storage.Key(s.Job.Path, s.Job.Version, ext), s.file(ext).SHA256, func() (io.ReadCloser, error) {
+		r, _, err := a.Blobs.Open(ctx, s.key(ext))
+		return r, err
+	})
+}
+
+// place stores the verified file that open reads, whose SHA-256 is sum, under its final key.
+// A blob already there was left by an earlier attempt that never inserted its record, so
+// nobody can have seen it: the same bytes are reused, different ones are replaced.
+func (a *Activities) place(ctx context.Context, key, sum string, open func() (io.ReadCloser, error)) error {
+	err := a.put(ctx, key, open)
 	if !errors.Is(err, gofer.ErrExists) {
 		return err
 	}
-	if sum, err := a.sha256(ctx, key); err != nil || sum == s.file(ext).SHA256 {
+	if stored, err := a.sha256(ctx, key); err != nil || stored == sum {
 		return err
 	}
 	if err := a.Blobs.Delete(ctx, key); err != nil {
 		return err
 	}
-	return a.copy(ctx, s.key(ext), key)
+	return a.put(ctx, key, open)
 }
 
-func (a *Activities) copy(ctx context.Context, from, to string) error {
-	r, _, err := a.Blobs.Open(ctx, from)
+func (a *Activities) put(ctx context.Context, key string, open func() (io.ReadCloser, error)) error {
+	r, err := open()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	return a.Blobs.Put(ctx, to, r)
+	return a.Blobs.Put(ctx, key, r)
 }
 
 func (a *Activities) sha256(ctx context.Context, key string) (string, error) {

@@ -24,7 +24,8 @@ import (
 // workflow's heartbeat timeout is a minute.
 const heartbeatEvery = 10 * time.Second
 
-// Download streams the job's .info, .mod and .zip from the upstream into staging, hashing them
+// Download streams the job's files (Job.Files: the zip, or, for fetches recorded before the
+// .info and .mod were fetched apart, all three) from the upstream into staging, hashing them
 // on the way (the upstream client enforces the go command's size limits). It heartbeats all
 // along, with the bytes of zip received so far, so that a stalled download is noticed and
 // retried; each attempt stages under keys of its own.
@@ -45,23 +46,24 @@ func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 		return received.Load()
 	})
 	defer stop()
-	err := a.download(ctx, &s, &received)
-	return s, encode(err)
+	var got atomic.Bool // an upstream answered for the version
+	err := a.downloadFiles(ctx, &s, &received, &got)
+	return s, encode(answeredIf(&got, err))
 }
 
-// download fetches the three files at once: the upstream's latency is paid once, not three
-// times. The first failure is the one reported (a cancelled one would only say so), and
-// cancels the zip; the small files are let finish, so that an unavailable zip is marked
-// answered whenever the upstream did answer for the version's .info or .mod.
-func (a *Activities) download(ctx context.Context, s *Staged, received *atomic.Int64) error {
-	var got atomic.Bool // an upstream answered for the version
-	err := a.downloadFiles(ctx, s, received, &got)
+// answeredIf marks err answered if it is unavailable and got says that an upstream answered
+// for the version on the way.
+func answeredIf(got *atomic.Bool, err error) error {
 	if err != nil && got.Load() && gofer.Kind(err) == gofer.ErrUnavailable {
 		return answered{err}
 	}
 	return err
 }
 
+// downloadFiles fetches the files at once: the upstream's latency is paid once, not three
+// times. The first failure is the one reported (a cancelled one would only say so), and
+// cancels the zip; the small files are let finish, so that an unavailable zip is marked
+// answered whenever the upstream did answer for the version's .info or .mod.
 func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *atomic.Int64, got *atomic.Bool) error {
 	j := s.Job
 	// Decided once: Verify follows what Download did, whatever a reload of the rules says later.
@@ -71,27 +73,20 @@ func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *ato
 		return err
 	}
 	g, zctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		info, _, err := up.Info(ctx, j.Path, j.Version)
-		if err != nil {
+	if j.Files != FilesZip {
+		g.Go(func() error {
+			info, mod, t, _, err := small(ctx, up, j, got)
+			if err != nil {
+				return err
+			}
+			s.Time = t
+			if s.Info, err = a.stage(ctx, s.key("info"), bytes.NewReader(info), nil); err != nil {
+				return err
+			}
+			s.Mod, err = a.stage(ctx, s.key("mod"), bytes.NewReader(mod), nil)
 			return err
-		}
-		got.Store(true)
-		if s.Time, err = checkInfo(info, j.Version); err != nil {
-			return err
-		}
-		s.Info, err = a.stage(ctx, s.key("info"), bytes.NewReader(info), nil)
-		return err
-	})
-	g.Go(func() error {
-		mod, _, err := up.Mod(ctx, j.Path, j.Version)
-		if err != nil {
-			return err
-		}
-		got.Store(true)
-		s.Mod, err = a.stage(ctx, s.key("mod"), bytes.NewReader(mod), nil)
-		return err
-	})
+		})
+	}
 	g.Go(func() error {
 		zip, source, err := up.Zip(zctx, j.Path, j.Version)
 		if err != nil {
@@ -104,6 +99,31 @@ func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *ato
 		return err
 	})
 	return g.Wait()
+}
+
+// small downloads the .info and .mod of j from up at once, and checks the .info; it returns
+// the version's time from it, and the upstream that served the .mod.
+func small(ctx context.Context, up Upstream, j Job, got *atomic.Bool) (info, mod []byte, t time.Time, source string, err error) {
+	var g errgroup.Group
+	g.Go(func() error {
+		var err error
+		if info, _, err = up.Info(ctx, j.Path, j.Version); err != nil {
+			return err
+		}
+		got.Store(true)
+		t, err = checkInfo(info, j.Version)
+		return err
+	})
+	g.Go(func() error {
+		var err error
+		if mod, source, err = up.Mod(ctx, j.Path, j.Version); err != nil {
+			return err
+		}
+		got.Store(true)
+		return nil
+	})
+	err = g.Wait()
+	return info, mod, t, source, err
 }
 
 // report sends p to the workflow of the running activity, for operators to see; a report

@@ -177,6 +177,9 @@ func (a *Activities) scrubVersion(ctx context.Context, path, version string, res
 		}
 	}
 	for _, ext := range exts {
+		if ext == "zip" && !rec.HasZip() {
+			continue // its .info and .mod were fetched alone; a zip blob is no part of it yet
+		}
 		activity.RecordHeartbeat(ctx, *res)
 		problems, size, err := a.scrubFile(ctx, rec, ext)
 		if err != nil {

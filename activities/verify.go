@@ -21,9 +21,10 @@ import (
 
 // Verify checks a staged version the way the go command would before trusting it: the zip
 // obeys the module zip rules (zip.CheckZip: every file under path@version/, no bad names or
-// case-insensitive collisions, sizes within limits), the .mod and the zip's go.mod name the
-// requested module path; it computes the go.sum (h1:) hashes of the zip and the .mod and checks
-// them against the checksum database (unless the module is private). Invalid content is final.
+// case-insensitive collisions, sizes within limits), the .mod (unless the job is the zip alone)
+// and the zip's go.mod name the requested module path; it computes the go.sum (h1:) hashes of
+// the zip and the .mod and checks them against the checksum database (unless the module is
+// private). Invalid content is final.
 func (a *Activities) Verify(ctx context.Context, s Staged) (Verified, error) {
 	v, err := a.verify(ctx, s)
 	return v, encode(err)
@@ -32,20 +33,15 @@ func (a *Activities) Verify(ctx context.Context, s Staged) (Verified, error) {
 func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 	j := s.Job
 	v := Verified{Staged: s}
-	mod, err := a.readStaged(ctx, s.key("mod"))
-	if err != nil {
-		return v, err
+	if j.Files != FilesZip {
+		mod, err := a.readStaged(ctx, s.key("mod"))
+		if err != nil {
+			return v, err
+		}
+		if v.ModHash, err = checkMod(mod, j.Path); err != nil {
+			return v, err
+		}
 	}
-	if err := checkModPath(mod, j.Path, ".mod"); err != nil {
-		return v, err
-	}
-	v.ModHash, err = dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(mod)), nil
-	})
-	if err != nil {
-		return v, err
-	}
-
 	file, cleanup, err := a.localZip(ctx, s.key("zip"))
 	if err != nil {
 		return v, err
@@ -61,18 +57,37 @@ func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 	if v.ZipHash, err = dirhash.HashZip(file, dirhash.Hash1); err != nil {
 		return v, gofer.Errorf(gofer.ErrInvalid, "%s: hashing zip: %v", m, err)
 	}
-	v.VerifiedBy = "none"
-	if s.Private {
-		v.VerifiedBy = "none (private)" // a private module is never named to the database
-	} else if a.SumDB != nil {
-		v.VerifiedBy, err = a.SumDB.Check(ctx, j.Path, j.Version, v.ZipHash, v.ModHash)
-		if errors.Is(err, gofer.ErrInvalid) {
-			a.alarm(ctx, "sumdb-mismatch", "refusing content the checksum database does not vouch for",
-				zap.String("module", j.Path), zap.String("version", j.Version),
-				zap.String("zipHash", v.ZipHash), zap.String("modHash", v.ModHash), zap.Error(err))
-		}
-	}
+	v.VerifiedBy, err = a.checkSums(ctx, j, s.Private, v.ZipHash, v.ModHash)
 	return v, err
+}
+
+// checkMod checks a .mod the way the go command would (it declares exactly path) and returns
+// its go.sum hash.
+func checkMod(mod []byte, path string) (string, error) {
+	if err := checkModPath(mod, path, ".mod"); err != nil {
+		return "", err
+	}
+	return dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(mod)), nil
+	})
+}
+
+// checkSums checks the go.sum hashes of j (an empty one is not checked) against the checksum
+// database, unless the module is private, and returns how they were verified.
+func (a *Activities) checkSums(ctx context.Context, j Job, private bool, zipHash, modHash string) (string, error) {
+	switch {
+	case private:
+		return "none (private)", nil // a private module is never named to the database
+	case a.SumDB == nil:
+		return "none", nil
+	}
+	by, err := a.SumDB.Check(ctx, j.Path, j.Version, zipHash, modHash)
+	if errors.Is(err, gofer.ErrInvalid) {
+		a.alarm(ctx, "sumdb-mismatch", "refusing content the checksum database does not vouch for",
+			zap.String("module", j.Path), zap.String("version", j.Version),
+			zap.String("zipHash", zipHash), zap.String("modHash", modHash), zap.Error(err))
+	}
+	return by, err
 }
 
 // checkModPath refuses a go.mod that does not declare exactly path; what names it in errors.

@@ -40,10 +40,12 @@ const MaxWarmList = 100_000
 // content: the same list is stored once, and a key names one list forever.
 const warmPrefix = "_warm/"
 
-// ParseWarmList reads the versions a warm request names: a go.sum (its /go.mod lines count too:
-// the go command needs those versions' .mod files), a go.mod (its require directives), or lines
-// of module@version. Every version must be canonical; blank lines and // or # comments are
-// ignored. The result is sorted and has no duplicates.
+// ParseWarmList reads the versions a warm request names: a go.sum, a go.mod (its require
+// directives), or lines of module@version. Every version must be canonical; blank lines and //
+// or # comments are ignored. A go.sum line "path version/go.mod h1:..." names the .info and .mod
+// of the version alone, as the go command needs them for its module graph, and stays so in the
+// list (see ModOnly); every other line names the whole version. The result is sorted and has no
+// duplicates, and no .mod-alone entry of a version it names whole.
 func ParseWarmList(data []byte) ([]module.Version, error) {
 	var list []module.Version
 	if looksLikeGoMod(data) {
@@ -94,14 +96,37 @@ func ParseWarmList(data []byte) ([]module.Version, error) {
 }
 
 func checkCanonical(path, version string) error {
+	version = strings.TrimSuffix(version, modSuffix)
 	if err := module.Check(path, version); err != nil || module.CanonicalVersion(version) != version {
 		return fmt.Errorf("%s@%s is not a canonical module version", path, version)
 	}
 	return nil
 }
 
-// normalize sorts list by path, then version, and drops duplicates.
+// modSuffix marks a warm list entry that names a version's .info and .mod alone, as a go.sum
+// line does.
+const modSuffix = "/go.mod"
+
+// ModOnly returns the version a warm list entry names, and whether it names its .info and .mod
+// alone rather than the whole version.
+func ModOnly(v module.Version) (module.Version, bool) {
+	version, ok := strings.CutSuffix(v.Version, modSuffix)
+	return module.Version{Path: v.Path, Version: version}, ok
+}
+
+// normalize sorts list by path, then version, and drops duplicates, and the .mod-alone entries
+// of versions it also names whole.
 func normalize(list []module.Version) []module.Version {
+	whole := map[module.Version]bool{}
+	for _, v := range list {
+		if _, mod := ModOnly(v); !mod {
+			whole[v] = true
+		}
+	}
+	list = slices.DeleteFunc(list, func(v module.Version) bool {
+		w, mod := ModOnly(v)
+		return mod && whole[w]
+	})
 	slices.SortFunc(list, func(a, b module.Version) int {
 		if c := strings.Compare(a.Path, b.Path); c != 0 {
 			return c
@@ -128,7 +153,7 @@ func parseWarmLine(line string) (module.Version, error) {
 	f := strings.Fields(line)
 	switch {
 	case len(f) == 3 && strings.HasPrefix(f[2], "h1:"):
-		return module.Version{Path: f[0], Version: strings.TrimSuffix(f[1], "/go.mod")}, nil
+		return module.Version{Path: f[0], Version: f[1]}, nil
 	case len(f) == 1 && strings.Contains(f[0], "@"):
 		path, version, _ := strings.Cut(f[0], "@")
 		return module.Version{Path: path, Version: version}, nil
@@ -175,10 +200,13 @@ func (a *Activities) WarmPage(ctx context.Context, r WarmPageRequest) (WarmPage,
 	}
 	p := WarmPage{Total: len(list), Next: min(r.Offset+r.Size, len(list))}
 	for _, v := range list[min(r.Offset, len(list)):p.Next] {
-		_, err := a.Meta.Get(ctx, v.Path, v.Version)
+		w, mod := ModOnly(v)
+		rec, err := a.Meta.Get(ctx, w.Path, w.Version)
 		switch {
-		case err == nil:
+		case err == nil && (mod || rec.HasZip()):
 			p.Cached++
+		case err == nil:
+			p.Missing = append(p.Missing, v)
 		case errors.Is(err, gofer.ErrNotFound):
 			p.Missing = append(p.Missing, v)
 		default:

@@ -24,13 +24,14 @@ func TestParseWarmList(t *testing.T) {
 		body string
 		want []module.Version
 	}{
-		0: {"go.sum: a version counts once, its /go.mod line alone counts too", `example.com/b v1.0.0 h1:zip=
+		0: {"go.sum: a version counts once, its /go.mod line alone names its .mod alone", `example.com/b v1.0.0 h1:zip=
 example.com/b v1.0.0/go.mod h1:mod=
 example.com/a/sub v0.1.0/go.mod h1:mod=
 example.com/a v1.1.0 h1:zip=
 example.com/a v1.1.0/go.mod h1:mod=
 example.com/a v1.0.0/go.mod h1:mod=
-`, []module.Version{mv("example.com/a", "v1.0.0"), mv("example.com/a", "v1.1.0"), mv("example.com/a/sub", "v0.1.0"), mv("example.com/b", "v1.0.0")}},
+example.com/a v1.0.0/go.mod h1:mod=
+`, []module.Version{mv("example.com/a", "v1.0.0/go.mod"), mv("example.com/a", "v1.1.0"), mv("example.com/a/sub", "v0.1.0/go.mod"), mv("example.com/b", "v1.0.0")}},
 		1: {"go.mod: block and single-line requires", `module example.com/me
 
 go 1.22

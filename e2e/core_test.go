@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/storage/embedded"
@@ -63,7 +64,7 @@ func TestDownloadThenServeWithoutUpstream(t *testing.T) {
 			found = append(found, e.GetExecution().GetWorkflowId())
 		}
 	}
-	if len(found) != 1 || found[0] != workflows.FetchID("github.com/Upper/Case", "v1.0.0") {
+	if len(found) != 1 || found[0] != workflows.FetchID("github.com/Upper/Case", "v1.0.0", activities.FilesMod) {
 		t.Errorf("workflows matching %s: %v, want the one fetch", query, found)
 	}
 }
@@ -173,14 +174,15 @@ func TestConcurrentMissesShareOneFetch(t *testing.T) {
 	}
 }
 
-// The upstream answers the zip 503 three times, then succeeds: the fetch completes, the
-// retries are in the workflow history, and the client gets the module. (The .info and .mod
-// arrive, so the first failure already sends the fetch on to download's long retries: a second
-// Download, which succeeds at its third attempt.)
+// The upstream answers the zip 503 three times and the .mod twice, then succeeds: the fetches
+// complete, the retries are in their workflow histories, and the client gets the module. (The
+// zip's fetch is bounded, as nothing vouches for the version, but eight attempts are enough;
+// the .mod's retries are those of a local activity.)
 func TestRetriesThroughUpstreamErrors(t *testing.T) {
 	up := fakeproxy.New()
-	zip := "/example.com/hello/@v/v1.0.0.zip"
+	zip, mod := "/example.com/hello/@v/v1.0.0.zip", "/example.com/hello/@v/v1.0.0.mod"
 	up.Fail(zip, 3, 503)
+	up.Fail(mod, 2, 503)
 	g := startGofer(t, up.Start(t), options{})
 	if _, err := download(t, g.URL, "example.com/hello@v1.0.0"); err != nil {
 		t.Fatal(err)
@@ -188,22 +190,28 @@ func TestRetriesThroughUpstreamErrors(t *testing.T) {
 	if got := up.Requests(zip); got != 4 {
 		t.Errorf("upstream saw %d zip requests, want 4", got)
 	}
-	iter := g.temporal.GetWorkflowHistory(context.Background(), workflows.FetchID("example.com/hello", "v1.0.0"), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if got := up.Requests(mod); got != 3 {
+		t.Errorf("upstream saw %d .mod requests, want 3", got)
+	}
+	zipID, modID := workflows.FetchID("example.com/hello", "v1.0.0", activities.FilesZip), workflows.FetchID("example.com/hello", "v1.0.0", activities.FilesMod)
+	iter := g.temporal.GetWorkflowHistory(context.Background(), zipID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	found := false
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() == 3 {
+		// Temporal records the start of an activity's last attempt only.
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() == 4 {
 			found = strings.Contains(a.GetLastFailure().GetMessage(), "503")
 		}
 	}
 	if !found {
-		t.Error("no activity started at attempt 3 after a 503 failure in the workflow history")
+		t.Error("no activity started at attempt 4 after a 503 failure in the workflow history")
 	}
 	if *record {
-		recordHistory(t, g, workflows.FetchID("example.com/hello", "v1.0.0"), "../workflows/testdata/fetch_bounded_history.json")
+		recordHistory(t, g, zipID, "../workflows/testdata/fetch_zip_history.json")
+		recordHistory(t, g, modID, "../workflows/testdata/fetch_mod_history.json")
 	}
 }
 

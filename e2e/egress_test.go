@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/vcs"
@@ -55,7 +56,7 @@ func TestRequestsCannotSteerConnections(t *testing.T) {
 	}
 	for _, f := range fetches {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := g.temporal.GetWorkflow(ctx, workflows.FetchID(f.path, f.version), "").Get(ctx, nil)
+		err := g.temporal.GetWorkflow(ctx, workflows.FetchID(f.path, f.version, activities.FilesMod), "").Get(ctx, nil)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("the fetch of %s@%s is still running a minute later: it retries", f.path, f.version)

@@ -45,7 +45,7 @@ func storeVersion(t testing.TB, blobs storage.Blobs, meta storage.Metadata, path
 		case "mod":
 			rec.Mod = f
 		default:
-			rec.Zip = f
+			rec.Zip, rec.ZipHash = f, "h1:"+f.SHA256 // a whole version
 		}
 	}
 	if err := meta.Insert(ctx, rec); err != nil {

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -127,7 +128,7 @@ func TestOneTracePerMiss(t *testing.T) {
 		for _, a := range s.Attributes {
 			attrs[a.Key] = a.Value.AsString()
 		}
-		if attrs["gofer.workflow_id"] != workflows.FetchID("example.com/traced", joined) || attrs["gofer.run_id"] == "" {
+		if attrs["gofer.workflow_id"] != workflows.FetchID("example.com/traced", joined, activities.FilesMod) || attrs["gofer.run_id"] == "" {
 			t.Errorf("server span %s without the fetch it waited for: %v", s.Name, attrs)
 		}
 		runs[attrs["gofer.run_id"]]++

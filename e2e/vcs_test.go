@@ -18,6 +18,7 @@ import (
 	enums "go.temporal.io/api/enums/v1"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/egress"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/fakesumdb"
@@ -106,7 +107,7 @@ func TestVCS(t *testing.T) {
 				t.Errorf("%s: the client's error holds a password:\n%s", path, msg)
 			}
 			// Nor does the workflow history, or gofer's log.
-			iter := g.temporal.GetWorkflowHistory(context.Background(), workflows.FetchID(path, "v1.0.0"), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			iter := g.temporal.GetWorkflowHistory(context.Background(), workflows.FetchID(path, "v1.0.0", activities.FilesMod), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 			events := 0
 			for iter.HasNext() {
 				ev, err := iter.Next()

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/worker"
@@ -295,7 +296,7 @@ func TestFetchVisibility(t *testing.T) {
 		t.Errorf("FetchOutcome by version: %v", outcomes)
 	}
 
-	d, err := g.temporal.DescribeWorkflow(context.Background(), workflows.FetchID(path, "v1.0.0"), "")
+	d, err := g.temporal.DescribeWorkflow(context.Background(), workflows.FetchID(path, "v1.0.0", activities.FilesMod), "")
 	if err != nil {
 		t.Fatal(err)
 	}

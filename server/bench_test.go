@@ -68,7 +68,7 @@ func storeVersion(tb testing.TB, blobs storage.Blobs, meta storage.Metadata, ver
 		case "mod":
 			rec.Mod = f
 		case "zip":
-			rec.Zip = f
+			rec.Zip, rec.ZipHash = f, "h1:"+f.SHA256 // a whole version
 		}
 	}
 	if err := meta.Insert(context.Background(), rec); err != nil {

@@ -37,16 +37,19 @@ func (c *lru[V]) get(key string) (V, bool) {
 	return zero, false
 }
 
-// add stores val, whose cost is size bytes; a value bigger than an eighth of the cache is not
-// kept, so that one large go.mod cannot flush everything else.
+// add stores val, whose cost is size bytes, in place of what key held; a value bigger than an
+// eighth of the cache is not kept, so that one large go.mod cannot flush everything else.
+// (Values never change, but what is known of one may grow: a version stored without its zip is
+// stored again with it.)
 func (c *lru[V]) add(key string, val V, size int64) {
 	if size > c.max/8 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.items[key]; ok {
-		return
+	if e, ok := c.items[key]; ok {
+		c.size -= e.Value.(*lruItem[V]).size
+		c.ll.Remove(e)
 	}
 	c.items[key] = c.ll.PushFront(&lruItem[V]{key, val, size})
 	c.size += size

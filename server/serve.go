@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,7 +56,7 @@ func (e *noFetchError) Unwrap() error { return e.error }
 // serveFile answers .info, .mod or .zip of a canonical version; a miss is handled as the
 // download mode says.
 func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, mode string) error {
-	e, err := s.version(ctx, req.path, req.version, mode)
+	e, err := s.version(ctx, req.path, req.version, mode, req.kind == "zip")
 	var noFetch *noFetchError
 	// A private module is never sent to the upstream proxies, even so.
 	if errors.As(err, &noFetch) && s.cfg.PassthroughWithoutTemporal && s.cfg.Rules.Match(req.path).Rule != rules.Private {
@@ -108,36 +109,53 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 	return nil
 }
 
-// version returns the stored version path@version, from memory when it is hot. When it is not
-// stored, the download mode decides: sync fetches it through its workflow and waits, async
-// starts that fetch and answers not found at once, none and redirect answer not found.
-func (s *Server) version(ctx context.Context, path, version, mode string) (*entry, error) {
+// version returns the stored version path@version, with its zip if zip is set, from memory
+// when it is hot. When it is not stored (or its zip is wanted and not stored: a version's .info
+// and .mod are fetched alone, without the zip, for a client that asks for either), the
+// download mode decides: sync fetches what is missing through its workflows and waits, async
+// starts those fetches and answers not found at once, none and redirect answer not found.
+func (s *Server) version(ctx context.Context, path, version, mode string, zip bool) (*entry, error) {
 	key := path + "@" + version
-	if e, ok := s.versions.get(key); ok {
+	e, ok := s.versions.get(key)
+	if ok && (!zip || e.rec.HasZip()) {
 		return e, nil
 	}
 	e, err := s.load(ctx, key, path, version)
-	if !errors.Is(err, gofer.ErrNotFound) {
+	if err == nil && (!zip || e.rec.HasZip()) || err != nil && !errors.Is(err, gofer.ErrNotFound) {
 		return e, err
 	}
 	info(ctx).cache = cacheMiss
-	if ferr, ok := s.failed.get(key); ok {
-		return nil, ferr // a fetch of it ended not found or invalid a moment ago
+	var files []string
+	if err != nil {
+		files = append(files, activities.FilesMod)
+	}
+	if zip {
+		files = append(files, activities.FilesZip)
+	}
+	for _, f := range files {
+		if ferr, ok := s.failed.get(workflows.FetchID(path, version, f)); ok {
+			return nil, ferr // a fetch of it ended not found or invalid a moment ago
+		}
 	}
 	switch mode {
 	case rules.Sync:
-		if err := s.fetchUnlessMissing(ctx, path, version); err != nil {
+		if err := s.fetchUnlessMissing(ctx, path, version, files); err != nil {
 			return nil, err
 		}
 	case rules.Async:
-		s.startFetch(ctx, path, version)
+		for _, f := range files {
+			s.startFetch(ctx, path, version, f)
+		}
 		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached yet; its fetch has started, retry later", key)
 	default:
 		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached, and the download mode here is %s", key, mode)
 	}
 	e, err = s.load(ctx, key, path, version)
-	if errors.Is(err, gofer.ErrNotFound) {
+	switch {
+	case errors.Is(err, gofer.ErrNotFound):
 		return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: not found after its fetch", key)
+	case err == nil && zip && !e.rec.HasZip():
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: no zip after its fetch", key)
 	}
 	return e, err
 }
@@ -204,17 +222,47 @@ func (s *Server) readBlob(ctx context.Context, key string) ([]byte, error) {
 	return b, nil
 }
 
-// fetch starts or joins the fetch workflow of path@version and waits for it, at most FetchWait.
-// Concurrent misses of one version in this process share one wait; across processes, the
-// workflow ID makes them share one fetch. At most MaxFetches waits run at once: beyond, a miss
-// of another version is unavailable at once, and starts nothing.
-func (s *Server) fetch(ctx context.Context, path, version string) error {
+// fetchAll fetches files (activities.FilesMod, FilesZip) of path@version at once, and fails
+// if any of the fetches does.
+func (s *Server) fetchAll(ctx context.Context, path, version string, files []string) error {
+	type result struct {
+		run client.WorkflowRun
+		err error
+	}
+	results := make([]chan result, len(files))
+	for i, f := range files {
+		results[i] = make(chan result, 1)
+		go func() {
+			run, err := s.fetch(ctx, path, version, f)
+			results[i] <- result{run, err}
+		}()
+	}
+	var err error
+	for _, ch := range results {
+		r := <-ch
+		err = cmp.Or(err, r.err)
+		// Every request that waited, not only the one that started a fetch, names it: the
+		// last, the zip's for a zip.
+		if r.run != nil {
+			ri := info(ctx)
+			ri.workflowID, ri.runID = r.run.GetID(), r.run.GetRunID()
+		}
+	}
+	return err
+}
+
+// fetch starts or joins the fetch workflow of files of path@version and waits for it, at most
+// FetchWait. Concurrent misses of one version in this process share one wait; across
+// processes, the workflow ID makes them share one fetch. At most MaxFetches waits run at once:
+// beyond, a miss of another version is unavailable at once, and starts nothing.
+func (s *Server) fetch(ctx context.Context, path, version, files string) (client.WorkflowRun, error) {
 	key := path + "@" + version
-	if err, ok := s.failed.get(key); ok {
-		return err
+	id := workflows.FetchID(path, version, files)
+	if err, ok := s.failed.get(id); ok {
+		return nil, err
 	}
 	// The wait belongs to every request that joined it, not to the one that started it.
-	run, err := share(ctx, &s.fetches, key, maxFetchWait, func(wctx context.Context) (client.WorkflowRun, error) {
+	return share(ctx, &s.fetches, id, maxFetchWait, func(wctx context.Context) (client.WorkflowRun, error) {
 		if s.waiting.Add(1) > int64(s.cfg.MaxFetches) {
 			s.waiting.Add(-1)
 			s.in.refused.Add(wctx, 1)
@@ -225,7 +273,7 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 			s.waiting.Add(-1)
 			s.in.fetching.Add(wctx, -1)
 		}()
-		run, err := s.start(wctx, path, version)
+		run, err := s.start(wctx, path, version, files)
 		if err != nil {
 			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)}
 		}
@@ -238,16 +286,10 @@ func (s *Server) fetch(ctx context.Context, path, version string) error {
 		s.loads.Forget(key)
 		err = activities.Decode(err)
 		if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
-			s.failed.put(key, err)
+			s.failed.put(id, err)
 		}
 		return run, err
 	})
-	// Every request that waited, not only the one that started the fetch, names it.
-	if run != nil {
-		ri := info(ctx)
-		ri.workflowID, ri.runID = run.GetID(), run.GetRunID()
-	}
-	return err
 }
 
 // maxFetchWait bounds a wait for a fetch that keeps moving: the time limit of its download.
@@ -315,13 +357,13 @@ func outcome(err error) bool {
 // cost the upstream's own answer time, not that of a fetch workflow too. The upstream's .info is
 // asked alongside the fetch (and remembered like any query), so a version that exists waits for
 // its fetch no longer than before, and an outage still waits for the fetch's retries.
-func (s *Server) fetchUnlessMissing(ctx context.Context, path, version string) error {
+func (s *Server) fetchUnlessMissing(ctx context.Context, path, version string, files []string) error {
 	probed, fetched := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, err := s.upstreamInfo(ctx, path, version)
 		probed <- err
 	}()
-	go func() { fetched <- s.fetch(ctx, path, version) }()
+	go func() { fetched <- s.fetchAll(ctx, path, version, files) }()
 	select {
 	case err := <-fetched:
 		// Refused for want of a slot: the upstream may still say that nothing is there, which
@@ -384,20 +426,20 @@ func (noQueries) Info(_ context.Context, path, _ string) ([]byte, string, error)
 	return nil, "", rules.NoDirect(path)
 }
 
-// startFetch starts (or joins) the fetch of path@version without waiting for it; a failure to
-// start is only logged, since the client has its answer already.
-func (s *Server) startFetch(ctx context.Context, path, version string) {
+// startFetch starts (or joins) the fetch of files of path@version without waiting for it; a
+// failure to start is only logged, since the client has its answer already.
+func (s *Server) startFetch(ctx context.Context, path, version, files string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := s.start(ctx, path, version); err != nil {
-		s.cfg.Log.Warn("starting an async fetch", zap.String("module", path), zap.String("version", version), zap.Error(err))
+	if _, err := s.start(ctx, path, version, files); err != nil {
+		s.cfg.Log.Warn("starting an async fetch", zap.String("module", path), zap.String("version", version), zap.String("files", files), zap.Error(err))
 	}
 }
 
-// start starts the fetch workflow of path@version, or joins the one running. A private rule
-// vouches for the version (workflows.FetchRequest.Known); a request alone never does.
-func (s *Server) start(ctx context.Context, path, version string) (client.WorkflowRun, error) {
-	req := workflows.FetchRequest{Path: path, Version: version, Known: s.cfg.Rules.Match(path).Rule == rules.Private}
+// start starts the fetch workflow of files of path@version, or joins the one running. A private
+// rule vouches for the version (workflows.FetchRequest.Known); a request alone never does.
+func (s *Server) start(ctx context.Context, path, version, files string) (client.WorkflowRun, error) {
+	req := workflows.FetchRequest{Path: path, Version: version, Known: s.cfg.Rules.Match(path).Rule == rules.Private, Files: files}
 	return s.cfg.Temporal.ExecuteWorkflow(ctx, workflows.FetchOptions(req), workflows.Fetch, req)
 }
 
@@ -527,7 +569,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 	if len(stored) == 0 {
 		return err
 	}
-	e, verr := s.version(ctx, path, gofer.Latest(stored), rules.None)
+	e, verr := s.version(ctx, path, gofer.Latest(stored), rules.None, false)
 	if verr != nil {
 		return err
 	}
@@ -568,7 +610,7 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 		s.serveContent(w, r, "info", shortLived, nil, bytes.NewReader(up))
 		return nil
 	}
-	e, err := s.version(ctx, path, version, act.Mode)
+	e, err := s.version(ctx, path, version, act.Mode, false)
 	if err != nil {
 		return err
 	}

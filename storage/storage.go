@@ -39,13 +39,23 @@ type Blobs interface {
 	Walk(ctx context.Context, prefix, after string, fn func(key string, size int64) error) error
 }
 
-// Metadata stores one record per module version, insert-once.
+// Metadata stores, insert-once, one record per module version and, for a version whose
+// record was inserted without its zip (its .info and .mod were fetched alone), one record of
+// its zip.
 type Metadata interface {
 	// Insert stores v, or returns an error matching gofer.ErrExists if a record for
 	// (v.Path, v.Version) is already stored; the stored record is never changed.
 	Insert(ctx context.Context, v gofer.Version) error
-	// Get returns the record of path@version, or an error matching gofer.ErrNotFound.
+	// InsertZip stores z, the record of the zip of (z.Path, z.Version) (gofer.Version.ZipOnly),
+	// or returns an error matching gofer.ErrExists if one is already stored.
+	InsertZip(ctx context.Context, z gofer.Version) error
+	// Get returns the record of path@version, or an error matching gofer.ErrNotFound: with its
+	// zip's fields taken from the zip's record if the version's own has none (WithZip), or
+	// without them (HasZip false) while the zip is not stored.
 	Get(ctx context.Context, path, version string) (gofer.Version, error)
+	// GetZip returns the record InsertZip stored for path@version, or an error matching
+	// gofer.ErrNotFound; it knows nothing of zips stored in their version's own record.
+	GetZip(ctx context.Context, path, version string) (gofer.Version, error)
 	// Versions lists the stored versions of path, in no particular order.
 	Versions(ctx context.Context, path string) ([]string, error)
 	// Catalog lists stored versions ordered by path, then version (byte order, not semver), at

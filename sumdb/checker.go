@@ -116,8 +116,9 @@ func (c *Checker) private(path string) bool {
 	return module.MatchPrefixPatterns(c.NoSumDB, path) || (c.Private != nil && c.Private(path))
 }
 
-// Check compares the go.sum hashes of path@version (zipHash of the zip, modHash of the go.mod)
-// with the database's and returns how the version was verified: "sumdb <name>", "none
+// Check compares the go.sum hashes of path@version (zipHash of the zip, modHash of the go.mod;
+// an empty one is not compared, for a fetch of the .mod or the zip alone) with the database's
+// and returns how the version was verified: "sumdb <name>", "none
 // (GOSUMDB=off)" or "none (GONOSUMDB)". Other hashes in the database, or no record of a public
 // version, are gofer.ErrInvalid; a database that cannot answer now, or one caught showing a
 // forked or rolled-back history (ever, in this Checker's life), is gofer.ErrUnavailable.
@@ -139,6 +140,9 @@ func (c *Checker) Check(ctx context.Context, path, version, zipHash, modHash str
 		{"zip", version, zipHash},
 		{"go.mod", version + "/go.mod", modHash},
 	} {
+		if f.hash == "" {
+			continue
+		}
 		prefix := path + " " + f.version + " "
 		var known []string
 		for _, l := range lines {

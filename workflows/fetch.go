@@ -65,19 +65,29 @@ type FetchRequest struct {
 	// for hours only once an upstream has answered for the version. A request an anonymous
 	// client sends can never set it.
 	Known bool
+	// Files says which files of the version the fetch brings: activities.FilesMod, the .info
+	// and .mod (what a client asking for either waits for), or activities.FilesZip, the zip.
+	// Fetches recorded before the two were fetched apart have "": all three, in one fetch.
+	Files string
 }
 
 // maxID is the longest workflow ID gofer makes; Temporal refuses IDs over 1,000 bytes by default.
 const maxID = 900
 
-// FetchID is the workflow ID of the fetch of path@version: "fetch:<path>@<version>", or, for a
-// path too long for that, its first bytes and "#" and the SHA-256 of path@version.
-func FetchID(path, version string) string {
-	id := "fetch:" + path + "@" + version
+// FetchID is the workflow ID of the fetch of files (FetchRequest.Files) of path@version:
+// "fetch:<path>@<version>.mod" or "fetch:<path>@<version>.zip" (and, for fetches recorded
+// before files were fetched apart, "fetch:<path>@<version>"), or, for a path too long for
+// that, its first bytes and "#" and the SHA-256 of the rest.
+func FetchID(path, version, files string) string {
+	name := path + "@" + version
+	if files != "" {
+		name += "." + files
+	}
+	id := "fetch:" + name
 	if len(id) <= maxID {
 		return id
 	}
-	sum := sha256.Sum256([]byte(path + "@" + version))
+	sum := sha256.Sum256([]byte(name))
 	return id[:maxID-1-2*len(sum)] + "#" + hex.EncodeToString(sum[:])
 }
 
@@ -88,12 +98,12 @@ func FetchID(path, version string) string {
 // after a successful fetch returns that run, whose result is already in storage.
 func FetchOptions(r FetchRequest) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                       FetchID(r.Path, r.Version),
+		ID:                       FetchID(r.Path, r.Version, r.Files),
 		TaskQueue:                TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(GoModule.ValueSet(r.Path), GoVersion.ValueSet(r.Version)),
-		StaticSummary:            "fetch " + r.Path + "@" + r.Version,
+		StaticSummary:            "fetch " + r.name(),
 		EnableEagerStart:         true,
 	}
 }
@@ -148,9 +158,22 @@ var (
 	}
 )
 
-// Fetch downloads r into staging, verifies it, commits it, and always discards what it staged.
-// Its result is the stored record (the one already stored, if another fetch got there first).
-// It records its outcome in search attributes and its sizes and hashes in its memo.
+// name is what the fetch of r brings, for people: "path@version.mod", "path@version.zip", or
+// "path@version" for all three.
+func (r FetchRequest) name() string {
+	if r.Files == "" {
+		return r.Path + "@" + r.Version
+	}
+	return r.Path + "@" + r.Version + "." + r.Files
+}
+
+// Fetch brings the files of r into storage. The .info and .mod (FilesMod) are downloaded,
+// checked and committed by one local activity (activities.FetchMod), in the first workflow
+// task: they are small, and nothing is staged. The zip (FilesZip, and all three files in
+// fetches recorded before they were fetched apart) is downloaded into staging, verified,
+// committed, and what was staged is always discarded. Fetch's result is the stored record (the
+// one already stored, if another fetch got there first): the version's, or the zip's own. It
+// records its outcome in search attributes and its sizes and hashes in its memo.
 //
 // Verify and commit are local activities, run by the worker inside the workflow task that
 // follows the download: a round trip through the Temporal server each saved. Discard stays an
@@ -160,7 +183,12 @@ var (
 // and commit as activities, and still replay so.)
 func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	var a *activities.Activities
-	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID}
+	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Files: r.Files}
+	if r.Files == activities.FilesMod {
+		rec, err := fetchMod(ctx, a, job, !r.Known)
+		publish(ctx, rec, rec.Source, err)
+		return rec, err
+	}
 	local := workflow.GetVersion(ctx, "local", workflow.DefaultVersion, 1) == 1
 	workflow.Go(ctx, func(ctx workflow.Context) { showProgress(ctx, r) })
 	// Fetches recorded before downloads were bounded retried for hours whatever they were.
@@ -183,7 +211,7 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 // fetch downloads, verifies and commits job. A bounded download tries for minutes, then for
 // hours only if an upstream answered for the version on the way (activities.Answered).
 func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, local, bounded bool) (rec gofer.Version, source string, err error) {
-	r := FetchRequest{Path: job.Path, Version: job.Version}
+	r := FetchRequest{Path: job.Path, Version: job.Version, Files: job.Files}
 	var staged activities.Staged
 	workflow.SetCurrentDetails(ctx, "downloading")
 	first := download
@@ -211,6 +239,23 @@ func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, l
 	return rec, staged.Source, err
 }
 
+// fetchMod runs activities.FetchMod as a local activity: bounded, as a probe's attempts first,
+// and then with a download's, if an upstream answered for the version.
+func fetchMod(ctx workflow.Context, a *activities.Activities, job activities.Job, bounded bool) (gofer.Version, error) {
+	r := FetchRequest{Path: job.Path, Version: job.Version, Files: job.Files}
+	var rec gofer.Version
+	first := download
+	if bounded {
+		first = probe
+	}
+	err := execute(ctx, true, withSummary(first, "download and store", r), a.FetchMod, job).Get(ctx, &rec)
+	if bounded && activities.Answered(err) {
+		workflow.SetCurrentDetails(ctx, "downloading, for hours if need be: the upstream answered for this version")
+		err = execute(ctx, true, withSummary(download, "download and store", r), a.FetchMod, job).Get(ctx, &rec)
+	}
+	return rec, err
+}
+
 // execute runs activity fn with options o, as a local activity if local is set.
 func execute(ctx workflow.Context, local bool, o workflow.ActivityOptions, fn any, args ...any) workflow.Future {
 	if !local {
@@ -227,7 +272,7 @@ func execute(ctx workflow.Context, local bool, o workflow.ActivityOptions, fn an
 
 // withSummary is o with the one-line summary the Temporal UI shows for the activity.
 func withSummary(o workflow.ActivityOptions, what string, r FetchRequest) workflow.ActivityOptions {
-	o.Summary = what + " " + r.Path + "@" + r.Version
+	o.Summary = what + " " + r.name()
 	return o
 }
 
@@ -254,8 +299,15 @@ func publish(ctx workflow.Context, rec gofer.Version, source string, err error) 
 		outcome = OutcomeAlreadyStored
 	}
 	if err == nil {
-		workflow.SetCurrentDetails(ctx, fmt.Sprintf("%s: zip %s, %s", outcome, mb(rec.Zip.Size), rec.ZipHash))
-		memo := map[string]any{"info": rec.Info, "mod": rec.Mod, "zip": rec.Zip, "zipHash": rec.ZipHash, "modHash": rec.ModHash, "verifiedBy": rec.VerifiedBy, "source": rec.Source}
+		memo := map[string]any{"verifiedBy": rec.VerifiedBy, "source": rec.Source}
+		if rec.ModHash != "" {
+			memo["info"], memo["mod"], memo["modHash"] = rec.Info, rec.Mod, rec.ModHash
+			workflow.SetCurrentDetails(ctx, fmt.Sprintf("%s: .mod %s", outcome, rec.ModHash))
+		}
+		if rec.HasZip() {
+			memo["zip"], memo["zipHash"] = rec.Zip, rec.ZipHash
+			workflow.SetCurrentDetails(ctx, fmt.Sprintf("%s: zip %s, %s", outcome, mb(rec.Zip.Size), rec.ZipHash))
+		}
 		if merr := workflow.UpsertMemo(ctx, memo); merr != nil {
 			workflow.GetLogger(ctx).Warn("recording the memo failed", "error", merr)
 		}

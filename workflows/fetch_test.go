@@ -26,22 +26,28 @@ type fixture struct {
 	proxy *fakeproxy.Proxy
 	blobs *disk.Store
 	meta  *embedded.Store
+	chain *upstream.Chain
 	env   *testsuite.TestWorkflowEnvironment
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{proxy: fakeproxy.New()}
-	chain, err := upstream.Parse(f.proxy.Start(t))
-	if err != nil {
+	var err error
+	if f.chain, err = upstream.Parse(f.proxy.Start(t)); err != nil {
 		t.Fatal(err)
 	}
 	f.blobs, f.meta = teststores.Open(t, "")
+	f.renew()
+	return f
+}
+
+// renew gives f a fresh test environment, for a further fetch with the same stores and upstream.
+func (f *fixture) renew() {
 	var s testsuite.WorkflowTestSuite
 	f.env = s.NewTestWorkflowEnvironment()
 	f.env.RegisterWorkflow(workflows.Fetch)
-	f.env.RegisterActivity(&activities.Activities{Upstream: chain, Blobs: f.blobs, Meta: f.meta})
-	return f
+	f.env.RegisterActivity(&activities.Activities{Upstream: f.chain, Blobs: f.blobs, Meta: f.meta})
 }
 
 func (f *fixture) fetch(t *testing.T, path, version string) (gofer.Version, error) {
@@ -226,24 +232,116 @@ func TestFetchRefusesInvalidContent(t *testing.T) {
 }
 
 // Every fetch's workflow ID is one Temporal takes (at most 1,000 bytes), and a different one
-// per version, however long the module path.
+// per version and files, however long the module path.
 func TestFetchID(t *testing.T) {
 	long := "example.com/" + strings.Repeat("a/", 500) + "m"
+	seen := map[string]bool{}
 	for _, c := range []struct{ path, version string }{
 		{"example.com/m", "v1.0.0"},
+		{"example.com/m", "v1.0.0-x.mod"},
 		{long, "v1.0.0"},
 		{long, "v1.0.1"},
 		{long + "x", "v1.0.0"},
 	} {
-		id := workflows.FetchID(c.path, c.version)
-		if len(id) > 1000 {
-			t.Errorf("FetchID of a %d-byte path is %d bytes", len(c.path), len(id))
+		for _, files := range []string{activities.FilesMod, activities.FilesZip} {
+			id := workflows.FetchID(c.path, c.version, files)
+			if len(id) > 1000 {
+				t.Errorf("FetchID of a %d-byte path is %d bytes", len(c.path), len(id))
+			}
+			if seen[id] {
+				t.Errorf("two fetches share the workflow ID %s", id)
+			}
+			seen[id] = true
 		}
 	}
-	if workflows.FetchID("example.com/m", "v1.0.0") != "fetch:example.com/m@v1.0.0" {
-		t.Errorf("FetchID of a short path: %s", workflows.FetchID("example.com/m", "v1.0.0"))
+	for files, want := range map[string]string{
+		activities.FilesMod: "fetch:example.com/m@v1.0.0.mod",
+		activities.FilesZip: "fetch:example.com/m@v1.0.0.zip",
+		"":                  "fetch:example.com/m@v1.0.0", // recorded before files were fetched apart
+	} {
+		if got := workflows.FetchID("example.com/m", "v1.0.0", files); got != want {
+			t.Errorf("FetchID(%q) of a short path = %s, want %s", files, got, want)
+		}
 	}
-	if a, b := workflows.FetchID(long, "v1.0.0"), workflows.FetchID(long, "v1.0.1"); a == b {
-		t.Errorf("two versions of a long path share the workflow ID %s", a)
+}
+
+// A fetch of the .mod stores the version's .info and .mod and its record, without a zip and
+// without asking for one; a fetch of the zip then stores the zip and its record, and the
+// version is whole.
+func TestFetchModThenZip(t *testing.T) {
+	f := newFixture(t)
+	const path, version = "example.com/hello", "v1.0.0"
+	rec, err := f.fetchRequest(t, workflows.FetchRequest{Path: path, Version: version, Files: activities.FilesMod})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if rec.HasZip() || rec.ModHash[:3] != "h1:" || rec.Info.Size == 0 || rec.Time.IsZero() {
+		t.Errorf("record of the .mod alone: %+v", rec)
+	}
+	if n := f.proxy.Requests("/" + path + "/@v/" + version + ".zip"); n != 0 {
+		t.Errorf("the fetch of the .mod asked for the zip %d times", n)
+	}
+	if stored, err := f.meta.Get(context.Background(), path, version); err != nil || stored != rec {
+		t.Errorf("stored %+v, %v; want %+v", stored, err, rec)
+	}
+	if r, _, err := f.blobs.Open(context.Background(), storage.Key(path, version, "zip")); err == nil {
+		r.Close()
+		t.Error("a zip blob is stored")
+	}
+
+	f.renew()
+	zip, err := f.fetchRequest(t, workflows.FetchRequest{Path: path, Version: version, Files: activities.FilesZip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !zip.HasZip() || zip.Zip.Size == 0 || zip.ModHash != "" {
+		t.Errorf("record of the zip: %+v", zip)
+	}
+	for _, ext := range []string{"info", "mod"} {
+		if n := f.proxy.Requests("/" + path + "/@v/" + version + "." + ext); n != 1 {
+			t.Errorf("the %s was asked for %d times, want once", ext, n)
+		}
+	}
+	stored, err := f.meta.Get(context.Background(), path, version)
+	if err != nil || stored != rec.WithZip(zip) {
+		t.Errorf("stored %+v, %v; want %+v", stored, err, rec.WithZip(zip))
+	}
+	f.assertNothingStaged(t, path, version)
+
+	// Fetched again, each finds itself stored and keeps what is.
+	f.renew()
+	again, err := f.fetchRequest(t, workflows.FetchRequest{Path: path, Version: version, Files: activities.FilesMod})
+	if err != nil || again != stored {
+		t.Errorf("a second fetch of the .mod: %+v, %v; want %+v", again, err, stored)
+	}
+	f.renew()
+	if again, err := f.fetchRequest(t, workflows.FetchRequest{Path: path, Version: version, Files: activities.FilesZip}); err != nil || again != zip {
+		t.Errorf("a second fetch of the zip: %+v, %v; want %+v", again, err, zip)
+	}
+}
+
+// A bad zip fails the zip's fetch and leaves the .mod's record as it was; a bad .mod fails
+// the .mod's fetch, stores nothing, and is never answered by asking for the zip.
+func TestFetchFilesFailApart(t *testing.T) {
+	f := newFixture(t)
+	const path, version = "example.com/hello", "v1.0.0"
+	f.proxy.SetFile(path, version, "zip", []byte("not a zip"))
+	if _, err := f.fetchRequest(t, workflows.FetchRequest{Path: path, Version: version, Files: activities.FilesMod}); err != nil {
+		t.Fatal(err)
+	}
+	f.renew()
+	if _, err := f.fetchRequest(t, workflows.FetchRequest{Path: path, Version: version, Files: activities.FilesZip}); !errors.Is(err, gofer.ErrInvalid) {
+		t.Errorf("fetch of a bad zip: %v, want invalid", err)
+	}
+	if rec, err := f.meta.Get(context.Background(), path, version); err != nil || rec.HasZip() {
+		t.Errorf("after a bad zip: %+v, %v; want the record of the .mod alone", rec, err)
+	}
+	f.assertNothingStaged(t, path, version)
+
+	f.proxy.SetFile(path, "v1.1.0", "mod", []byte("module example.com/other\n"))
+	f.renew()
+	if _, err := f.fetchRequest(t, workflows.FetchRequest{Path: path, Version: "v1.1.0", Files: activities.FilesMod}); !errors.Is(err, gofer.ErrInvalid) {
+		t.Errorf("fetch of a .mod of another module: %v, want invalid", err)
+	}
+	f.assertNothingStored(t, path, "v1.1.0")
 }

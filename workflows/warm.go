@@ -125,10 +125,36 @@ func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 	return p, nil
 }
 
-// warmOne fetches v as a child workflow with the fetch's own ID, or, when a fetch of v is
-// running already (started by a request), waits for that one.
+// warmOne fetches v (an entry of a warm list: the whole version, or its .info and .mod alone,
+// activities.ModOnly) through the fetches a request would start: the .mod's, and the zip's for
+// a whole version, at once. (Warms recorded before files were fetched apart fetch each version
+// in one fetch of all three.)
 func warmOne(ctx workflow.Context, a *activities.Activities, v module.Version) error {
-	req := FetchRequest{Path: v.Path, Version: v.Version, Known: true}
+	if workflow.GetVersion(ctx, "split", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return warmFetch(ctx, a, FetchRequest{Path: v.Path, Version: v.Version, Known: true})
+	}
+	v, modOnly := activities.ModOnly(v)
+	files := []string{activities.FilesMod}
+	if !modOnly {
+		files = append(files, activities.FilesZip)
+	}
+	errs := make([]error, len(files))
+	running := len(files)
+	for i, f := range files {
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer func() { running-- }()
+			errs[i] = warmFetch(ctx, a, FetchRequest{Path: v.Path, Version: v.Version, Known: true, Files: f})
+		})
+	}
+	if err := workflow.Await(ctx, func() bool { return running == 0 }); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// warmFetch runs the fetch req as a child workflow with the fetch's own ID, or, when that fetch
+// is running already (started by a request), waits for it.
+func warmFetch(ctx workflow.Context, a *activities.Activities, req FetchRequest) error {
 	o := FetchOptions(req)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            o.ID,

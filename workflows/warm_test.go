@@ -32,14 +32,15 @@ type warmFixture struct {
 	env *testsuite.TestWorkflowEnvironment
 
 	mu       sync.Mutex
-	running  int // fetches running now
-	most     int // the most fetches that ran at once
+	running  map[module.Version]int // fetches running now, by version
+	most     int                    // the most versions fetched at once
+	fetches  []string               // the fetches started, by workflow ID
 	requests []activities.WarmPageRequest
 }
 
 func newWarmFixture(t *testing.T, page activities.WarmPage, fail ...module.Version) *warmFixture {
 	t.Helper()
-	f := &warmFixture{}
+	f := &warmFixture{running: map[module.Version]int{}}
 	var s testsuite.WorkflowTestSuite
 	f.env = s.NewTestWorkflowEnvironment()
 	f.env.RegisterWorkflow(workflows.Warm)
@@ -53,13 +54,17 @@ func newWarmFixture(t *testing.T, page activities.WarmPage, fail ...module.Versi
 		return page, nil
 	}, activity.RegisterOptions{Name: "WarmPage"})
 	f.env.RegisterWorkflowWithOptions(func(ctx workflow.Context, r workflows.FetchRequest) (gofer.Version, error) {
+		v := module.Version{Path: r.Path, Version: r.Version}
 		f.mu.Lock()
-		f.running++
-		f.most = max(f.most, f.running)
+		f.running[v]++
+		f.most = max(f.most, len(f.running))
+		f.fetches = append(f.fetches, workflow.GetInfo(ctx).WorkflowExecution.ID)
 		f.mu.Unlock()
 		err := workflow.Sleep(ctx, time.Minute)
 		f.mu.Lock()
-		f.running--
+		if f.running[v]--; f.running[v] == 0 {
+			delete(f.running, v)
+		}
 		f.mu.Unlock()
 		if err != nil {
 			return gofer.Version{}, err
@@ -161,8 +166,27 @@ func TestWarmConcurrency(t *testing.T) {
 			t.Fatal(err)
 		}
 		if f.most != c.want || got.Fetched != 5 {
-			t.Errorf("%d: concurrency %d: %d fetches at once, %d fetched; want %d at once, 5 fetched", i, c.concurrency, f.most, got.Fetched, c.want)
+			t.Errorf("%d: concurrency %d: %d versions fetched at once, %d fetched; want %d at once, 5 fetched", i, c.concurrency, f.most, got.Fetched, c.want)
 		}
+	}
+}
+
+// A go.sum's /go.mod line warms the version's .info and .mod; a line of its zip, the zip too.
+func TestWarmFetchesWhatGoSumNames(t *testing.T) {
+	missing := []module.Version{{Path: "example.com/a", Version: "v1.0.0/go.mod"}, {Path: "example.com/b", Version: "v1.0.0"}}
+	f := newWarmFixture(t, activities.WarmPage{Missing: missing, Next: 2, Total: 2})
+	f.env.ExecuteWorkflow(workflows.Warm, workflows.WarmRequest{List: warmKey, Concurrency: 2})
+	if err := f.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var got workflows.WarmProgress
+	if err := f.env.GetWorkflowResult(&got); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(f.fetches)
+	want := []string{"fetch:example.com/a@v1.0.0.mod", "fetch:example.com/b@v1.0.0.mod", "fetch:example.com/b@v1.0.0.zip"}
+	if !slices.Equal(f.fetches, want) || got.Fetched != 2 {
+		t.Errorf("fetches %q, %d fetched; want %q, 2 fetched", f.fetches, got.Fetched, want)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -79,16 +80,17 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
-// orphans calls found for every final blob whose version has no metadata record.
+// orphans calls found for every final blob whose version has no metadata record, and every zip
+// whose version's record has none.
 func orphans(ctx context.Context, blobs storage.Blobs, meta storage.Metadata, found func(key string, size int64)) (int, error) {
 	n := 0
 	err := blobs.Walk(ctx, "", "", func(key string, size int64) error {
-		path, version, _, ok := storage.ParseKey(key)
+		path, version, ext, ok := storage.ParseKey(key)
 		if !ok {
 			return nil // staged files are listed by fetch run
 		}
-		_, err := meta.Get(ctx, path, version)
-		if errors.Is(err, gofer.ErrNotFound) {
+		rec, err := meta.Get(ctx, path, version)
+		if errors.Is(err, gofer.ErrNotFound) || err == nil && ext == "zip" && !rec.HasZip() {
 			n++
 			found(key, size)
 			return nil
@@ -124,6 +126,18 @@ func stagedRuns(ctx context.Context, blobs storage.Blobs) ([]*stagedRun, error) 
 	return runs, err
 }
 
+// describe asks Temporal about runID ("" for the latest run) of the fetch that staged r's
+// files: a fetch of the zip, or, recorded before files were fetched apart, of all three.
+func describe(ctx context.Context, tc client.Client, r *stagedRun, runID string) (*client.WorkflowExecutionDescription, string, error) {
+	id := workflows.FetchID(r.path, r.version, activities.FilesZip)
+	d, err := tc.DescribeWorkflow(ctx, id, runID)
+	if nf := (*serviceerror.NotFound)(nil); errors.As(err, &nf) {
+		id = workflows.FetchID(r.path, r.version, "")
+		d, err = tc.DescribeWorkflow(ctx, id, runID)
+	}
+	return d, id, err
+}
+
 // removeEnded deletes the staged files of every fetch run that is no longer running: closed,
 // or unknown to Temporal (its history is past retention). A run Temporal cannot be asked about
 // keeps its files, and nothing is removed when the namespace knows none of the fetches.
@@ -136,7 +150,7 @@ func removeEnded(ctx context.Context, blobs storage.Blobs, tc client.Client, nam
 	// would look ended.
 	known := false
 	for _, r := range runs {
-		_, err := tc.DescribeWorkflow(ctx, workflows.FetchID(r.path, r.version), "")
+		_, _, err := describe(ctx, tc, r, "")
 		known = known || err == nil
 	}
 	if len(runs) > 0 && !known {
@@ -144,12 +158,12 @@ func removeEnded(ctx context.Context, blobs storage.Blobs, tc client.Client, nam
 	}
 	removed := 0
 	for _, r := range runs {
-		d, err := tc.DescribeWorkflow(ctx, workflows.FetchID(r.path, r.version), r.runID)
+		d, id, err := describe(ctx, tc, r, r.runID)
 		var nf *serviceerror.NotFound
 		switch {
 		case errors.As(err, &nf):
 		case err != nil:
-			return fmt.Errorf("asking Temporal about %s: %w", workflows.FetchID(r.path, r.version), err)
+			return fmt.Errorf("asking Temporal about %s: %w", id, err)
 		case d.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
 			fmt.Fprintf(stdout, "%s\tkept: running\n", storage.StagingPrefix(r.path, r.version, r.runID))
 			continue

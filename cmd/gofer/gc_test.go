@@ -32,10 +32,15 @@ func TestGCListsOrphans(t *testing.T) {
 	}
 	for _, ext := range []string{"info", "mod", "zip"} {
 		put(storage.Key("example.com/kept", "v1.0.0", ext))
+		put(storage.Key("example.com/modonly", "v1.0.0", ext))
 	}
 	put(storage.Key("example.com/orphan", "v1.0.0", "zip"))
 	put(storage.StagingKey("example.com/kept", "v1.1.0", "run/1", "zip"))
-	if err := meta.Insert(ctx, gofer.Version{Path: "example.com/kept", Version: "v1.0.0"}); err != nil {
+	if err := meta.Insert(ctx, gofer.Version{Path: "example.com/kept", Version: "v1.0.0", ZipHash: "h1:x"}); err != nil {
+		t.Fatal(err)
+	}
+	// A version whose .info and .mod were stored alone: its zip blob is no part of it.
+	if err := meta.Insert(ctx, gofer.Version{Path: "example.com/modonly", Version: "v1.0.0", ModHash: "h1:y"}); err != nil {
 		t.Fatal(err)
 	}
 	meta.Close() // gc opens it itself
@@ -44,7 +49,7 @@ func TestGCListsOrphans(t *testing.T) {
 	if err := run(ctx, []string{"gc", "--dry-run"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	want := "example.com/orphan/@v/v1.0.0.zip\t1\n1 orphaned blobs\n" +
+	want := "example.com/modonly/@v/v1.0.0.zip\t1\nexample.com/orphan/@v/v1.0.0.zip\t1\n2 orphaned blobs\n" +
 		"_staging/example.com/kept/@v/v1.1.0/run/\t1 files\t1 bytes\n" +
 		"1 fetch runs with staged files (gofer gc --remove-staged removes those of runs that have ended)\n"
 	if out.String() != want {

@@ -29,7 +29,8 @@ var _ storage.Metadata = (*Store)(nil)
 // should fail at start with a clear reason, not hang.
 const lockTimeout = 5 * time.Second
 
-var bucket = []byte("versions")
+// The records of versions, and those of zips committed after their version's record.
+var bucket, zips = []byte("versions"), []byte("zips")
 
 // Store is a Metadata store in one bbolt file. Create it with Open.
 type Store struct {
@@ -52,9 +53,12 @@ func open(path string, timeout time.Duration) (*Store, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
 	}
-	// Created here once, so that every later transaction can rely on the bucket.
+	// Created here once, so that every later transaction can rely on the buckets.
 	err = db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)
+		if err == nil {
+			_, err = tx.CreateBucketIfNotExists(zips)
+		}
 		return err
 	})
 	if err != nil {
@@ -72,29 +76,38 @@ func key(path, version string) []byte {
 
 // Insert stores v unless a record for its path and version exists.
 func (s *Store) Insert(ctx context.Context, v gofer.Version) error {
+	return s.insert(ctx, bucket, "insert", v)
+}
+
+// InsertZip stores z unless a record of the zip of its path and version exists.
+func (s *Store) InsertZip(ctx context.Context, z gofer.Version) error {
+	return s.insert(ctx, zips, "insert zip", z)
+}
+
+func (s *Store) insert(ctx context.Context, into []byte, op string, v gofer.Version) error {
 	// A path with "@" would make its records show up among the versions of another path.
 	if v.Path == "" || v.Version == "" || strings.Contains(v.Path, "@") {
-		return gofer.Errorf(gofer.ErrInvalid, "embedded: insert %q@%q: not a module path and version", v.Path, v.Version)
+		return gofer.Errorf(gofer.ErrInvalid, "embedded: %s %q@%q: not a module path and version", op, v.Path, v.Version)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("embedded: insert %s@%s: %w", v.Path, v.Version, err)
+		return fmt.Errorf("embedded: %s %s@%s: %w", op, v.Path, v.Version, err)
 	}
 	val, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("embedded: insert %s@%s: %w", v.Path, v.Version, err)
+		return fmt.Errorf("embedded: %s %s@%s: %w", op, v.Path, v.Version, err)
 	}
 	k := key(v.Path, v.Version)
 	// bbolt runs one Update at a time, so the check and the put cannot interleave with
 	// another Insert.
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
+		b := tx.Bucket(into)
 		if b.Get(k) != nil {
 			return gofer.ErrExists
 		}
 		return b.Put(k, val)
 	})
 	if err != nil {
-		return fmt.Errorf("embedded: insert %s@%s: %w", v.Path, v.Version, err)
+		return fmt.Errorf("embedded: %s %s@%s: %w", op, v.Path, v.Version, err)
 	}
 	return nil
 }
@@ -110,17 +123,47 @@ func (s *Store) Get(ctx context.Context, path, version string) (gofer.Version, e
 	}
 	var v gofer.Version
 	err := s.db.View(func(tx *bolt.Tx) error {
-		val := tx.Bucket(bucket).Get(key(path, version))
+		k := key(path, version)
+		val := tx.Bucket(bucket).Get(k)
 		if val == nil {
 			return gofer.ErrNotFound
 		}
 		// The value is only valid inside the transaction; Unmarshal copies what it keeps.
-		return json.Unmarshal(val, &v)
+		if err := json.Unmarshal(val, &v); err != nil || v.HasZip() {
+			return err
+		}
+		if val := tx.Bucket(zips).Get(k); val != nil {
+			var z gofer.Version
+			if err := json.Unmarshal(val, &z); err != nil {
+				return err
+			}
+			v = v.WithZip(z)
+		}
+		return nil
 	})
 	if err != nil {
 		return gofer.Version{}, fmt.Errorf("embedded: get %s@%s: %w", path, version, err)
 	}
 	return v, nil
+}
+
+// GetZip returns the record of the zip of path@version stored by InsertZip.
+func (s *Store) GetZip(ctx context.Context, path, version string) (gofer.Version, error) {
+	if err := ctx.Err(); err != nil {
+		return gofer.Version{}, fmt.Errorf("embedded: get zip of %s@%s: %w", path, version, err)
+	}
+	var z gofer.Version
+	err := s.db.View(func(tx *bolt.Tx) error {
+		val := tx.Bucket(zips).Get(key(path, version))
+		if val == nil {
+			return gofer.ErrNotFound
+		}
+		return json.Unmarshal(val, &z)
+	})
+	if err != nil {
+		return gofer.Version{}, fmt.Errorf("embedded: get zip of %s@%s: %w", path, version, err)
+	}
+	return z, nil
 }
 
 // Versions lists the stored versions of path.

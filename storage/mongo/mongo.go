@@ -1,8 +1,9 @@
 // Package mongo implements storage.Metadata in MongoDB (or a server that speaks its wire
 // protocol, such as FerretDB), the metadata store that several gofer replicas share. Each
-// version is one document in the collection "versions", inserted once; a unique index on
-// (path, version), created at Open, is what makes the insert the commit and the only
-// concurrency guarantee the package relies on. It must never update, replace or delete a
+// version is one document in the collection "versions", inserted once, and a zip committed
+// after its version's record is one document in "zips"; a unique index on (path, version) of
+// each, created at Open, is what makes the insert the commit and the only concurrency
+// guarantee the package relies on. It must never update, replace or delete a
 // record, and never use transactions, TTL indexes or read-modify-write operations: stored
 // versions are immutable, and FerretDB does not make updates atomic.
 package mongo
@@ -37,7 +38,7 @@ const (
 	// closeTimeout bounds Close, which has no context, while it waits for connections in use.
 	closeTimeout = 10 * time.Second
 
-	collection = "versions"
+	collection, zipCollection = "versions", "zips"
 	// indexName is fixed so that every replica's Open creates the same index, which MongoDB
 	// then accepts as already existing.
 	indexName = "path_version_unique"
@@ -48,11 +49,12 @@ const (
 type Store struct {
 	client *mongodrv.Client
 	coll   *mongodrv.Collection
+	zips   *mongodrv.Collection
 	hosts  string // for errors; never the URI, which may hold a password
 }
 
 // Open connects to the server at uri, checks that it answers, and creates the unique index on
-// (path, version) of the collection "versions" in database if it is missing. An unreachable
+// (path, version) of the collections "versions" and "zips" in database if it is missing. An unreachable
 // server fails within about five seconds with an error matching gofer.ErrUnavailable.
 func Open(ctx context.Context, uri, database string) (*Store, error) {
 	if database == "" {
@@ -80,41 +82,73 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 	if err != nil {
 		return nil, classify(err, "open", database+" on "+hosts)
 	}
-	s := &Store{client: client, coll: client.Database(database).Collection(collection), hosts: hosts}
+	db := client.Database(database)
+	s := &Store{client: client, coll: db.Collection(collection), zips: db.Collection(zipCollection), hosts: hosts}
 	// Connect only starts monitoring; Ping is what finds out whether the server is there.
 	if err := client.Ping(ctx, readpref.Primary()); err != nil {
 		s.disconnect()
 		return nil, classify(err, "open", database+" on "+hosts)
 	}
-	_, err = s.coll.Indexes().CreateOne(ctx, mongodrv.IndexModel{
-		Keys:    bson.D{{Key: "path", Value: 1}, {Key: "version", Value: 1}},
-		Options: options.Index().SetName(indexName).SetUnique(true),
-	})
-	if err != nil {
-		s.disconnect()
-		return nil, classify(err, "create index on", database+"."+collection+" on "+hosts)
+	for _, c := range []*mongodrv.Collection{s.coll, s.zips} {
+		_, err = c.Indexes().CreateOne(ctx, mongodrv.IndexModel{
+			Keys:    bson.D{{Key: "path", Value: 1}, {Key: "version", Value: 1}},
+			Options: options.Index().SetName(indexName).SetUnique(true),
+		})
+		if err != nil {
+			s.disconnect()
+			return nil, classify(err, "create index on", database+"."+c.Name()+" on "+hosts)
+		}
 	}
 	return s, nil
 }
 
 // Insert stores v unless a record for its path and version exists.
 func (s *Store) Insert(ctx context.Context, v gofer.Version) error {
+	return s.insert(ctx, s.coll, "insert", v)
+}
+
+// InsertZip stores z unless a record of the zip of its path and version exists.
+func (s *Store) InsertZip(ctx context.Context, z gofer.Version) error {
+	return s.insert(ctx, s.zips, "insert zip", z)
+}
+
+func (s *Store) insert(ctx context.Context, c *mongodrv.Collection, op string, v gofer.Version) error {
 	// The unique index would accept one record with an empty path or version, and it would
 	// then stand for every malformed request.
 	if v.Path == "" || v.Version == "" {
-		return gofer.Errorf(gofer.ErrInvalid, "mongo: insert %q@%q: not a module path and version", v.Path, v.Version)
+		return gofer.Errorf(gofer.ErrInvalid, "mongo: %s %q@%q: not a module path and version", op, v.Path, v.Version)
 	}
 	// The driver adds an ObjectID _id; the record itself is keyed by the unique index alone.
-	_, err := s.coll.InsertOne(ctx, v)
-	return classify(err, "insert", v.Path+"@"+v.Version)
+	_, err := c.InsertOne(ctx, v)
+	return classify(err, op, v.Path+"@"+v.Version)
 }
 
-// Get returns the record of path@version.
+// Get returns the record of path@version; the record of a version stored without its zip
+// costs a second query, for the zip's record.
 func (s *Store) Get(ctx context.Context, path, version string) (gofer.Version, error) {
+	v, err := find(ctx, s.coll, path, version)
+	if err != nil || v.HasZip() {
+		return v, classify(err, "get", path+"@"+version)
+	}
+	z, err := find(ctx, s.zips, path, version)
+	if errors.Is(err, mongodrv.ErrNoDocuments) {
+		return v, nil
+	} else if err != nil {
+		return gofer.Version{}, classify(err, "get zip of", path+"@"+version)
+	}
+	return v.WithZip(z), nil
+}
+
+// GetZip returns the record of the zip of path@version stored by InsertZip.
+func (s *Store) GetZip(ctx context.Context, path, version string) (gofer.Version, error) {
+	z, err := find(ctx, s.zips, path, version)
+	return z, classify(err, "get zip of", path+"@"+version)
+}
+
+func find(ctx context.Context, c *mongodrv.Collection, path, version string) (gofer.Version, error) {
 	var v gofer.Version
-	err := s.coll.FindOne(ctx, bson.D{{Key: "path", Value: path}, {Key: "version", Value: version}}).Decode(&v)
-	if err != nil {
-		return gofer.Version{}, classify(err, "get", path+"@"+version)
+	if err := c.FindOne(ctx, bson.D{{Key: "path", Value: path}, {Key: "version", Value: version}}).Decode(&v); err != nil {
+		return gofer.Version{}, err
 	}
 	// MongoDB keeps milliseconds and no location; UTC makes a record read back print and
 	// compare as it was written, whatever the driver's decoding options.

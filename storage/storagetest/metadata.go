@@ -34,6 +34,7 @@ func TestMetadata(t *testing.T, newStore func(t *testing.T) storage.Metadata) {
 	t.Run("Versions", func(t *testing.T) { testVersions(t, open(t)) })
 	t.Run("Catalog", func(t *testing.T) { testCatalog(t, open(t)) })
 	t.Run("ConcurrentInsert", func(t *testing.T) { testConcurrentInsert(t, open(t)) })
+	t.Run("ZipLater", func(t *testing.T) { testZipLater(t, open(t)) })
 	t.Run("Close", func(t *testing.T) {
 		s := newStore(t)
 		mustInsert(t, s, record("example.com/close", "v1.0.0", 1))
@@ -303,4 +304,55 @@ func testConcurrentInsert(t *testing.T, s storage.Metadata) {
 	for i := range n {
 		wantRecord(t, s, record(path, fmt.Sprintf("v1.1.%d", i), 100+i))
 	}
+}
+
+// testZipLater stores versions the way a fetch of the .mod alone does, then their zips.
+func testZipLater(t *testing.T, s storage.Metadata) {
+	ctx := t.Context()
+	full := record("example.com/zip", "v1.0.0", 1)
+	mod := full
+	mod.Zip, mod.ZipHash = gofer.File{}, ""
+	zip := record("example.com/zip", "v1.0.0", 2).ZipOnly()
+	mustInsert(t, s, mod)
+	wantRecord(t, s, mod)
+	if v, _ := s.Get(ctx, mod.Path, mod.Version); v.HasZip() {
+		t.Errorf("a record inserted without a zip has one: %+v", v)
+	}
+	if err := s.InsertZip(ctx, zip); err != nil {
+		t.Fatalf("InsertZip: %v", err)
+	}
+	// The zip's fields come from its record; those of the fetch stay the version's.
+	wantRecord(t, s, mod.WithZip(zip))
+	again := record("example.com/zip", "v1.0.0", 3).ZipOnly()
+	if err := s.InsertZip(ctx, again); !errors.Is(err, gofer.ErrExists) {
+		t.Errorf("a second InsertZip = %v, want an error matching gofer.ErrExists", err)
+	}
+	wantRecord(t, s, mod.WithZip(zip))
+	wantVersions(t, s, "example.com/zip", "v1.0.0")
+	if got, err := s.GetZip(ctx, zip.Path, zip.Version); err != nil || !sameVersion(got, zip) {
+		t.Errorf("GetZip = %+v, %v; want %+v", got, err, zip)
+	}
+	if _, err := s.GetZip(ctx, "example.com/zip", "v1.2.0"); !errors.Is(err, gofer.ErrNotFound) {
+		t.Errorf("GetZip of a version without a zip record = %v, want an error matching gofer.ErrNotFound", err)
+	}
+
+	// A zip recorded before its version's record does not make the version stored.
+	early := record("example.com/zip", "v1.1.0", 4)
+	if err := s.InsertZip(ctx, early.ZipOnly()); err != nil {
+		t.Fatalf("InsertZip: %v", err)
+	}
+	wantNoRecord(t, s, early.Path, early.Version)
+	wantVersions(t, s, "example.com/zip", "v1.0.0")
+	later := early
+	later.Zip, later.ZipHash = gofer.File{}, ""
+	mustInsert(t, s, later)
+	wantRecord(t, s, early)
+
+	// A record stored whole is served whole, whatever a zip record says.
+	whole := record("example.com/zip", "v1.2.0", 5)
+	mustInsert(t, s, whole)
+	if err := s.InsertZip(ctx, record("example.com/zip", "v1.2.0", 6).ZipOnly()); err != nil {
+		t.Fatalf("InsertZip: %v", err)
+	}
+	wantRecord(t, s, whole)
 }

@@ -102,6 +102,8 @@ func TestSuitesCatchBugs(t *testing.T) {
 		{"Metadata", "racy-insert", "ConcurrentInsert"},
 		{"Metadata", "lost-update", "ConcurrentInsert"},
 		{"Metadata", "close-error", "Close"},
+		{"Metadata", "zip-shadows", "ZipLater"},
+		{"Metadata", "zip-overwrites", "ZipLater"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.suite+"/"+tt.bug+"/"+tt.subtest, func(t *testing.T) {
@@ -348,13 +350,14 @@ func (r *memReader) ReadAt(p []byte, off int64) (int, error) {
 
 // memMetadata is a map of records; bug selects one way to break the contract.
 type memMetadata struct {
-	bug string
-	mu  sync.Mutex
-	m   map[string]gofer.Version
+	bug  string
+	mu   sync.Mutex
+	m    map[string]gofer.Version
+	zips map[string]gofer.Version
 }
 
 func newMemMetadata(bug string) *memMetadata {
-	return &memMetadata{bug: bug, m: make(map[string]gofer.Version)}
+	return &memMetadata{bug: bug, m: make(map[string]gofer.Version), zips: make(map[string]gofer.Version)}
 }
 
 func (s *memMetadata) key(path, version string) string {
@@ -409,7 +412,31 @@ func (s *memMetadata) Get(ctx context.Context, path, version string) (gofer.Vers
 	if !ok && s.bug != "get-missing-zero" {
 		return gofer.Version{}, fmt.Errorf("get %s@%s: %w", path, version, gofer.ErrNotFound)
 	}
+	if z, ok := s.zips[s.key(path, version)]; ok && (!v.HasZip() || s.bug == "zip-shadows") {
+		v = v.WithZip(z)
+	}
 	return v, nil
+}
+
+func (s *memMetadata) GetZip(ctx context.Context, path, version string) (gofer.Version, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	z, ok := s.zips[s.key(path, version)]
+	if !ok {
+		return gofer.Version{}, fmt.Errorf("get zip %s@%s: %w", path, version, gofer.ErrNotFound)
+	}
+	return z, nil
+}
+
+func (s *memMetadata) InsertZip(ctx context.Context, z gofer.Version) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := s.key(z.Path, z.Version)
+	if _, ok := s.zips[k]; ok && s.bug != "zip-overwrites" {
+		return fmt.Errorf("insert zip %s: %w", k, gofer.ErrExists)
+	}
+	s.zips[k] = z
+	return nil
 }
 
 func (s *memMetadata) Versions(ctx context.Context, path string) ([]string, error) {

@@ -1,0 +1,70 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"sync/atomic"
+
+	"golang.org/x/mod/module"
+
+	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
+)
+
+// FetchMod brings the job's .info and .mod alone: it downloads both at once, checks them the
+// way the go command would (the .info names the version, the .mod declares the module path,
+// and its go.sum hash is the checksum database's, unless the module is private), stores them
+// and inserts the version's record, without a zip (gofer.Version.HasZip). The go command needs
+// the .mod of every version in its module graph but the zip of only those it builds, so a
+// client asking for a .mod waits for nothing bigger. Both files are small (the upstream client
+// bounds them), so they are held in memory: nothing is staged, and there is nothing to discard
+// after. A version stored already is returned as it is, without a download.
+func (a *Activities) FetchMod(ctx context.Context, j Job) (gofer.Version, error) {
+	rec, err := a.fetchMod(ctx, j)
+	return rec, encode(err)
+}
+
+func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error) {
+	if err := module.Check(j.Path, j.Version); err != nil {
+		return gofer.Version{}, gofer.Errorf(gofer.ErrNotFound, "%v", err)
+	}
+	if stored, err := a.Meta.Get(ctx, j.Path, j.Version); err == nil {
+		return stored, nil
+	} else if !errors.Is(err, gofer.ErrNotFound) {
+		return gofer.Version{}, storageErr(err)
+	}
+	up, private, err := a.source(j.Path)
+	if err != nil {
+		return gofer.Version{}, err
+	}
+	a.instruments().downloads.Add(ctx, 1)
+	var got atomic.Bool
+	info, mod, t, source, err := small(ctx, up, j, &got)
+	a.instruments().downloads.Add(ctx, -1)
+	if err != nil {
+		return gofer.Version{}, answeredIf(&got, err)
+	}
+	v := Verified{Staged: Staged{Job: j, Private: private, Source: source, Time: t, Info: file(info), Mod: file(mod)}}
+	if v.ModHash, err = checkMod(mod, j.Path); err != nil {
+		return gofer.Version{}, err
+	}
+	if v.VerifiedBy, err = a.checkSums(ctx, j, private, "", v.ModHash); err != nil {
+		return gofer.Version{}, err
+	}
+	data := map[string][]byte{"info": info, "mod": mod}
+	return a.commitVersion(ctx, a.record(ctx, v), []string{"info", "mod"}, func(ext string) error {
+		return a.place(ctx, storage.Key(j.Path, j.Version, ext), v.file(ext).SHA256, func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(data[ext])), nil
+		})
+	})
+}
+
+// file describes data.
+func file(data []byte) gofer.File {
+	sum := sha256.Sum256(data)
+	return gofer.File{Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+}
