@@ -109,9 +109,9 @@ func TestCheck(t *testing.T) {
 		6: {"example.com/dep", "v0.1.0", zipDep, modDep, gofer.ErrInvalid,
 			[]string{"zip: downloaded " + zipDep, "checksum database " + lieZip}},
 		// A fetch of the .mod alone, or of the zip alone, checks the hash it has.
-		7: {"example.com/hello", "v1.0.0", "", mod100, nil, nil},
-		8: {"example.com/hello", "v1.0.0", zip110, "", gofer.ErrInvalid, []string{"checksum mismatch for example.com/hello@v1.0.0 zip"}},
-		9: {"example.com/hello", "v1.0.0", "", fakeHash("mod"), gofer.ErrInvalid, []string{"example.com/hello@v1.0.0 go.mod"}},
+		7:  {"example.com/hello", "v1.0.0", "", mod100, nil, nil},
+		8:  {"example.com/hello", "v1.0.0", zip110, "", gofer.ErrInvalid, []string{"checksum mismatch for example.com/hello@v1.0.0 zip"}},
+		9:  {"example.com/hello", "v1.0.0", "", fakeHash("mod"), gofer.ErrInvalid, []string{"example.com/hello@v1.0.0 go.mod"}},
 		10: {"example.com/hello", "v1.9.9", "", mod100, gofer.ErrInvalid, []string{"not in the checksum database"}},
 	} {
 		if i == 2 {
