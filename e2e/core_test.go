@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -64,8 +65,10 @@ func TestDownloadThenServeWithoutUpstream(t *testing.T) {
 			found = append(found, e.GetExecution().GetWorkflowId())
 		}
 	}
-	if len(found) != 1 || found[0] != workflows.FetchID("github.com/Upper/Case", "v1.0.0", activities.FilesMod) {
-		t.Errorf("workflows matching %s: %v, want the one fetch", query, found)
+	slices.Sort(found)
+	want := []string{workflows.FetchID("github.com/Upper/Case", "v1.0.0", activities.FilesMod), workflows.FetchID("github.com/Upper/Case", "v1.0.0", activities.FilesZip)}
+	if !slices.Equal(found, want) {
+		t.Errorf("workflows matching %s: %v, want the fetches of the .mod and the zip, %v", query, found, want)
 	}
 }
 
@@ -280,7 +283,8 @@ func TestInvalidRequestsStartNothing(t *testing.T) {
 	}
 }
 
-// Content that breaks the rules is refused with a reason, and nothing of it is stored.
+// A zip that breaks the rules is refused with a reason, and nothing of it is stored: the
+// version's .info and .mod, which are sound, are stored without it.
 func TestInvalidContentIsNotStored(t *testing.T) {
 	up := fakeproxy.New()
 	g := startGofer(t, up.Start(t), options{})
@@ -300,14 +304,15 @@ func TestInvalidContentIsNotStored(t *testing.T) {
 		if code != http.StatusGone || !strings.Contains(string(body), c.reason) {
 			t.Errorf("%d: %d %q, want 410 naming %q", i, code, body, c.reason)
 		}
-		if _, err := g.meta.Get(context.Background(), path, c.version); !errors.Is(err, gofer.ErrNotFound) {
-			t.Errorf("%d: metadata stored: %v", i, err)
+		if rec, err := g.meta.Get(context.Background(), path, c.version); err != nil || rec.HasZip() {
+			t.Errorf("%d: record %+v, %v; want one without a zip", i, rec, err)
 		}
-		for _, ext := range []string{"info", "mod", "zip"} {
-			if r, _, err := g.blobs.Open(context.Background(), storage.Key(path, c.version, ext)); err == nil {
-				r.Close()
-				t.Errorf("%d: %s blob stored", i, ext)
-			}
+		if z, err := g.meta.GetZip(context.Background(), path, c.version); !errors.Is(err, gofer.ErrNotFound) {
+			t.Errorf("%d: zip record stored: %+v, %v", i, z, err)
+		}
+		if r, _, err := g.blobs.Open(context.Background(), storage.Key(path, c.version, "zip")); err == nil {
+			r.Close()
+			t.Errorf("%d: zip blob stored", i)
 		}
 		if _, err := download(t, g.URL, path+"@"+c.version); err == nil {
 			t.Errorf("%d: the go command got a refused version", i)
@@ -351,7 +356,7 @@ func TestFaultBeforeCommitLeavesNothingVisible(t *testing.T) {
 		t.Fatalf("during the fault: %d %q (Retry-After %q), want 503 with Retry-After", code, body, hdr.Get("Retry-After"))
 	}
 	// The blobs were written before the failing insert...
-	if r, _, err := g.blobs.Open(context.Background(), storage.Key("example.com/hello", "v1.0.0", "zip")); err != nil {
+	if r, _, err := g.blobs.Open(context.Background(), storage.Key("example.com/hello", "v1.0.0", "mod")); err != nil {
 		t.Fatalf("the fault came before the blobs were written: %v", err)
 	} else {
 		r.Close()

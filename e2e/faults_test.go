@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/server"
@@ -18,9 +19,8 @@ import (
 	"github.com/goferproxy/gofer/workflows"
 )
 
-// stopS3AtCommit stops the S3 server when the commit comes to the zip, after the .info and
-// .mod are stored under their final keys: S3 goes down in the middle of a commit and leaves
-// orphaned blobs behind.
+// stopS3AtCommit stops the S3 server when the commit of a zip comes to it: S3 goes down in the
+// middle of a commit.
 type stopS3AtCommit struct {
 	storage.Blobs
 	once sync.Once
@@ -34,18 +34,28 @@ func (s *stopS3AtCommit) Put(ctx context.Context, key string, r io.Reader) error
 }
 
 // assertWhole checks that nothing is half-visible: every final blob belongs to a stored version
-// and every stored version has all three blobs.
+// (a zip, to one stored with its zip), and every stored version has all its blobs (two, for
+// one whose .info and .mod were stored alone).
 func assertWhole(t *testing.T, blobs storage.Blobs, meta storage.Metadata) {
 	t.Helper()
 	ctx := context.Background()
 	versions := map[string]int{}
+	want := map[string]int{}
 	err := blobs.Walk(ctx, "", "", func(key string, _ int64) error {
-		path, version, _, ok := storage.ParseKey(key)
+		path, version, ext, ok := storage.ParseKey(key)
 		if !ok {
 			return nil
 		}
-		if _, err := meta.Get(ctx, path, version); err != nil {
+		rec, err := meta.Get(ctx, path, version)
+		switch {
+		case err != nil:
 			t.Errorf("blob %s has no metadata: %v", key, err)
+		case ext == "zip" && !rec.HasZip():
+			t.Errorf("blob %s has no zip record", key)
+		}
+		want[path+"@"+version] = 2
+		if rec.HasZip() {
+			want[path+"@"+version] = 3
 		}
 		versions[path+"@"+version]++
 		return nil
@@ -54,8 +64,8 @@ func assertWhole(t *testing.T, blobs storage.Blobs, meta storage.Metadata) {
 		t.Fatal(err)
 	}
 	for v, n := range versions {
-		if n != 3 {
-			t.Errorf("%s has %d of its 3 blobs", v, n)
+		if n != want[v] {
+			t.Errorf("%s has %d of its %d blobs", v, n, want[v])
 		}
 	}
 }
@@ -69,12 +79,12 @@ func TestS3OutageDuringCommit(t *testing.T) {
 	t.Cleanup(func() { s3Server.Start() }) // in case the test fails while S3 is down
 	g := startGofer(t, up.Start(t), options{fetchWait: 5 * time.Second, blobs: &stopS3AtCommit{Blobs: blobs}, meta: meta})
 
-	code, hdr, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.info")
+	code, hdr, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.zip")
 	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 		t.Fatalf("with S3 down mid-commit: %d %q, want 503 with Retry-After", code, body)
 	}
-	if _, err := meta.Get(context.Background(), "example.com/hello", "v1.0.0"); !errors.Is(err, gofer.ErrNotFound) {
-		t.Fatalf("metadata visible before the blobs are stored: %v", err)
+	if z, err := meta.GetZip(context.Background(), "example.com/hello", "v1.0.0"); !errors.Is(err, gofer.ErrNotFound) {
+		t.Fatalf("zip record visible before the zip is stored: %+v, %v", z, err)
 	}
 	if err := s3Server.Start(); err != nil {
 		t.Fatal(err)
@@ -124,7 +134,7 @@ func TestMongoOutage(t *testing.T) {
 		}
 	}
 	// A fetch that runs while MongoDB is down cannot commit, and keeps trying.
-	req := workflows.FetchRequest{Path: "example.com/hello", Version: "v1.1.0"}
+	req := workflows.FetchRequest{Path: "example.com/hello", Version: "v1.1.0", Files: activities.FilesMod}
 	run, err := g.temporal.ExecuteWorkflow(context.Background(), workflows.FetchOptions(req), workflows.Fetch, req)
 	if err != nil {
 		t.Fatal(err)

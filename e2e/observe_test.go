@@ -29,8 +29,8 @@ func TestGoferServeObservability(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + closed, "OTEL_BSP_SCHEDULE_DELAY=100", "OTEL_EXPORTER_OTLP_TIMEOUT=500"}, "serve")
 	url := "http://" + addr
 
-	// A miss (.info), then two hits (.mod, .zip), by the go command; then a version that does
-	// not exist: a miss whose fetch ends not found.
+	// A miss (.info), a hit (.mod) and a miss (.zip: the .info and .mod were fetched alone), by
+	// the go command; then a version that does not exist: a miss whose fetch ends not found.
 	if _, err := download(t, url, "example.com/dep@v0.1.0"); err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +48,8 @@ func TestGoferServeObservability(t *testing.T) {
 		{"gofer_cache_requests_total", []string{`kind="info"`, `result="miss"`}, 2},
 		{"gofer_cache_requests_total", []string{`kind="info"`, `result="hit"`}, 0},
 		{"gofer_cache_requests_total", []string{`kind="mod"`, `result="hit"`}, 1},
-		{"gofer_cache_requests_total", []string{`kind="zip"`, `result="hit"`}, 1},
-		{"gofer_fetches_total", []string{`outcome="stored"`}, 1},
+		{"gofer_cache_requests_total", []string{`kind="zip"`, `result="miss"`}, 1},
+		{"gofer_fetches_total", []string{`outcome="stored"`}, 2},
 		{"gofer_fetches_total", []string{`outcome="not-found"`}, 1},
 		{"gofer_http_requests_total", []string{`endpoint="zip"`, `status="200"`}, 1},
 		{"gofer_http_requests_total", []string{`endpoint="info"`, `status="404"`}, 1},
@@ -83,7 +83,7 @@ func TestGoferServeObservability(t *testing.T) {
 		}
 		if line["msg"] == "request" && line["path"] == "/example.com/dep/@v/v0.1.0.zip" {
 			zipLines++
-			if line["cache"] != "hit" || line["module"] != "example.com/dep" || line["request_id"] == "" {
+			if line["cache"] != "miss" || line["module"] != "example.com/dep" || line["request_id"] == "" || line["workflow_id"] != "fetch:example.com/dep@v0.1.0.zip" {
 				t.Errorf("request log line %v", line)
 			}
 		}

@@ -24,7 +24,7 @@ import (
 	"github.com/goferproxy/gofer/workflows"
 )
 
-// A miss is one trace: the request, the workflow start, the workflow, each activity, and under
+// A miss is one trace: the request, the workflow starts, the workflows, each activity, and under
 // them the calls to the upstream, S3 and MongoDB. Tracing S3 calls leaves presigned URLs usable.
 func TestOneTracePerMiss(t *testing.T) {
 	spans := tracetest.NewInMemoryExporter()
@@ -45,8 +45,9 @@ func TestOneTracePerMiss(t *testing.T) {
 	up.Add("example.com/traced", version, map[string]string{"go.mod": "module example.com/traced\n", "traced.go": "package traced\n"})
 	g := startGofer(t, up.Start(t), options{tracer: tp, blobs: blobs, meta: meta, zipRedirect: 5 * time.Minute})
 
-	if code, _, body := get(t, http.MethodGet, g.URL+"/example.com/traced/@v/"+version+".info"); code != http.StatusOK {
-		t.Fatalf("GET .info: %d %s", code, body)
+	// A zip that misses fetches the version's .mod and its zip.
+	if code, _, body := get(t, http.MethodGet, g.URL+"/example.com/traced/@v/"+version+".zip"); code != http.StatusOK {
+		t.Fatalf("GET .zip: %d %s", code, body)
 	}
 
 	var serverSpan tracetest.SpanStub
@@ -59,7 +60,7 @@ func TestOneTracePerMiss(t *testing.T) {
 		t.Fatalf("no HTTP server span among %v", spanNames(spans.GetSpans()))
 	}
 	id := serverSpan.SpanContext.TraceID()
-	want := []string{"StartWorkflow:Fetch", "RunWorkflow:Fetch",
+	want := []string{"StartWorkflow:Fetch", "RunWorkflow:Fetch", "RunActivity:FetchMod",
 		"RunActivity:Download", "RunActivity:Verify", "RunActivity:Commit", "RunActivity:Discard"}
 	// Worker spans are exported as they end, and Discard ends after the answer.
 	var inTrace, elsewhere []string

@@ -296,7 +296,7 @@ func TestFetchVisibility(t *testing.T) {
 		t.Errorf("FetchOutcome by version: %v", outcomes)
 	}
 
-	d, err := g.temporal.DescribeWorkflow(context.Background(), workflows.FetchID(path, "v1.0.0", activities.FilesMod), "")
+	d, err := g.temporal.DescribeWorkflow(context.Background(), workflows.FetchID(path, "v1.0.0", activities.FilesZip), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestFetchVisibility(t *testing.T) {
 	if p := d.Memo.GetFields()["zipHash"]; p == nil || converter.GetDefaultDataConverter().FromPayload(p, &zipHash) != nil || zipHash != rec.ZipHash {
 		t.Errorf("memo zipHash %q, want %q", zipHash, rec.ZipHash)
 	}
-	if summary, _ := d.GetStaticSummary(); summary != "fetch "+path+"@v1.0.0" {
+	if summary, _ := d.GetStaticSummary(); summary != "fetch "+path+"@v1.0.0.zip" {
 		t.Errorf("static summary %q", summary)
 	}
 
@@ -313,7 +313,8 @@ func TestFetchVisibility(t *testing.T) {
 	if code := adminCall(t, http.MethodGet, g.URL+"/admin/fetches?module="+path, adminToken, "", &fetches); code != http.StatusOK {
 		t.Fatalf("GET /admin/fetches: %d", code)
 	}
-	if strings.Join(fetches.Stored, " ") != "v1.0.0" || len(fetches.Fetches) != 2 {
+	// v1.0.0's .mod and zip, and v1.9.9's .mod.
+	if strings.Join(fetches.Stored, " ") != "v1.0.0" || len(fetches.Fetches) != 3 {
 		t.Errorf("GET /admin/fetches: %+v", fetches)
 	}
 	for _, f := range fetches.Fetches {

@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/server"
+	"github.com/goferproxy/gofer/workflows"
+)
+
+// Shape of the cold project: coldModules modules of coldVersions versions each. Every version
+// requires older versions of the next three modules, and the root requires the newest of every
+// module, so the module graph holds most of the versions but the build list only the newest:
+// the go command needs the .mod of every version in the graph and the zip of the newest alone
+// (hugo's go.sum: 801 /go.mod lines, 288 zips).
+const (
+	coldModules  = 64
+	coldVersions = 5
+)
+
+// coldProject adds the cold project's modules to up and returns the root module's go.mod. The
+// zips the build list needs have realistic sizes (mostly tens to hundreds of KB, one in twenty
+// a few MB, of incompressible bytes); the others are small, since nobody asks for them.
+func coldProject(up *fakeproxy.Proxy) string {
+	rng := rand.New(rand.NewPCG(15, 15))
+	root := "module cold.gofer.test/root\n\ngo 1.16\n\nrequire (\n"
+	for i := range coldModules {
+		path := fmt.Sprintf("cold.gofer.test/m%02d", i)
+		for k := range coldVersions {
+			gomod := "module " + path + "\n\ngo 1.16\n"
+			var reqs []string
+			for d := 1; d <= 3 && i+d < coldModules && k-d >= 0; d++ {
+				reqs = append(reqs, fmt.Sprintf("\tcold.gofer.test/m%02d v1.%d.0\n", i+d, k-d))
+			}
+			if len(reqs) > 0 {
+				gomod += "\nrequire (\n" + strings.Join(reqs, "") + ")\n"
+			}
+			size := 1 << 10
+			if k == coldVersions-1 {
+				switch r := rng.IntN(20); {
+				case r == 0:
+					size = 2<<20 + rng.IntN(3<<20)
+				case r < 4:
+					size = 200<<10 + rng.IntN(800<<10)
+				default:
+					size = 20<<10 + rng.IntN(180<<10)
+				}
+			}
+			data := make([]byte, size)
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+			up.Add(path, fmt.Sprintf("v1.%d.0", k), map[string]string{
+				"go.mod":   gomod,
+				"m.go":     fmt.Sprintf("package m%02d\n", i),
+				"data.bin": string(data),
+			})
+		}
+		root += fmt.Sprintf("\t%s v1.%d.0\n", path, coldVersions-1)
+	}
+	return root + ")\n"
+}
+
+// BenchmarkColdProject measures what a team feels on day one: `go mod download all` of a
+// project (the cold project above: 320 versions in its module graph, 64 zips in its build
+// list) into a fresh module cache, with the go.sum the project commits, against a fake
+// upstream that takes 20 ms to answer each request (run it once: -benchtime 1x). The go command
+// runs straight against the upstream, through a cold gofer (nothing stored) and through the
+// same gofer hot, with disk and embedded stores and with S3 and MongoDB; then `gofer warm` of
+// the project's go.sum into a gofer with nothing stored. It reports the direct time, each
+// ratio to it (targets: cold ≤ 1.3, hot ≤ 1.0, warm ≤ 1.5), and what the fetches cost in
+// Temporal: workflow history events and the time from start to close, per fetch of a .mod and
+// of a zip.
+func BenchmarkColdProject(b *testing.B) {
+	up := fakeproxy.New()
+	gomod := coldProject(up)
+	upURL := up.Start(b)
+	up.Delay(upstreamLatency)
+	project := b.TempDir()
+	if err := os.WriteFile(filepath.Join(project, "go.mod"), []byte(gomod), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	// The go.sum the project would commit, made once (untimed) straight from the upstream.
+	cmd := goCommand(upURL, b.TempDir(), "mod", "download", "all")
+	cmd.Dir = project
+	cmd.Env = append(cmd.Env, "GOFLAGS=-mod=mod -modcacherw")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go mod download all: %v\n%s", err, out)
+	}
+	gosum, err := os.ReadFile(filepath.Join(project, "go.sum"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	modLines, zipLines := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(gosum)), "\n") {
+		if strings.Contains(line, "/go.mod ") {
+			modLines++
+		} else {
+			zipLines++
+		}
+	}
+	downloadAll := func(goproxy string) time.Duration {
+		b.Helper()
+		dir := b.TempDir()
+		for name, data := range map[string][]byte{"go.mod": []byte(gomod), "go.sum": gosum} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cmd := goCommand(goproxy, b.TempDir(), "mod", "download", "all")
+		cmd.Dir = dir
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("go mod download all (GOPROXY=%s): %v\n%s", goproxy, err, out)
+		}
+		return time.Since(start)
+	}
+	for b.Loop() {
+		requests := len(up.Log())
+		direct := downloadAll(upURL)
+		b.ReportMetric(direct.Seconds(), "direct-s")
+		b.ReportMetric(float64(len(up.Log())-requests), "direct-requests")
+		b.ReportMetric(float64(modLines), "gosum-mod-lines")
+		b.ReportMetric(float64(zipLines), "gosum-zip-lines")
+
+		s3st, _ := s3Store(b)
+		mongost, _ := mongoStore(b)
+		for _, st := range []struct {
+			name string
+			o    options
+		}{
+			{"disk", options{}},
+			{"s3", options{blobs: s3st, meta: mongost}},
+		} {
+			g := startGofer(b, upURL, st.o)
+			cold := downloadAll(g.URL)
+			hot := downloadAll(g.URL)
+			b.ReportMetric(cold.Seconds()/direct.Seconds(), st.name+"-cold-x")
+			b.ReportMetric(hot.Seconds()/direct.Seconds(), st.name+"-hot-x")
+			if st.name == "disk" {
+				fetchCosts(b, g, string(gosum))
+			}
+		}
+
+		g := startGofer(b, upURL, options{admin: adminToken})
+		var started server.WarmStarted
+		start := time.Now()
+		if code := adminCall(b, http.MethodPost, g.URL+"/admin/warm", adminToken, string(gosum), &started); code != http.StatusAccepted {
+			b.Fatalf("POST /admin/warm: %d", code)
+		}
+		st := awaitWarm(b, g, started.ID)
+		warm := time.Since(start)
+		if st.Progress.Fetched != modLines {
+			b.Fatalf("warm: %+v, want %d versions fetched", st.Progress, modLines)
+		}
+		b.ReportMetric(warm.Seconds()/direct.Seconds(), "warm-x")
+	}
+}
+
+// fetchCosts reports the mean history length and start-to-close time of g's fetches of the
+// versions gosum names, by files.
+func fetchCosts(b *testing.B, g *proxy, gosum string) {
+	b.Helper()
+	for _, files := range []string{activities.FilesMod, activities.FilesZip} {
+		var events int64
+		var took time.Duration
+		n := 0
+		for _, line := range strings.Split(strings.TrimSpace(gosum), "\n") {
+			f := strings.Fields(line)
+			version, mod := strings.CutSuffix(f[1], "/go.mod")
+			if mod != (files == activities.FilesMod) {
+				continue
+			}
+			d, err := g.temporal.DescribeWorkflow(context.Background(), workflows.FetchID(f[0], version, files), "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			events += int64(d.HistoryLength)
+			took += d.WorkflowCloseTime.Sub(d.WorkflowStartTime)
+			n++
+		}
+		b.ReportMetric(float64(events)/float64(n), files+"-fetch-events")
+		b.ReportMetric(ms(took/time.Duration(n)), files+"-fetch-ms")
+	}
+}
