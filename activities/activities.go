@@ -52,6 +52,10 @@ type Activities struct {
 	// Temporal lets downloads report progress to their workflow and warm runs wait for
 	// fetches they did not start; nil: no progress reports, and such waits fail.
 	Temporal Temporal
+	// Committed, if set, is told the workflow ID of every fetch whose files are stored (or
+	// were found stored), as soon as they are, before the workflow ends: a front end in the same
+	// process answers the requests waiting for that fetch at once (server.Commits).
+	Committed func(workflowID string)
 	// ProgressEvery spaces a download's heartbeats and progress reports; a report is sent
 	// only when more of the zip arrived since the last one, so a fetch's history grows while
 	// its download moves, and only then (what a waiting request watches). Zero means 10s.
@@ -155,6 +159,13 @@ func (a *Activities) Discard(ctx context.Context, j Job) error {
 		}
 	}
 	return encode(storageErr(err))
+}
+
+// committed tells a.Committed, if set, that the running activity's fetch has stored its files.
+func (a *Activities) committed(ctx context.Context) {
+	if a.Committed != nil {
+		a.Committed(activity.GetInfo(ctx).WorkflowExecution.ID)
+	}
 }
 
 // storageErr classifies a failure of gofer's own stores: whatever it is (even a staged file that

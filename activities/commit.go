@@ -10,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
@@ -21,13 +22,24 @@ import (
 // leaves nothing visible, and a retry finishes the job by reusing whatever blobs the crashed
 // attempt stored.
 func (a *Activities) Commit(ctx context.Context, v Verified) (gofer.Version, error) {
+	rec, err := a.commit(ctx, v)
+	if err == nil {
+		a.committed(ctx)
+	}
+	return rec, encode(err)
+}
+
+func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, error) {
 	rec := a.record(ctx, v)
 	if v.Job.Files == FilesZip {
-		rec, err := a.commitZip(ctx, v.Staged, rec)
-		return rec, encode(err)
+		return a.commitZip(ctx, v.Staged, rec)
 	}
-	rec, err := a.commitVersion(ctx, rec, exts, func(ext string) error { return a.promote(ctx, v.Staged, ext) })
-	return rec, encode(err)
+	if stored, err := a.Meta.Get(ctx, rec.Path, rec.Version); err == nil {
+		return a.keep(ctx, stored, rec), nil
+	} else if !errors.Is(err, gofer.ErrNotFound) {
+		return rec, storageErr(err)
+	}
+	return a.commitVersion(ctx, rec, exts, func(ext string) error { return a.promote(ctx, v.Staged, ext) })
 }
 
 // record is the metadata record of v, fetched by the running activity's workflow run.
@@ -45,18 +57,16 @@ func (a *Activities) record(ctx context.Context, v Verified) gofer.Version {
 	}
 }
 
-// commitVersion stores rec's files (place puts each of files under its final key) and then
-// inserts rec, unless the version is stored already: then the stored record wins.
+// commitVersion stores rec's files, a version the caller found not stored (place puts each of
+// files under its final key, all at once), and then inserts rec; if another fetch got there
+// first, its record wins.
 func (a *Activities) commitVersion(ctx context.Context, rec gofer.Version, files []string, place func(ext string) error) (gofer.Version, error) {
-	if stored, err := a.Meta.Get(ctx, rec.Path, rec.Version); err == nil {
-		return a.keep(ctx, stored, rec), nil
-	} else if !errors.Is(err, gofer.ErrNotFound) {
-		return rec, storageErr(err)
-	}
+	var g errgroup.Group
 	for _, ext := range files {
-		if err := place(ext); err != nil {
-			return rec, storageErr(err)
-		}
+		g.Go(func() error { return place(ext) })
+	}
+	if err := g.Wait(); err != nil {
+		return rec, storageErr(err)
 	}
 	err := a.Meta.Insert(ctx, rec)
 	if errors.Is(err, gofer.ErrExists) {
@@ -92,18 +102,24 @@ func (a *Activities) commitZip(ctx context.Context, s Staged, rec gofer.Version)
 	return z, storageErr(err)
 }
 
-// storedZip is the record of the stored zip of path@version: its own record, or the version's
-// if the zip was stored with it.
+// storedZip is the record of the stored zip of path@version: the version's (which has it if it
+// was stored with the version, or merged from the zip's own), or the zip's own record, for a
+// version whose .mod is not stored.
 func (a *Activities) storedZip(ctx context.Context, path, version string) (gofer.Version, error) {
-	z, err := a.Meta.GetZip(ctx, path, version)
-	if !errors.Is(err, gofer.ErrNotFound) {
+	rec, err := a.Meta.Get(ctx, path, version)
+	switch {
+	case errors.Is(err, gofer.ErrNotFound):
+		return a.Meta.GetZip(ctx, path, version)
+	case err == nil && !rec.HasZip():
+		return rec, gofer.Errorf(gofer.ErrNotFound, "the zip of %s@%s is not stored", path, version)
+	case err != nil:
+		return rec, err
+	}
+	// Stored: in a record of its own, or with the version, before zips were fetched apart.
+	if z, err := a.Meta.GetZip(ctx, path, version); !errors.Is(err, gofer.ErrNotFound) {
 		return z, err
 	}
-	rec, err := a.Meta.Get(ctx, path, version)
-	if err == nil && !rec.HasZip() {
-		return rec, gofer.Errorf(gofer.ErrNotFound, "the zip of %s@%s is not stored", path, version)
-	}
-	return rec, err
+	return rec.ZipOnly(), nil
 }
 
 // keep returns the stored record of a version (or zip) fetched again; the stored one always

@@ -25,6 +25,9 @@ import (
 // after. A version stored already is returned as it is, without a download.
 func (a *Activities) FetchMod(ctx context.Context, j Job) (gofer.Version, error) {
 	rec, err := a.fetchMod(ctx, j)
+	if err == nil {
+		a.committed(ctx)
+	}
 	return rec, encode(err)
 }
 

@@ -193,11 +193,12 @@ func startGofer(t testing.TB, upstreamURL string, o options) *proxy {
 		o.sumdb.Blobs = blobs
 		checker, sumdbHandler = o.sumdb, o.sumdb
 	}
-	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: o.rules, Direct: o.direct, Log: logger, Meter: meter, Temporal: g.temporal, ProgressEvery: o.progressEvery})
+	commits := &server.Commits{} // as gofer serve wires its front end to its own worker
+	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: o.rules, Direct: o.direct, Log: logger, Meter: meter, Temporal: g.temporal, ProgressEvery: o.progressEvery, Committed: commits.Done})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, SumDB: sumdbHandler, Rules: o.rules, Direct: o.direct, Log: logger,
+	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, Commits: commits, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, SumDB: sumdbHandler, Rules: o.rules, Direct: o.direct, Log: logger,
 		Admin: server.Admin{Token: o.admin, Temporal: g.temporal, Namespace: g.ns, UI: uiBase, WarmConcurrency: 16}, Auth: o.auth, Tracer: tracer})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

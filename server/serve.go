@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -116,11 +117,11 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 // starts those fetches and answers not found at once, none and redirect answer not found.
 func (s *Server) version(ctx context.Context, path, version, mode string, zip bool) (*entry, error) {
 	key := path + "@" + version
-	e, ok := s.versions.get(key)
-	if ok && (!zip || e.rec.HasZip()) {
-		return e, nil
+	hot, ok := s.versions.get(key)
+	if ok && (!zip || hot.rec.HasZip()) {
+		return hot, nil
 	}
-	e, err := s.load(ctx, key, path, version)
+	e, err := s.stored(ctx, key, hot)
 	if err == nil && (!zip || e.rec.HasZip()) || err != nil && !errors.Is(err, gofer.ErrNotFound) {
 		return e, err
 	}
@@ -150,7 +151,7 @@ func (s *Server) version(ctx context.Context, path, version, mode string, zip bo
 	default:
 		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached, and the download mode here is %s", key, mode)
 	}
-	e, err = s.load(ctx, key, path, version)
+	e, err = s.stored(ctx, key, hot)
 	switch {
 	case errors.Is(err, gofer.ErrNotFound):
 		return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: not found after its fetch", key)
@@ -159,6 +160,30 @@ func (s *Server) version(ctx context.Context, path, version, mode string, zip bo
 	}
 	return e, err
 }
+
+// stored is the stored version key (path@version), as load reads it, or, given the entry hot
+// that memory holds of it (without its zip), that entry with its zip if the zip is stored now.
+func (s *Server) stored(ctx context.Context, key string, hot *entry) (*entry, error) {
+	path, version, _ := strings.Cut(key, "@")
+	if hot == nil {
+		return s.load(ctx, key, path, version)
+	}
+	return share(ctx, &s.loads, key+zipRecord, loadWait, func(ctx context.Context) (*entry, error) {
+		z, err := s.cfg.Meta.GetZip(ctx, path, version)
+		if errors.Is(err, gofer.ErrNotFound) {
+			return hot, nil
+		} else if err != nil {
+			return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of the zip of %s: %v", key, err)
+		}
+		e := &entry{rec: hot.rec.WithZip(z), info: hot.info, mod: hot.mod, etags: maps.Clone(hot.etags)}
+		e.etags["zip"] = headerValue(`"` + z.Zip.SHA256 + `"`)
+		s.versions.add(key, e, int64(len(key)+len(e.info)+len(e.mod))+512)
+		return e, nil
+	})
+}
+
+// zipRecord is added to a version's key to name the reads of its zip's record.
+const zipRecord = "#zip"
 
 // load reads the stored version path@version (its record, .info and .mod) into memory, or
 // fails with gofer.ErrNotFound if it is not stored. Concurrent loads of one version, such as
@@ -273,17 +298,20 @@ func (s *Server) fetch(ctx context.Context, path, version, files string) (client
 			s.waiting.Add(-1)
 			s.in.fetching.Add(wctx, -1)
 		}()
+		committed, stop := s.cfg.Commits.wait(id)
+		defer stop()
 		run, err := s.start(wctx, path, version, files)
 		if err != nil {
 			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)}
 		}
-		done, err := s.await(wctx, run, key)
+		done, err := s.await(wctx, run, key, committed)
 		if !done {
 			return run, err
 		}
 		// A load of the version that started before the fetch stored it may still be running:
 		// the requests that waited must not join it and read "not stored".
 		s.loads.Forget(key)
+		s.loads.Forget(key + zipRecord)
 		err = activities.Decode(err)
 		if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
 			s.failed.put(id, err)
@@ -302,17 +330,25 @@ type historian interface {
 }
 
 // await waits for run's outcome and returns it (nil, or the workflow's error) with done true,
-// or, with done false, the error telling why there is none yet. It waits FetchWait, and on for as long
+// or, with done false, the error telling why there is none yet. A close of committed (see
+// Commits) is the outcome nil, at once. It waits FetchWait, and on for as long
 // as the fetch moves, within ctx: every half FetchWait it looks at the length of the fetch's
 // history, which grows while its download receives the zip (each stretch is reported) and
 // with each step the fetch ends or begins, and it stops when a look finds no growth since the
 // one before. So a large zip from a slow upstream is waited for, and a fetch that is stuck is
 // not waited for longer than before.
-func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string) (done bool, err error) {
+func (s *Server) await(ctx context.Context, run client.WorkflowRun, key string, committed <-chan struct{}) (done bool, err error) {
 	start, half, seen := time.Now(), s.cfg.FetchWait/2, int64(-1)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, half)
-		err := run.Get(wctx, nil)
+		got := make(chan error, 1)
+		go func() { got <- run.Get(wctx, nil) }()
+		select {
+		case err = <-got:
+		case <-committed:
+			cancel()
+			return true, nil
+		}
 		dl, _ := wctx.Deadline()
 		cancel()
 		if outcome(err) {

@@ -58,6 +58,9 @@ type Config struct {
 	Meta     storage.Metadata
 	Upstream Upstream
 	Temporal Starter
+	// Commits, if set, is told by the worker in this process of the fetches it has stored, so
+	// that the requests waiting for them are answered before their workflows end.
+	Commits *Commits
 	// FetchWait is how long a request waits for a fetch that does not move before answering 503
 	// (see await); zero means 1m.
 	FetchWait time.Duration

@@ -178,8 +178,9 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	defer tc.Close()
 
 	var w sdkworker.Worker
+	commits := &server.Commits{}
 	if s.worker {
-		w = worker.New(tc, &activities.Activities{Upstream: chain, Direct: private, Blobs: blobs, Meta: meta, SumDB: checker, Rules: rs, Log: log, Meter: meter, Temporal: tc})
+		w = worker.New(tc, &activities.Activities{Upstream: chain, Direct: private, Blobs: blobs, Meta: meta, SumDB: checker, Rules: rs, Log: log, Meter: meter, Temporal: tc, Committed: commits.Done})
 		if err := startWorker(ctx, s, tc, w, blobs); err != nil {
 			return fmt.Errorf("%w (Temporal at %s, namespace %q)", err, s.temporalAddress, s.namespace)
 		}
@@ -194,7 +195,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	}
 
 	cfg := server.Config{
-		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs, Direct: private,
+		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs, Direct: private, Commits: commits,
 		FetchWait: s.fetchWait, MaxFetches: int(s.maxFetches), CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Log: log,
 		Admin: server.Admin{Token: s.adminToken, Temporal: tc, Namespace: s.namespace, UI: s.temporalUI, WarmConcurrency: int(s.warmConcurrency)},
 		Meter: meter, Tracer: tp, Ready: server.Checks(blobs, meta, tc),
