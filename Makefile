@@ -25,13 +25,15 @@ test: tools
 # bench: the hit-path comparison with nginx and FileServer (written to BENCHMARKS-results.md;
 # BENCHFLAGS=-quick for 1s runs), then the Go benchmarks: hits in process (allocations per
 # request), zip hits from disk and S3, the miss path against a 20 ms upstream (run once), and the
-# everyday go commands straight, through a cold gofer and through a hot one (run once).
+# everyday go commands straight, through a cold gofer and through a hot one (run once), and the
+# cold project's go mod download all straight, through a cold and a hot gofer, and warmed (once).
 bench:
 	scripts/bench.sh $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./server/
 	$(GO) test -run '^$$' -bench ZipHit -benchtime 5s ./e2e/
 	$(GO) test -run '^$$' -bench MissPath -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -run '^$$' -bench Everyday -benchtime 1x ./e2e/
+	$(GO) test -run '^$$' -bench ColdProject -benchtime 1x -timeout 20m ./e2e/
 
 clean:
 	rm -rf bin

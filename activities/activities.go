@@ -52,6 +52,10 @@ type Activities struct {
 	// Temporal lets downloads report progress to their workflow and warm runs wait for
 	// fetches they did not start; nil: no progress reports, and such waits fail.
 	Temporal Temporal
+	// RunFetch starts the fetch workflow of files (FilesMod, FilesZip) of path@version, vouched
+	// for as a warm's (workflows.FetchRequest.Known), or joins the one running, and returns
+	// its outcome: what WarmFetches runs. worker.New sets it.
+	RunFetch func(ctx context.Context, path, version, files string) error
 	// Committed, if set, is told the workflow ID of every fetch whose files are stored (or
 	// were found stored), as soon as they are, before the workflow ends: a front end in the same
 	// process answers the requests waiting for that fetch at once (server.Commits).

@@ -4,6 +4,8 @@
 package worker
 
 import (
+	"context"
+
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
@@ -12,7 +14,7 @@ import (
 )
 
 // New returns a worker for every gofer workflow and the activities of a; start it with Run or
-// Start and stop it with Stop.
+// Start and stop it with Stop. Unless a.RunFetch is set, New sets it to run fetches through c.
 func New(c client.Client, a *activities.Activities) sdkworker.Worker {
 	// Pollers scale with the work: with the SDK's fixed two of each, a warm of many versions
 	// waits for pollers, not for the upstream. Activities run eagerly where the server allows
@@ -25,6 +27,16 @@ func New(c client.Client, a *activities.Activities) sdkworker.Worker {
 	w.RegisterWorkflow(workflows.Scrub)
 	w.RegisterWorkflow(workflows.Warm)
 	w.RegisterWorkflow(workflows.Watch)
+	if a.RunFetch == nil {
+		a.RunFetch = func(ctx context.Context, path, version, files string) error {
+			req := workflows.FetchRequest{Path: path, Version: version, Known: true, Files: files}
+			run, err := c.ExecuteWorkflow(ctx, workflows.FetchOptions(req), workflows.Fetch, req)
+			if err != nil {
+				return err
+			}
+			return run.Get(ctx, nil)
+		}
+	}
 	w.RegisterActivity(a)
 	return w
 }

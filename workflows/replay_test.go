@@ -17,7 +17,8 @@ import (
 //     download bounded to minutes), failing with 503 three times and then downloaded, verified
 //     and committed (local activities), discarded, and its outcome published;
 //   - scrub_history.json: a scrub of a store with a corrupted blob;
-//   - warm_history.json: a warm of 20 versions racing live requests for them.
+//   - warm_history.json: a warm of 20 versions racing live requests for them (one WarmFetches
+//     activity for the page).
 //
 // These were recorded from earlier versions of Fetch and Warm and are kept as they are, for the
 // runs such a version may have left behind:
@@ -30,13 +31,15 @@ import (
 //   - fetch_bounded_history.json: from before the .info and .mod were fetched apart from the
 //     zip: a fetch of all three, bounded, whose zip fails with 503 while its .info and .mod
 //     arrive, which sends it on to a second Download with the long retries;
-//   - warm_whole_history.json: a warm from before then, fetching each version whole.
+//   - warm_whole_history.json: a warm from before then, fetching each version whole;
+//   - warm_split_history.json: a warm from before a page's fetches were one activity: each
+//     version's .mod and zip fetched as child workflows, joined through AwaitFetch.
 //
 // A failure here means a change to workflow code would break workflows running at deploy time:
 // version the change (workflow.GetVersion) instead.
 func TestReplayRecordedHistories(t *testing.T) {
 	for _, file := range []string{"fetch_history.json", "fetch_outcome_history.json", "fetch_local_history.json", "fetch_bounded_history.json",
-		"fetch_mod_history.json", "fetch_zip_history.json", "scrub_history.json", "warm_history.json", "warm_whole_history.json"} {
+		"fetch_mod_history.json", "fetch_zip_history.json", "scrub_history.json", "warm_history.json", "warm_whole_history.json", "warm_split_history.json"} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(workflows.Fetch)

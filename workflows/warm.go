@@ -32,15 +32,11 @@ type WarmProgress struct {
 	Fetched  int           `json:"fetched"` // fetched by this warm, or by a fetch it joined
 	Cached   int           `json:"cached"`  // stored already
 	Failed   int           `json:"failed"`
-	Failures []WarmFailure `json:"failures,omitempty"` // the first maxFailures failures
+	Failures []WarmFailure `json:"failures,omitempty"` // the first activities.MaxWarmFailures failures
 }
 
 // WarmFailure is a version a warm could not fetch, and why.
-type WarmFailure struct {
-	Module  string `json:"module"`
-	Version string `json:"version"`
-	Reason  string `json:"reason"`
-}
+type WarmFailure = activities.WarmFailure
 
 func (p WarmProgress) String() string {
 	return fmt.Sprintf("%d of %d done: %d fetched, %d already cached, %d failed", p.Done, p.Total, p.Fetched, p.Cached, p.Failed)
@@ -50,8 +46,6 @@ const (
 	// warmPage is how many versions one warm run takes on before it continues as new, which
 	// keeps each run's history to a few thousand events.
 	warmPage = 200
-	// maxFailures bounds the failures a warm keeps with their reasons.
-	maxFailures = 100
 )
 
 // WarmID is the workflow ID of the warm of the list stored under key: warming one list again
@@ -65,7 +59,8 @@ var (
 		ScheduleToCloseTimeout: 6 * time.Hour,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	}
-	// await waits for a fetch another request started; a fetch retries for at most six hours.
+	// await waits for fetches (activities.WarmFetches, and AwaitFetch in warms recorded before
+	// it); a fetch retries for at most six hours.
 	await = workflow.ActivityOptions{
 		StartToCloseTimeout: 7 * time.Hour,
 		HeartbeatTimeout:    time.Minute,
@@ -77,7 +72,12 @@ var (
 // time, through the fetch workflows that live misses start too: a version being fetched for a
 // request is joined, not fetched twice. A version that cannot be fetched is counted with its
 // reason and does not stop the others. The progress is served by the ProgressQuery query and
-// shown as the workflow's current details.
+// shown as the workflow's current details, page by page.
+//
+// A page's fetches are started and waited for by one activity (activities.WarmFetches), not
+// as child workflows: a child costs its parent a workflow task or more at its start and at its
+// end, and the parent's tasks run one at a time, which bounded a warm by the Temporal server's
+// time per task rather than by the fetches. (Warms recorded before ran children, and replay so.)
 func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 	p := r.Progress
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (WarmProgress, error) { return p, nil }); err != nil {
@@ -94,6 +94,24 @@ func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 	p.Done += page.Cached
 	p.Cached += page.Cached
 	workflow.SetCurrentDetails(ctx, p.String())
+	if workflow.GetVersion(ctx, "fetches", workflow.DefaultVersion, 1) == 1 {
+		if len(page.Missing) > 0 {
+			var res activities.WarmFetchesResult
+			o := await
+			o.Summary = fmt.Sprintf("fetch the %d versions of this page not stored yet", len(page.Missing))
+			req := activities.WarmFetchesRequest{Versions: page.Missing, Concurrency: r.Concurrency}
+			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), a.WarmFetches, req).Get(ctx, &res); err != nil {
+				return p, err
+			}
+			p.Done += len(page.Missing)
+			p.Fetched += res.Fetched
+			p.Failed += res.Failed
+			p.Failures = append(p.Failures, res.Failures[:min(len(res.Failures), activities.MaxWarmFailures-len(p.Failures))]...)
+			workflow.SetCurrentDetails(ctx, p.String())
+		}
+		return next(ctx, r, page, p)
+	}
+	// Warms recorded before a page's fetches were one activity ran each as child workflows.
 	running := 0
 	for _, v := range page.Missing {
 		if err := workflow.Await(ctx, func() bool { return running < max(r.Concurrency, 1) }); err != nil {
@@ -108,7 +126,7 @@ func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 				p.Fetched++
 			} else {
 				p.Failed++
-				if len(p.Failures) < maxFailures {
+				if len(p.Failures) < activities.MaxWarmFailures {
 					p.Failures = append(p.Failures, WarmFailure{Module: v.Path, Version: v.Version, Reason: activities.Decode(err).Error()})
 				}
 			}
@@ -118,6 +136,11 @@ func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 	if err := workflow.Await(ctx, func() bool { return running == 0 }); err != nil {
 		return p, err
 	}
+	return next(ctx, r, page, p)
+}
+
+// next ends the warm r after page with progress p, or continues it as new with the next page.
+func next(ctx workflow.Context, r WarmRequest, page activities.WarmPage, p WarmProgress) (WarmProgress, error) {
 	if page.Next < page.Total {
 		next := WarmRequest{List: r.List, Concurrency: r.Concurrency, Offset: page.Next, Progress: p}
 		return p, workflow.NewContinueAsNewError(ctx, Warm, next)
