@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,9 +78,9 @@ func coldProject(up *fakeproxy.Proxy) string {
 // runs straight against the upstream, through a cold gofer (nothing stored) and through the
 // same gofer hot, with disk and embedded stores and with S3 and MongoDB; then `gofer warm` of
 // the project's go.sum into a gofer with nothing stored. It reports the direct time, each
-// ratio to it (targets: cold ≤ 1.3, hot ≤ 1.0, warm ≤ 1.5), and what the fetches cost in
-// Temporal: workflow history events and the time from start to close, per fetch of a .mod and
-// of a zip.
+// ratio to it (targets: cold ≤ 1.3, hot ≤ 1.0, warm ≤ 1.5), what the fetches cost in Temporal
+// (workflow history events and the time from start to close, per fetch of a .mod and of a zip),
+// and the Temporal server's own rate of the cheapest fetches (temporalBound).
 func BenchmarkColdProject(b *testing.B) {
 	up := fakeproxy.New()
 	gomod := coldProject(up)
@@ -148,6 +149,7 @@ func BenchmarkColdProject(b *testing.B) {
 			b.ReportMetric(hot.Seconds()/direct.Seconds(), st.name+"-hot-x")
 			if st.name == "disk" {
 				fetchCosts(b, g, string(gosum))
+				temporalBound(b, g, string(gosum))
 			}
 		}
 
@@ -191,4 +193,33 @@ func fetchCosts(b *testing.B, g *proxy, gosum string) {
 		b.ReportMetric(float64(events)/float64(n), files+"-fetch-events")
 		b.ReportMetric(ms(took/time.Duration(n)), files+"-fetch-ms")
 	}
+}
+
+// temporalBound reports the Temporal server's own rate of fetch workflows here: 320 fetches of
+// .mod files already stored (so each is FetchMod's lookup and nothing more: one workflow task),
+// run 16 at a time under IDs of their own, as a warm runs its fetches; the time per fetch, and
+// how many a second.
+func temporalBound(b *testing.B, g *proxy, gosum string) {
+	b.Helper()
+	var mods []string
+	for _, line := range strings.Split(strings.TrimSpace(gosum), "\n") {
+		if f := strings.Fields(line); strings.HasSuffix(f[1], "/go.mod") {
+			mods = append(mods, f[0]+"@"+strings.TrimSuffix(f[1], "/go.mod"))
+		}
+	}
+	start := time.Now()
+	parallel(16, slices.Repeat(mods, 2)[:320], func(pv string) {
+		path, version, _ := strings.Cut(pv, "@")
+		req := workflows.FetchRequest{Path: path, Version: version, Files: activities.FilesMod}
+		o := workflows.FetchOptions(req)
+		o.ID = fmt.Sprintf("bound:%s:%d", pv, time.Now().UnixNano())
+		run, err := g.temporal.ExecuteWorkflow(context.Background(), o, workflows.Fetch, req)
+		if err == nil {
+			err = run.Get(context.Background(), nil)
+		}
+		if err != nil {
+			b.Error(err)
+		}
+	})
+	b.ReportMetric(320/time.Since(start).Seconds(), "temporal-stored-fetches-per-s")
 }
