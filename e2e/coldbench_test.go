@@ -28,25 +28,26 @@ const (
 	coldVersions = 5
 )
 
-// coldProject adds the cold project's modules to up and returns the root module's go.mod. The
-// zips the build list needs have realistic sizes (mostly tens to hundreds of KB, one in twenty
-// a few MB, of incompressible bytes); the others are small, since nobody asks for them.
-func coldProject(up *fakeproxy.Proxy) string {
+// coldProject adds to up a project of modules modules of versions versions each, in the shape
+// above, and returns the root module's go.mod. The zips the build list needs have realistic
+// sizes (mostly tens to hundreds of KB, one in twenty a few MB, of incompressible bytes); the
+// others are small, since nobody asks for them.
+func coldProject(up *fakeproxy.Proxy, modules, versions int) string {
 	rng := rand.New(rand.NewPCG(15, 15))
 	root := "module cold.gofer.test/root\n\ngo 1.16\n\nrequire (\n"
-	for i := range coldModules {
+	for i := range modules {
 		path := fmt.Sprintf("cold.gofer.test/m%02d", i)
-		for k := range coldVersions {
+		for k := range versions {
 			gomod := "module " + path + "\n\ngo 1.16\n"
 			var reqs []string
-			for d := 1; d <= 3 && i+d < coldModules && k-d >= 0; d++ {
+			for d := 1; d <= 3 && i+d < modules && k-d >= 0; d++ {
 				reqs = append(reqs, fmt.Sprintf("\tcold.gofer.test/m%02d v1.%d.0\n", i+d, k-d))
 			}
 			if len(reqs) > 0 {
 				gomod += "\nrequire (\n" + strings.Join(reqs, "") + ")\n"
 			}
 			size := 1 << 10
-			if k == coldVersions-1 {
+			if k == versions-1 {
 				switch r := rng.IntN(20); {
 				case r == 0:
 					size = 2<<20 + rng.IntN(3<<20)
@@ -66,7 +67,7 @@ func coldProject(up *fakeproxy.Proxy) string {
 				"data.bin": string(data),
 			})
 		}
-		root += fmt.Sprintf("\t%s v1.%d.0\n", path, coldVersions-1)
+		root += fmt.Sprintf("\t%s v1.%d.0\n", path, versions-1)
 	}
 	return root + ")\n"
 }
@@ -83,7 +84,7 @@ func coldProject(up *fakeproxy.Proxy) string {
 // and the Temporal server's own rate of the cheapest fetches (temporalBound).
 func BenchmarkColdProject(b *testing.B) {
 	up := fakeproxy.New()
-	gomod := coldProject(up)
+	gomod := coldProject(up, coldModules, coldVersions)
 	upURL := up.Start(b)
 	up.Delay(upstreamLatency)
 	project := b.TempDir()
