@@ -366,9 +366,15 @@ func TestFaultBeforeCommitLeavesNothingVisible(t *testing.T) {
 		t.Errorf("metadata visible during the fault: %v", err)
 	}
 	close(fault.broken)
-	m, err := download(t, g.URL, "example.com/hello@v1.0.0")
-	if err != nil {
-		t.Fatalf("after the fault healed: %v", err)
+	// The commit's next attempt comes at its backoff (up to 32 s by now): a client retries
+	// after a 503, as the go command's user would.
+	var m moduleJSON
+	for try := 0; ; try++ {
+		if m, err = download(t, g.URL, "example.com/hello@v1.0.0"); err == nil {
+			break
+		} else if try == 3 {
+			t.Fatalf("after the fault healed: %v", err)
+		}
 	}
 	if !strings.HasPrefix(m.Sum, "h1:") {
 		t.Errorf("sum %q", m.Sum)
