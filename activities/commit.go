@@ -68,15 +68,22 @@ func (a *Activities) commitVersion(ctx context.Context, rec gofer.Version, files
 	if err := g.Wait(); err != nil {
 		return rec, storageErr(err)
 	}
-	err := a.Meta.Insert(ctx, rec)
-	if errors.Is(err, gofer.ErrExists) {
-		stored, err := a.Meta.Get(ctx, rec.Path, rec.Version)
-		if err != nil {
-			return rec, storageErr(err)
-		}
-		return a.keep(ctx, stored, rec), nil
+	return a.insert(ctx, rec, a.Meta.Insert, a.Meta.Get)
+}
+
+// insert inserts rec with insert, the commit; if a record is there already (another fetch got
+// there first), the one get reads is kept (see keep).
+func (a *Activities) insert(ctx context.Context, rec gofer.Version, insert func(context.Context, gofer.Version) error,
+	get func(ctx context.Context, path, version string) (gofer.Version, error)) (gofer.Version, error) {
+	err := insert(ctx, rec)
+	if !errors.Is(err, gofer.ErrExists) {
+		return rec, storageErr(err)
 	}
-	return rec, storageErr(err)
+	stored, err := get(ctx, rec.Path, rec.Version)
+	if err != nil {
+		return rec, storageErr(err)
+	}
+	return a.keep(ctx, stored, rec), nil
 }
 
 // commitZip stores a verified zip and then inserts its record (gofer.Version.ZipOnly), unless
@@ -90,16 +97,7 @@ func (a *Activities) commitZip(ctx context.Context, s Staged, rec gofer.Version)
 	if err := a.promote(ctx, s, "zip"); err != nil {
 		return rec, storageErr(err)
 	}
-	z := rec.ZipOnly()
-	err := a.Meta.InsertZip(ctx, z)
-	if errors.Is(err, gofer.ErrExists) {
-		stored, err := a.Meta.GetZip(ctx, rec.Path, rec.Version)
-		if err != nil {
-			return z, storageErr(err)
-		}
-		return a.keep(ctx, stored, z), nil
-	}
-	return z, storageErr(err)
+	return a.insert(ctx, rec.ZipOnly(), a.Meta.InsertZip, a.Meta.GetZip)
 }
 
 // storedZip is the record of the stored zip of path@version: the version's (which has it if it

@@ -87,21 +87,8 @@ func BenchmarkColdProject(b *testing.B) {
 	gomod := coldProject(up, coldModules, coldVersions)
 	upURL := up.Start(b)
 	up.Delay(upstreamLatency)
-	project := b.TempDir()
-	if err := os.WriteFile(filepath.Join(project, "go.mod"), []byte(gomod), 0o644); err != nil {
-		b.Fatal(err)
-	}
 	// The go.sum the project would commit, made once (untimed) straight from the upstream.
-	cmd := goCommand(upURL, b.TempDir(), "mod", "download", "all")
-	cmd.Dir = project
-	cmd.Env = append(cmd.Env, "GOFLAGS=-mod=mod -modcacherw")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go mod download all: %v\n%s", err, out)
-	}
-	gosum, err := os.ReadFile(filepath.Join(project, "go.sum"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, gosum := projectGoSum(b, upURL, gomod)
 	modLines, zipLines := 0, 0
 	for _, line := range strings.Split(strings.TrimSpace(string(gosum)), "\n") {
 		if strings.Contains(line, "/go.mod ") {
@@ -223,4 +210,25 @@ func temporalBound(b *testing.B, g *proxy, gosum string) {
 		}
 	})
 	b.ReportMetric(320/time.Since(start).Seconds(), "temporal-stored-fetches-per-s")
+}
+
+// projectGoSum makes a project of gomod in a directory of its own, downloads its module graph
+// straight from upURL to write the go.sum the project would commit, and returns both.
+func projectGoSum(tb testing.TB, upURL, gomod string) (dir string, gosum []byte) {
+	tb.Helper()
+	dir = tb.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := goCommand(upURL, tb.TempDir(), "mod", "download", "all")
+	cmd.Dir = dir
+	cmd.Env = append(cmd.Env, "GOFLAGS=-mod=mod -modcacherw")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go mod download all, straight: %v\n%s", err, out)
+	}
+	gosum, err := os.ReadFile(filepath.Join(dir, "go.sum"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dir, gosum
 }

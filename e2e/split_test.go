@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,27 +17,14 @@ func TestGoModDownloadAllFetchesWhatItNeeds(t *testing.T) {
 	up := fakeproxy.New()
 	gomod := coldProject(up, 8, 3)
 	upURL := up.Start(t)
-	project := t.TempDir()
-	if err := os.WriteFile(filepath.Join(project, "go.mod"), []byte(gomod), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := goCommand(upURL, t.TempDir(), "mod", "download", "all")
-	cmd.Dir = project
-	cmd.Env = append(cmd.Env, "GOFLAGS=-mod=mod -modcacherw")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go mod download all, straight: %v\n%s", err, out)
-	}
-	gosum, err := os.ReadFile(filepath.Join(project, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	project, gosum := projectGoSum(t, upURL, gomod)
 	g := startGofer(t, upURL, options{})
 	before := map[string]int{} // the straight run's requests, by path
 	for _, l := range up.Log() {
 		before[l]++
 	}
 	// go.sum is read-only to this command (-mod=readonly): a byte that differs fails it.
-	cmd = goCommand(g.URL, t.TempDir(), "mod", "download", "all")
+	cmd := goCommand(g.URL, t.TempDir(), "mod", "download", "all")
 	cmd.Dir = project
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go mod download all, through gofer: %v\n%s", err, out)
