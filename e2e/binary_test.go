@@ -21,7 +21,7 @@ import (
 )
 
 // buildGofer builds cmd/gofer into a temporary directory.
-func buildGofer(t *testing.T) string {
+func buildGofer(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "gofer")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/gofer").CombinedOutput(); err != nil {
@@ -39,7 +39,7 @@ type process struct {
 
 // startProcess runs `gofer args...` with the GOFER_* settings in env, stops it at cleanup, and,
 // for a front end (listen != ""), waits until /healthz answers.
-func startProcess(t *testing.T, bin, listen string, env []string, args ...string) *process {
+func startProcess(t testing.TB, bin, listen string, env []string, args ...string) *process {
 	t.Helper()
 	p := &process{cmd: exec.Command(bin, args...), out: &bytes.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), env...)
@@ -81,7 +81,7 @@ func (p *process) stop(t *testing.T) error {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	port, err := testserver.FreePort()
 	if err != nil {
