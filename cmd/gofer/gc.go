@@ -80,8 +80,9 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
-// orphans calls found for every final blob whose version has no metadata record, and every zip
-// whose version's record has none.
+// orphans calls found for every final blob that no metadata record names: a file of a version
+// with no record, or a zip that neither its version's record has nor a record of its own (a zip
+// committed before its version's .mod) does.
 func orphans(ctx context.Context, blobs storage.Blobs, meta storage.Metadata, found func(key string, size int64)) (int, error) {
 	n := 0
 	err := blobs.Walk(ctx, "", "", func(key string, size int64) error {
@@ -90,6 +91,9 @@ func orphans(ctx context.Context, blobs storage.Blobs, meta storage.Metadata, fo
 			return nil // staged files are listed by fetch run
 		}
 		rec, err := meta.Get(ctx, path, version)
+		if ext == "zip" && errors.Is(err, gofer.ErrNotFound) {
+			rec, err = meta.GetZip(ctx, path, version)
+		}
 		if errors.Is(err, gofer.ErrNotFound) || err == nil && ext == "zip" && !rec.HasZip() {
 			n++
 			found(key, size)

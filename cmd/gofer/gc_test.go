@@ -18,7 +18,7 @@ import (
 	"github.com/goferproxy/gofer/workflows"
 )
 
-// `gofer gc --dry-run` lists exactly the final blobs whose version has no metadata and the staged
+// `gofer gc --dry-run` lists exactly the final blobs that no metadata record names and the staged
 // files by fetch run, and deletes nothing; without --dry-run or --remove-staged it refuses.
 func TestGCListsOrphans(t *testing.T) {
 	dir := t.TempDir()
@@ -35,12 +35,17 @@ func TestGCListsOrphans(t *testing.T) {
 		put(storage.Key("example.com/modonly", "v1.0.0", ext))
 	}
 	put(storage.Key("example.com/orphan", "v1.0.0", "zip"))
+	put(storage.Key("example.com/ziponly", "v1.0.0", "zip"))
 	put(storage.StagingKey("example.com/kept", "v1.1.0", "run/1", "zip"))
 	if err := meta.Insert(ctx, gofer.Version{Path: "example.com/kept", Version: "v1.0.0", ZipHash: "h1:x"}); err != nil {
 		t.Fatal(err)
 	}
 	// A version whose .info and .mod were stored alone: its zip blob is no part of it.
 	if err := meta.Insert(ctx, gofer.Version{Path: "example.com/modonly", Version: "v1.0.0", ModHash: "h1:y"}); err != nil {
+		t.Fatal(err)
+	}
+	// A zip committed before its version's .mod: its own record names it.
+	if err := meta.InsertZip(ctx, gofer.Version{Path: "example.com/ziponly", Version: "v1.0.0", ZipHash: "h1:z"}); err != nil {
 		t.Fatal(err)
 	}
 	meta.Close() // gc opens it itself
