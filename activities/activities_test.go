@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,5 +195,53 @@ func TestDownloadFetchesTheFilesAtOnce(t *testing.T) {
 	case <-u.cancelled:
 	default:
 		t.Error("the zip's request was not cancelled when .info failed")
+	}
+}
+
+// lookingUpstream answers a .mod only once the checksum database has been asked for the version.
+type lookingUpstream struct {
+	fakeUpstream
+	looked chan struct{}
+}
+
+func (u lookingUpstream) Mod(ctx context.Context, p, v string) ([]byte, string, error) {
+	select {
+	case <-u.looked:
+		return u.fakeUpstream.Mod(ctx, p, v)
+	case <-time.After(5 * time.Second):
+		return nil, "", gofer.Errorf(gofer.ErrUnavailable, "the checksum database was not asked while the .mod downloaded")
+	}
+}
+
+// signallingDB vouches for every hash, and closes looked when first asked.
+type signallingDB struct {
+	once   sync.Once
+	looked chan struct{}
+	asked  atomic.Int32
+}
+
+func (d *signallingDB) Check(_ context.Context, _, _, _, _ string) (string, error) {
+	d.asked.Add(1)
+	d.once.Do(func() { close(d.looked) })
+	return "sumdb test", nil
+}
+
+// FetchMod asks the checksum database while the .info and .mod download, not after: a round
+// trip (or more, for its tiles) less on every .mod miss. The check that follows still runs.
+func TestFetchModLooksUpWhileDownloading(t *testing.T) {
+	looked := make(chan struct{})
+	db := &signallingDB{looked: looked}
+	a, _ := newActivities(t, lookingUpstream{looked: looked})
+	a.SumDB = db
+	v, err := env(a).ExecuteActivity(a.FetchMod, activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r", Files: activities.FilesMod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec gofer.Version
+	if err := v.Get(&rec); err != nil || rec.VerifiedBy != "sumdb test" {
+		t.Fatalf("stored %+v, %v; want it verified by the test database", rec, err)
+	}
+	if n := db.asked.Load(); n != 2 {
+		t.Errorf("the database was asked %d times, want 2: the look-ahead and the check", n)
 	}
 }

@@ -44,6 +44,7 @@ func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error)
 	if err != nil {
 		return gofer.Version{}, err
 	}
+	a.lookAhead(ctx, j, private)
 	a.instruments().downloads.Add(ctx, 1)
 	var got atomic.Bool
 	info, mod, t, source, err := small(ctx, up, j, &got)
@@ -64,6 +65,18 @@ func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error)
 			return io.NopCloser(bytes.NewReader(data[ext])), nil
 		})
 	})
+}
+
+// lookAhead starts the checksum database's lookup of j while its files download, so that the
+// check after them (checkSums, which compares the hashes) finds the database's answer at hand or
+// on its way, instead of waiting one round trip or more for it then (the database's client
+// keeps what it looked up and joins a lookup in flight). The look-ahead compares nothing, and
+// its errors are the check's to report.
+func (a *Activities) lookAhead(ctx context.Context, j Job, private bool) {
+	if private || a.SumDB == nil {
+		return // a private module is never named to the database
+	}
+	go a.SumDB.Check(ctx, j.Path, j.Version, "", "")
 }
 
 // file describes data.
