@@ -245,3 +245,28 @@ func TestFetchModLooksUpWhileDownloading(t *testing.T) {
 		t.Errorf("the database was asked %d times, want 2: the look-ahead and the check", n)
 	}
 }
+
+// failingZip answers the .info and .mod but not the zip.
+type failingZip struct{ fakeUpstream }
+
+func (failingZip) Zip(context.Context, string, string) (io.ReadCloser, string, error) {
+	return nil, "", gofer.Errorf(gofer.ErrUnavailable, "zip: upstream busy")
+}
+
+// A zip the upstream cannot give now is worth retrying for hours (answered) when the version's
+// .mod is stored, and only for the probe's minutes when nothing says the version exists.
+func TestZipDownloadIsAnsweredOnceTheModIsStored(t *testing.T) {
+	a, _ := newActivities(t, failingZip{})
+	job := activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r", Files: activities.FilesZip}
+	_, err := env(a).ExecuteActivity(a.Download, job)
+	if typ, _ := errorType(t, err); activities.Answered(err) || typ != "Unavailable" {
+		t.Errorf("nothing stored: %v (type %s), want Unavailable, not answered", err, typ)
+	}
+	if err := a.Meta.Insert(context.Background(), gofer.Version{Path: job.Path, Version: job.Version, ModHash: "h1:m"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = env(a).ExecuteActivity(a.Download, job)
+	if !activities.Answered(err) {
+		t.Errorf("the .mod stored: %v, want it answered", err)
+	}
+}

@@ -63,7 +63,8 @@ func answeredIf(got *atomic.Bool, err error) error {
 // downloadFiles fetches the files at once: the upstream's latency is paid once, not three
 // times. The first failure is the one reported (a cancelled one would only say so), and
 // cancels the zip; the small files are let finish, so that an unavailable zip is marked
-// answered whenever the upstream did answer for the version's .info or .mod.
+// answered whenever the upstream did answer for the version's .info or .mod (or, for a zip
+// fetched alone, whenever the version's .mod is stored).
 func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *atomic.Int64, got *atomic.Bool) error {
 	j := s.Job
 	// Decided once: Verify follows what Download did, whatever a reload of the rules says later.
@@ -71,6 +72,13 @@ func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *ato
 	s.Private = private
 	if err != nil {
 		return err
+	}
+	if j.Files == FilesZip {
+		// Its .mod stored says that an upstream answered for the version already: a zip the
+		// upstream cannot give now is worth waiting for.
+		if _, err := a.Meta.Get(ctx, j.Path, j.Version); err == nil {
+			got.Store(true)
+		}
 	}
 	g, zctx := errgroup.WithContext(ctx)
 	if j.Files != FilesZip {
