@@ -82,18 +82,23 @@ func TestSumDBMismatchIsRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 			t.Errorf("%d: the go command: %v %+v, want an error naming the checksum mismatch", i, err, out)
 		}
-		// What the database refuses is not stored; what it vouches for may be (the .mod of a
-		// version whose zip is refused, served alone; the zip of one whose .mod is refused,
-		// never served), and nothing refused is served.
+		// What the database refuses is not stored: a version whose zip is refused keeps its
+		// .mod, served alone; of one whose .mod is refused, the zip is not even downloaded.
 		rec, err := g.meta.Get(context.Background(), "example.com/hello", c.version)
 		refused := []string{"zip"}
 		if c.wrong == "zip" && (err != nil || rec.HasZip()) {
 			t.Errorf("%d: record %+v, %v; want the .mod's alone", i, rec, err)
 		}
 		if c.wrong == "go.mod" {
-			refused = []string{"info", "mod"}
+			refused = []string{"info", "mod", "zip"}
 			if !errors.Is(err, gofer.ErrNotFound) {
 				t.Errorf("%d: stored: %+v, %v", i, rec, err)
+			}
+			if z, err := g.meta.GetZip(context.Background(), "example.com/hello", c.version); !errors.Is(err, gofer.ErrNotFound) {
+				t.Errorf("%d: the zip's record stored: %+v, %v", i, z, err)
+			}
+			if n := up.Requests("/example.com/hello/@v/" + c.version + ".zip"); n != 0 {
+				t.Errorf("%d: the upstream saw %d zip requests for a version whose .mod was refused", i, n)
 			}
 		}
 		for _, ext := range refused {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -144,9 +143,7 @@ func (s *Server) version(ctx context.Context, path, version, mode string, zip bo
 			return nil, err
 		}
 	case rules.Async:
-		for _, f := range files {
-			s.startFetch(ctx, path, version, f)
-		}
+		s.startFetch(ctx, path, version, files[0]) // the .mod before the zip, as fetchAll; a retry starts the next
 		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached yet; its fetch has started, retry later", key)
 	default:
 		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not cached, and the download mode here is %s", key, mode)
@@ -247,33 +244,24 @@ func (s *Server) readBlob(ctx context.Context, key string) ([]byte, error) {
 	return b, nil
 }
 
-// fetchAll fetches files (activities.FilesMod, FilesZip) of path@version at once, and fails
-// if any of the fetches does.
+// fetchAll fetches files (activities.FilesMod, FilesZip) of path@version in that order: a zip
+// only once its version's .mod is stored, so that a version whose .mod is refused (not found,
+// or not what the checksum database vouches for) costs no zip download and stores nothing. The
+// go command asks for a version's .mod before its zip, so the order costs it no time.
 func (s *Server) fetchAll(ctx context.Context, path, version string, files []string) error {
-	type result struct {
-		run client.WorkflowRun
-		err error
-	}
-	results := make([]chan result, len(files))
-	for i, f := range files {
-		results[i] = make(chan result, 1)
-		go func() {
-			run, err := s.fetch(ctx, path, version, f)
-			results[i] <- result{run, err}
-		}()
-	}
-	var err error
-	for _, ch := range results {
-		r := <-ch
-		err = cmp.Or(err, r.err)
+	for _, f := range files {
+		run, err := s.fetch(ctx, path, version, f)
 		// Every request that waited, not only the one that started a fetch, names it: the
 		// last, the zip's for a zip.
-		if r.run != nil {
+		if run != nil {
 			ri := info(ctx)
-			ri.workflowID, ri.runID = r.run.GetID(), r.run.GetRunID()
+			ri.workflowID, ri.runID = run.GetID(), run.GetRunID()
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return err
+	return nil
 }
 
 // fetch starts or joins the fetch workflow of files of path@version and waits for it, at most
