@@ -2,6 +2,8 @@ package activities_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/teststores"
+	"github.com/goferproxy/gofer/storage"
 )
 
 // fakeUpstream serves fixed .info and .mod and a zip reader that a test builds.
@@ -268,5 +271,46 @@ func TestZipDownloadIsAnsweredOnceTheModIsStored(t *testing.T) {
 	_, err = env(a).ExecuteActivity(a.Download, job)
 	if !activities.Answered(err) {
 		t.Errorf("the .mod stored: %v, want it answered", err)
+	}
+}
+
+// A fetch of all three files recorded before they were fetched apart, committing a version
+// whose .mod a fetch of its own stored meanwhile, keeps that record and commits the zip with a
+// record of its own, as a fetch of the zip does: no alarm, and the zip served with the version.
+func TestWholeCommitAfterModStoredApart(t *testing.T) {
+	a, logs := newActivities(t, nil)
+	ctx := context.Background()
+	mod := gofer.Version{Path: "example.com/m", Version: "v1.0.0", ModHash: "h1:mod=", RunID: "mod-run"}
+	if err := a.Meta.Insert(ctx, mod); err != nil {
+		t.Fatal(err)
+	}
+	s := activities.Staged{Job: activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r"}, Attempt: 1}
+	zipKey := storage.StagingKey("example.com/m", "v1.0.0", "r/1", "zip")
+	if err := a.Blobs.Put(ctx, zipKey, strings.NewReader("zip")); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("zip"))
+	s.Zip = gofer.File{Size: 3, SHA256: hex.EncodeToString(sum[:])}
+	res, err := env(a).ExecuteActivity(a.Commit, activities.Verified{Staged: s, ZipHash: "h1:zip=", ModHash: "h1:mod="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got gofer.Version
+	if err := res.Get(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.RunID != "mod-run" || got.ZipHash != "h1:zip=" {
+		t.Errorf("commit returned %+v, want the stored .mod's record with the zip", got)
+	}
+	if rec, err := a.Meta.Get(ctx, "example.com/m", "v1.0.0"); err != nil || rec.ZipHash != "h1:zip=" {
+		t.Errorf("stored %+v, %v; want the version with its zip", rec, err)
+	}
+	if r, _, err := a.Blobs.Open(ctx, storage.Key("example.com/m", "v1.0.0", "zip")); err != nil {
+		t.Errorf("the zip blob: %v", err)
+	} else {
+		r.Close()
+	}
+	if n := logs.FilterMessageSnippet("checksum alarm").Len(); n != 0 {
+		t.Errorf("%d alarms logged, want none", n)
 	}
 }

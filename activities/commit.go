@@ -34,12 +34,26 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 	if v.Job.Files == FilesZip {
 		return a.commitZip(ctx, v.Staged, rec)
 	}
-	if stored, err := a.Meta.Get(ctx, rec.Path, rec.Version); err == nil {
-		return a.keep(ctx, stored, rec), nil
-	} else if !errors.Is(err, gofer.ErrNotFound) {
+	// A fetch of all three files, recorded before they were fetched apart, commits them as
+	// the two fetches do, the .mod first: either may have been stored apart since it began.
+	mod := rec
+	mod.Zip, mod.ZipHash = gofer.File{}, ""
+	stored, err := a.Meta.Get(ctx, rec.Path, rec.Version)
+	switch {
+	case err == nil:
+		stored = a.keep(ctx, stored, mod)
+	case errors.Is(err, gofer.ErrNotFound):
+		if stored, err = a.commitVersion(ctx, mod, []string{"info", "mod"}, func(ext string) error { return a.promote(ctx, v.Staged, ext) }); err != nil {
+			return rec, err
+		}
+	default:
 		return rec, storageErr(err)
 	}
-	return a.commitVersion(ctx, rec, exts, func(ext string) error { return a.promote(ctx, v.Staged, ext) })
+	zip, err := a.commitZip(ctx, v.Staged, rec)
+	if err != nil {
+		return rec, err
+	}
+	return stored.WithZip(zip), nil
 }
 
 // record is the metadata record of v, fetched by the running activity's workflow run.
