@@ -26,7 +26,8 @@ test: tools
 # BENCHFLAGS=-quick for 1s runs), then the Go benchmarks: hits in process (allocations per
 # request), zip hits from disk and S3, the miss path against a 20 ms upstream (run once), and the
 # everyday go commands straight, through a cold gofer and through a hot one (run once), and the
-# cold project's go mod download all straight, through a cold and a hot gofer, and warmed (once).
+# cold project's go mod download all straight, through a cold and a hot gofer, and warmed (once);
+# with GOFER_REAL_UPSTREAM=1, the same for fzf and hugo against the go command's own GOPROXY.
 bench:
 	scripts/bench.sh $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./server/
@@ -34,6 +35,7 @@ bench:
 	$(GO) test -run '^$$' -bench MissPath -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -run '^$$' -bench Everyday -benchtime 1x ./e2e/
 	$(GO) test -run '^$$' -bench ColdProject -benchtime 1x -timeout 20m ./e2e/
+	$(GO) test -run '^$$' -bench RealProjects -benchtime 1x -timeout 30m ./e2e/
 
 clean:
 	rm -rf bin

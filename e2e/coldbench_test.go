@@ -85,6 +85,7 @@ func coldProject(up *fakeproxy.Proxy, modules, versions int) string {
 func BenchmarkColdProject(b *testing.B) {
 	up := fakeproxy.New()
 	gomod := coldProject(up, coldModules, coldVersions)
+	lone := addModules(up, "lone", 20, 1)
 	upURL := up.Start(b)
 	up.Delay(upstreamLatency)
 	// The go.sum the project would commit, made once (untimed) straight from the upstream.
@@ -115,6 +116,9 @@ func BenchmarkColdProject(b *testing.B) {
 			{"s3", options{blobs: s3st, meta: mongost}},
 		} {
 			g := startGofer(b, upURL, st.o)
+			if st.name == "disk" {
+				loneMisses(b, upURL, g, lone)
+			}
 			cold := downloadAll(b, g.URL, []byte(gomod), gosum)
 			hot := downloadAll(b, g.URL, []byte(gomod), gosum)
 			b.ReportMetric(cold.Seconds()/direct.Seconds(), st.name+"-cold-x")
@@ -164,6 +168,27 @@ func fetchCosts(b *testing.B, g *proxy, gosum string) {
 		}
 		b.ReportMetric(float64(events)/float64(n), files+"-fetch-events")
 		b.ReportMetric(ms(took/time.Duration(n)), files+"-fetch-ms")
+	}
+}
+
+// loneMisses reports the bound of a cold run's requests: the median time of a .mod miss through
+// g, one request at a time, and of its zip's miss after it, each against the same request
+// straight to the upstream at upURL, for the versions lone (path@version).
+func loneMisses(b *testing.B, upURL string, g *proxy, lone []string) {
+	b.Helper()
+	c := &http.Client{}
+	times := map[string][]time.Duration{}
+	for _, pv := range lone {
+		path, v, _ := strings.Cut(pv, "@")
+		for _, ext := range []string{"mod", "zip"} {
+			times[ext+"-direct"] = append(times[ext+"-direct"], fetchFiles(b, c, upURL, path, v, ext))
+			times[ext] = append(times[ext], fetchFiles(b, c, g.URL, path, v, ext))
+		}
+	}
+	for _, ext := range []string{"mod", "zip"} {
+		miss, direct := percentile(times[ext], 0.5), percentile(times[ext+"-direct"], 0.5)
+		b.ReportMetric(ms(miss), "lone-"+ext+"-miss-ms")
+		b.ReportMetric(ms(miss)/ms(direct), "lone-"+ext+"-miss-x")
 	}
 }
 
@@ -222,17 +247,23 @@ func projectGoSum(tb testing.TB, upURL, gomod string) (dir string, gosum []byte)
 // fresh module cache.
 func downloadAll(tb testing.TB, goproxy string, gomod, gosum []byte) time.Duration {
 	tb.Helper()
+	cmd := goCommand(goproxy, tb.TempDir(), "mod", "download", "all")
+	cmd.Dir = writeProject(tb, gomod, gosum)
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go mod download all (GOPROXY=%s): %v\n%s", goproxy, err, out)
+	}
+	return time.Since(start)
+}
+
+// writeProject writes a project of gomod and gosum into a directory of its own.
+func writeProject(tb testing.TB, gomod, gosum []byte) string {
+	tb.Helper()
 	dir := tb.TempDir()
 	for name, data := range map[string][]byte{"go.mod": gomod, "go.sum": gosum} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	cmd := goCommand(goproxy, tb.TempDir(), "mod", "download", "all")
-	cmd.Dir = dir
-	start := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("go mod download all (GOPROXY=%s): %v\n%s", goproxy, err, out)
-	}
-	return time.Since(start)
+	return dir
 }

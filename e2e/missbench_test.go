@@ -16,11 +16,15 @@ import (
 // upstreamLatency is the fake upstream's fixed delay on every request in the miss benchmarks.
 const upstreamLatency = 20 * time.Millisecond
 
-// fetchFiles GETs the .info, .mod and .zip of path@version from base, in that order, as the go
-// command does, and returns the time from the first request to the last byte.
-func fetchFiles(tb testing.TB, c *http.Client, base, path, version string) time.Duration {
+// fetchFiles GETs the files exts (by default the .info, .mod and .zip, in the go command's
+// order) of path@version from base, one after the other, and returns the time from the first
+// request to the last byte.
+func fetchFiles(tb testing.TB, c *http.Client, base, path, version string, exts ...string) time.Duration {
+	if len(exts) == 0 {
+		exts = []string{"info", "mod", "zip"}
+	}
 	start := time.Now()
-	for _, ext := range []string{"info", "mod", "zip"} {
+	for _, ext := range exts {
 		resp, err := c.Get(base + "/" + path + "/@v/" + version + "." + ext)
 		if err != nil {
 			tb.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -54,7 +55,7 @@ func BenchmarkRealProjects(b *testing.B) {
 			b.ReportMetric(cold.Seconds()/direct.Seconds(), p.name+"-cold-x")
 			b.ReportMetric(hot.Seconds()/direct.Seconds(), p.name+"-hot-x")
 
-			built, modOnly := zipsOf(string(gosum))
+			built, modOnly := buildList(b, url, gomod, gosum)
 			b.ReportMetric(float64(len(built)), p.name+"-zips")
 			b.ReportMetric(float64(len(modOnly)), p.name+"-mod-only")
 			builtBytes, _ := fetchZips(b, url, built)
@@ -90,25 +91,23 @@ func realProject(tb testing.TB, module string) (gomod, gosum []byte) {
 	return gomod, gosum
 }
 
-// zipsOf splits the versions gosum names into those it has a zip's hash for (the build list)
-// and those it has only a /go.mod hash for, as path@version.
-func zipsOf(gosum string) (built, modOnly []string) {
-	zip := map[string]bool{}
-	var versions []string
-	for _, line := range strings.Split(strings.TrimSpace(gosum), "\n") {
-		f := strings.Fields(line)
-		v, mod := strings.CutSuffix(f[1], "/go.mod")
-		if mod {
-			versions = append(versions, f[0]+"@"+v)
-		} else {
-			zip[f[0]+"@"+v] = true
-		}
+// buildList is the project of gomod and gosum's build list (go list -m all through goproxy, the
+// modules whose zips go mod download all fetches; many have no line in gosum), and the versions
+// gosum has a /go.mod hash of that are not in it, needed only as .mod files; each as
+// path@version.
+func buildList(tb testing.TB, goproxy string, gomod, gosum []byte) (built, modOnly []string) {
+	tb.Helper()
+	cmd := goCommand(goproxy, tb.TempDir(), "list", "-m", "-f", "{{if .Version}}{{.Path}}@{{.Version}}{{end}}", "all")
+	cmd.Dir = writeProject(tb, gomod, gosum)
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("go list -m all: %v\n%s", err, out)
 	}
-	for _, pv := range versions {
-		if zip[pv] {
-			built = append(built, pv)
-		} else {
-			modOnly = append(modOnly, pv)
+	built = strings.Fields(string(out))
+	for _, line := range strings.Split(strings.TrimSpace(string(gosum)), "\n") {
+		f := strings.Fields(line)
+		if v, mod := strings.CutSuffix(f[1], "/go.mod"); mod && !slices.Contains(built, f[0]+"@"+v) {
+			modOnly = append(modOnly, f[0]+"@"+v)
 		}
 	}
 	return built, modOnly
