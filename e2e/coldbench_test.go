@@ -14,6 +14,7 @@ import (
 
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -116,10 +117,14 @@ func BenchmarkColdProject(b *testing.B) {
 			{"s3", options{blobs: s3st, meta: mongost}},
 		} {
 			g := startGofer(b, upURL, st.o)
-			if st.name == "disk" {
-				loneMisses(b, upURL, g, lone)
-			}
+			loneMisses(b, st.name, upURL, g, lone)
+			before := sampleCPU(b)
 			cold := downloadAll(b, g.URL, []byte(gomod), gosum)
+			for who, used := range sampleCPU(b) {
+				if used -= before[who]; used > 0 {
+					b.ReportMetric(used.Seconds()/cold.Seconds(), st.name+"-cold-cores-"+who)
+				}
+			}
 			hot := downloadAll(b, g.URL, []byte(gomod), gosum)
 			b.ReportMetric(cold.Seconds()/direct.Seconds(), st.name+"-cold-x")
 			b.ReportMetric(hot.Seconds()/direct.Seconds(), st.name+"-hot-x")
@@ -172,9 +177,9 @@ func fetchCosts(b *testing.B, g *proxy, gosum string) {
 }
 
 // loneMisses reports the bound of a cold run's requests: the median time of a .mod miss through
-// g, one request at a time, and of its zip's miss after it, each against the same request
+// g (whose stores are name), one request at a time, and of its zip's miss after it, each against the same request
 // straight to the upstream at upURL, for the versions lone (path@version).
-func loneMisses(b *testing.B, upURL string, g *proxy, lone []string) {
+func loneMisses(b *testing.B, name, upURL string, g *proxy, lone []string) {
 	b.Helper()
 	c := &http.Client{}
 	times := map[string][]time.Duration{}
@@ -187,9 +192,22 @@ func loneMisses(b *testing.B, upURL string, g *proxy, lone []string) {
 	}
 	for _, ext := range []string{"mod", "zip"} {
 		miss, direct := percentile(times[ext], 0.5), percentile(times[ext+"-direct"], 0.5)
-		b.ReportMetric(ms(miss), "lone-"+ext+"-miss-ms")
-		b.ReportMetric(ms(miss)/ms(direct), "lone-"+ext+"-miss-x")
+		b.ReportMetric(ms(miss), name+"-lone-"+ext+"-miss-ms")
+		b.ReportMetric(ms(miss)/ms(direct), name+"-lone-"+ext+"-miss-x")
 	}
+}
+
+// sampleCPU is the CPU time used so far by each process a cold run shares the machine with:
+// this one ("gofer": gofer, the fake upstream and the benchmark), the go commands it ran and
+// waited for ("go"), and the Temporal, S3 and MongoDB servers.
+func sampleCPU(b *testing.B) map[string]time.Duration {
+	b.Helper()
+	self, err := testserver.ReadProcCPU(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return map[string]time.Duration{"gofer": self.Own, "go": self.Children,
+		"temporal": temporalServer.CPU(), "s3": s3Server.CPU(), "mongo": mongoServer.CPU()}
 }
 
 // temporalBound reports the Temporal server's own rate of fetch workflows here: 320 fetches of

@@ -52,6 +52,7 @@ var record = flag.Bool("record", false, "rewrite the workflow histories under wo
 
 // The real servers every test shares; each test uses a namespace, bucket and database of its own.
 var (
+	temporalServer  *testserver.TemporalServer
 	temporalAddress string
 	s3Server        *testserver.S3Server
 	mongoServer     *testserver.MongoServer
@@ -69,7 +70,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer dev.Close()
-	temporalAddress = dev.Address
+	temporalServer, temporalAddress = dev, dev.Address
 	if s3Server, err = testserver.S3(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1

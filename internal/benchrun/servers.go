@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -258,21 +257,11 @@ func sampleCPU() (cpuSample, error) {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		c, err := testserver.ReadProcCPU(pid)
 		if err != nil {
 			continue // gone since ReadDir
 		}
-		// pid (comm) state ppid ... utime stime cutime cstime: fields 4 and 14 to 17; comm may
-		// hold spaces, so count from its closing parenthesis.
-		rest := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(rest) < 15 {
-			continue
-		}
-		parent[pid], _ = strconv.Atoi(rest[1])
-		for _, v := range rest[11:15] {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			ticks[pid] += n
-		}
+		parent[pid], ticks[pid] = c.PPid, int64((c.Own+c.Children)/testserver.Tick)
 	}
 	for pid := range ticks {
 		for p := pid; p > 1; p = parent[p] {
