@@ -62,8 +62,12 @@ type Activities struct {
 	Committed func(workflowID string)
 	// ProgressEvery spaces a download's heartbeats and progress reports; a report is sent
 	// only when more of the zip arrived since the last one, so a fetch's history grows while
-	// its download moves, and only then (what a waiting request watches). Zero means 10s.
+	// its download moves, and only then (what a waiting request watches). Zero means 10s. It
+	// is also how long FetchZip gives a zip to arrive before sending it through staging.
 	ProgressEvery time.Duration
+	// LocalZipLimit is the largest zip FetchZip brings in one local activity; a bigger one is
+	// fetched through staging. Zero means DefaultLocalZipLimit.
+	LocalZipLimit int64
 
 	instrumentsOnce sync.Once
 	in              instruments

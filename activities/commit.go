@@ -32,7 +32,7 @@ func (a *Activities) Commit(ctx context.Context, v Verified) (gofer.Version, err
 func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, error) {
 	rec := a.record(ctx, v)
 	if v.Job.Files == FilesZip {
-		return a.commitZip(ctx, v.Staged, rec)
+		return a.commitZip(ctx, rec, a.staged(ctx, v.Staged, "zip"))
 	}
 	// A fetch of all three files, recorded before they were fetched apart, commits them as
 	// the two fetches do, the .mod first: either may have been stored apart since it began.
@@ -40,6 +40,8 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 	mod.Zip, mod.ZipHash = gofer.File{}, ""
 	stored, err := a.Meta.Get(ctx, rec.Path, rec.Version)
 	switch {
+	case err == nil && stored.HasZip():
+		return a.keep(ctx, stored, rec), nil
 	case err == nil:
 		stored = a.keep(ctx, stored, mod)
 	case errors.Is(err, gofer.ErrNotFound):
@@ -49,7 +51,7 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 	default:
 		return rec, storageErr(err)
 	}
-	zip, err := a.commitZip(ctx, v.Staged, rec)
+	zip, err := a.commitZip(ctx, rec, a.staged(ctx, v.Staged, "zip"))
 	if err != nil {
 		return rec, err
 	}
@@ -100,15 +102,15 @@ func (a *Activities) insert(ctx context.Context, rec gofer.Version, insert func(
 	return a.keep(ctx, stored, rec), nil
 }
 
-// commitZip stores a verified zip and then inserts its record (gofer.Version.ZipOnly), unless
-// the zip is stored already: then the stored one wins.
-func (a *Activities) commitZip(ctx context.Context, s Staged, rec gofer.Version) (gofer.Version, error) {
+// commitZip stores the verified zip of rec that open reads and then inserts its record
+// (gofer.Version.ZipOnly), unless the zip is stored already: then the stored one wins.
+func (a *Activities) commitZip(ctx context.Context, rec gofer.Version, open func() (io.ReadCloser, error)) (gofer.Version, error) {
 	if stored, err := a.storedZip(ctx, rec.Path, rec.Version); err == nil {
 		return a.keep(ctx, stored, rec), nil
 	} else if !errors.Is(err, gofer.ErrNotFound) {
 		return rec, storageErr(err)
 	}
-	if err := a.promote(ctx, s, "zip"); err != nil {
+	if err := a.place(ctx, storage.Key(rec.Path, rec.Version, "zip"), rec.Zip.SHA256, open); err != nil {
 		return rec, storageErr(err)
 	}
 	return a.insert(ctx, rec.ZipOnly(), a.Meta.InsertZip, a.Meta.GetZip)
@@ -149,10 +151,15 @@ func (a *Activities) keep(ctx context.Context, stored, fetched gofer.Version) go
 
 // promote copies one staged file to its final key (see place).
 func (a *Activities) promote(ctx context.Context, s Staged, ext string) error {
-	return a.place(ctx, storage.Key(s.Job.Path, s.Job.Version, ext), s.file(ext).SHA256, func() (io.ReadCloser, error) {
+	return a.place(ctx, storage.Key(s.Job.Path, s.Job.Version, ext), s.file(ext).SHA256, a.staged(ctx, s, ext))
+}
+
+// staged opens the staged file ext of s.
+func (a *Activities) staged(ctx context.Context, s Staged, ext string) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) {
 		r, _, err := a.Blobs.Open(ctx, s.key(ext))
 		return r, err
-	})
+	}
 }
 
 // place stores the verified file that open reads, whose SHA-256 is sum, under its final key.

@@ -73,12 +73,8 @@ func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *ato
 	if err != nil {
 		return err
 	}
-	if j.Files == FilesZip {
-		// Its .mod stored says that an upstream answered for the version already: a zip the
-		// upstream cannot give now is worth waiting for.
-		if _, err := a.Meta.Get(ctx, j.Path, j.Version); err == nil {
-			got.Store(true)
-		}
+	if j.Files == FilesZip && a.modStored(ctx, j) {
+		got.Store(true)
 	}
 	g, zctx := errgroup.WithContext(ctx)
 	if j.Files != FilesZip {

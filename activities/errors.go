@@ -19,6 +19,22 @@ const (
 	ErrAnswered = "UnavailableAnswered"
 )
 
+// ErrStaging is the Temporal error type of a FetchZip whose zip is too big or too slow for one
+// local activity: final for that activity, whose workflow fetches the zip through staging.
+const ErrStaging = "ThroughStaging"
+
+// throughStaging marks the error of a FetchZip whose zip is to be fetched through staging.
+type throughStaging struct{ error }
+
+func (e throughStaging) Unwrap() error { return e.error }
+
+// ThroughStaging reports whether err, the error of a FetchZip, says that the zip is to be
+// fetched through staging.
+func ThroughStaging(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.Type() == ErrStaging
+}
+
 // answered marks an unavailable error of a download that an upstream answered for.
 type answered struct{ error }
 
@@ -40,6 +56,9 @@ func encode(err error) error {
 	}
 	if t := errorType(err); t != errUnavailable {
 		return temporal.NewNonRetryableApplicationError(err.Error(), t, nil)
+	}
+	if errors.As(err, new(throughStaging)) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrStaging, nil)
 	}
 	if errors.As(err, new(answered)) {
 		return temporal.NewApplicationError(err.Error(), ErrAnswered)

@@ -47,18 +47,27 @@ func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 		return v, err
 	}
 	defer cleanup()
+	v.ZipHash, v.VerifiedBy, err = a.checkZip(ctx, j, s.Private, file, v.ModHash)
+	return v, err
+}
+
+// checkZip checks the zip of j in the local file: the module zip rules, its entries and its
+// go.mod (checkZipEntries), and its go.sum hash, which it returns, against the checksum
+// database's, with modHash (unless empty) and unless the module is private; and returns how
+// the hashes were verified.
+func (a *Activities) checkZip(ctx context.Context, j Job, private bool, file, modHash string) (zipHash, verifiedBy string, err error) {
 	m := module.Version{Path: j.Path, Version: j.Version}
 	if _, err := modzip.CheckZip(m, file); err != nil {
-		return v, gofer.Errorf(gofer.ErrInvalid, "%s: bad module zip: %v", m, err)
+		return "", "", gofer.Errorf(gofer.ErrInvalid, "%s: bad module zip: %v", m, err)
 	}
 	if err := checkZipEntries(file, m); err != nil {
-		return v, err
+		return "", "", err
 	}
-	if v.ZipHash, err = dirhash.HashZip(file, dirhash.Hash1); err != nil {
-		return v, gofer.Errorf(gofer.ErrInvalid, "%s: hashing zip: %v", m, err)
+	if zipHash, err = dirhash.HashZip(file, dirhash.Hash1); err != nil {
+		return "", "", gofer.Errorf(gofer.ErrInvalid, "%s: hashing zip: %v", m, err)
 	}
-	v.VerifiedBy, err = a.checkSums(ctx, j, s.Private, v.ZipHash, v.ModHash)
-	return v, err
+	verifiedBy, err = a.checkSums(ctx, j, private, zipHash, modHash)
+	return zipHash, verifiedBy, err
 }
 
 // checkMod checks a .mod the way the go command would (it declares exactly path) and returns

@@ -121,6 +121,8 @@ type options struct {
 	fetchWait time.Duration
 	// progressEvery spaces the downloads' progress reports (activities.ProgressEvery).
 	progressEvery time.Duration
+	// localZipLimit is the largest zip fetched in one local activity (activities.LocalZipLimit).
+	localZipLimit int64
 	mutableTTL    time.Duration
 	zipRedirect   time.Duration
 	// temporal replaces the shared Temporal server's address (to stop a server of its own).
@@ -195,7 +197,7 @@ func startGofer(t testing.TB, upstreamURL string, o options) *proxy {
 		checker, sumdbHandler = o.sumdb, o.sumdb
 	}
 	commits := &server.Commits{} // as gofer serve wires its front end to its own worker
-	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: o.rules, Direct: o.direct, Log: logger, Meter: meter, Temporal: g.temporal, ProgressEvery: o.progressEvery, Committed: commits.Done})
+	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: o.rules, Direct: o.direct, Log: logger, Meter: meter, Temporal: g.temporal, ProgressEvery: o.progressEvery, LocalZipLimit: o.localZipLimit, Committed: commits.Done})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -71,13 +71,14 @@ func assertWhole(t *testing.T, blobs storage.Blobs, meta storage.Metadata) {
 }
 
 // S3 goes down in the middle of a commit: the commit retries, the version is visible only once
-// S3 is back, and the retry reuses the download.
+// S3 is back, and the retry reuses the download. (The zip is over the worker's local limit, so
+// it is fetched through staging, as a big one is.)
 func TestS3OutageDuringCommit(t *testing.T) {
 	up := fakeproxy.New()
 	blobs, _ := s3Store(t)
 	meta, _ := mongoStore(t)
 	t.Cleanup(func() { s3Server.Start() }) // in case the test fails while S3 is down
-	g := startGofer(t, up.Start(t), options{fetchWait: 5 * time.Second, blobs: &stopS3AtCommit{Blobs: blobs}, meta: meta})
+	g := startGofer(t, up.Start(t), options{fetchWait: 5 * time.Second, blobs: &stopS3AtCommit{Blobs: blobs}, meta: meta, localZipLimit: 1})
 
 	code, hdr, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.zip")
 	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
@@ -92,10 +93,13 @@ func TestS3OutageDuringCommit(t *testing.T) {
 	if _, err := download(t, g.frontEnd(t, time.Minute), "example.com/hello@v1.0.0"); err != nil {
 		t.Fatalf("after S3 came back: %v", err)
 	}
-	if n := up.Requests("/example.com/hello/@v/v1.0.0.zip"); n != 1 {
-		t.Errorf("%d upstream zip downloads; the commit retry should reuse the staged one", n)
+	if n := up.Requests("/example.com/hello/@v/v1.0.0.zip"); n != 2 {
+		t.Errorf("%d upstream zip downloads, want 2 (FetchZip's, refused as too big, then staging's); the commit retry should reuse the staged one", n)
 	}
 	assertWhole(t, blobs, meta)
+	if *record {
+		recordHistory(t, g, workflows.FetchID("example.com/hello", "v1.0.0", activities.FilesZip), "../workflows/testdata/fetch_zip_large_history.json")
+	}
 }
 
 // MongoDB goes down: versions hot in a front end's memory are still served, other requests get

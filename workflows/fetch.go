@@ -5,6 +5,7 @@
 package workflows
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -169,9 +170,11 @@ func (r FetchRequest) name() string {
 
 // Fetch brings the files of r into storage. The .info and .mod (FilesMod) are downloaded,
 // checked and committed by one local activity (activities.FetchMod), in the first workflow
-// task: they are small, and nothing is staged. The zip (FilesZip, and all three files in
-// fetches recorded before they were fetched apart) is downloaded into staging, verified,
-// committed, and what was staged is always discarded. Fetch's result is the stored record (the
+// task: they are small, and nothing is staged. So is a zip (FilesZip) that is small and quick
+// (activities.FetchZip), which the worker keeps in a temporary file of its own. Any other zip
+// (and all three files in fetches recorded before they were fetched apart, and zips in
+// fetches recorded before FetchZip) is downloaded into staging, verified, committed, and what
+// was staged is always discarded. Fetch's result is the stored record (the
 // one already stored, if another fetch got there first): the version's, or the zip's own. It
 // records its outcome in search attributes and its sizes and hashes in its memo.
 //
@@ -185,12 +188,21 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	var a *activities.Activities
 	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Files: r.Files}
 	if r.Files == activities.FilesMod {
-		rec, err := fetchMod(ctx, a, job, !r.Known)
+		rec, err := fetchLocal(ctx, a.FetchMod, job, !r.Known)
 		publish(ctx, rec, rec.Source, err)
 		return rec, err
 	}
-	local := workflow.GetVersion(ctx, "local", workflow.DefaultVersion, 1) == 1
 	workflow.Go(ctx, func(ctx workflow.Context) { showProgress(ctx, r) })
+	// Fetches of zips recorded before FetchZip went through staging whatever their size.
+	if r.Files == activities.FilesZip && workflow.GetVersion(ctx, "fetchZip", workflow.DefaultVersion, 1) == 1 {
+		rec, err := fetchLocal(ctx, a.FetchZip, job, !r.Known)
+		if !activities.ThroughStaging(err) {
+			publish(ctx, rec, rec.Source, err)
+			return rec, err
+		}
+		workflow.SetCurrentDetails(ctx, "the zip is too big or too slow for one local activity: fetching it through staging")
+	}
+	local := workflow.GetVersion(ctx, "local", workflow.DefaultVersion, 1) == 1
 	// Fetches recorded before downloads were bounded retried for hours whatever they were.
 	bounded := !r.Known && workflow.GetVersion(ctx, "bounded", workflow.DefaultVersion, 1) == 1
 	rec, source, err := fetch(ctx, a, job, local, bounded)
@@ -239,19 +251,20 @@ func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, l
 	return rec, staged.Source, err
 }
 
-// fetchMod runs activities.FetchMod as a local activity: bounded, as a probe's attempts first,
-// and then with a download's, if an upstream answered for the version.
-func fetchMod(ctx workflow.Context, a *activities.Activities, job activities.Job, bounded bool) (gofer.Version, error) {
+// fetchLocal runs fn (activities.FetchMod or FetchZip: download, check and commit in one) as a
+// local activity: bounded, as a probe's attempts first, and then with a download's, if an
+// upstream answered for the version.
+func fetchLocal(ctx workflow.Context, fn func(context.Context, activities.Job) (gofer.Version, error), job activities.Job, bounded bool) (gofer.Version, error) {
 	r := FetchRequest{Path: job.Path, Version: job.Version, Files: job.Files}
 	var rec gofer.Version
 	first := download
 	if bounded {
 		first = probe
 	}
-	err := execute(ctx, true, withSummary(first, "download and store", r), a.FetchMod, job).Get(ctx, &rec)
+	err := execute(ctx, true, withSummary(first, "download and store", r), fn, job).Get(ctx, &rec)
 	if bounded && activities.Answered(err) {
 		workflow.SetCurrentDetails(ctx, "downloading, for hours if need be: the upstream answered for this version")
-		err = execute(ctx, true, withSummary(download, "download and store", r), a.FetchMod, job).Get(ctx, &rec)
+		err = execute(ctx, true, withSummary(download, "download and store", r), fn, job).Get(ctx, &rec)
 	}
 	return rec, err
 }

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,8 @@ type fixture struct {
 	meta  *embedded.Store
 	chain *upstream.Chain
 	env   *testsuite.TestWorkflowEnvironment
+	// localZipLimit is the activities' LocalZipLimit.
+	localZipLimit int64
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -47,7 +50,7 @@ func (f *fixture) renew() {
 	var s testsuite.WorkflowTestSuite
 	f.env = s.NewTestWorkflowEnvironment()
 	f.env.RegisterWorkflow(workflows.Fetch)
-	f.env.RegisterActivity(&activities.Activities{Upstream: f.chain, Blobs: f.blobs, Meta: f.meta})
+	f.env.RegisterActivity(&activities.Activities{Upstream: f.chain, Blobs: f.blobs, Meta: f.meta, LocalZipLimit: f.localZipLimit})
 }
 
 func (f *fixture) fetch(t *testing.T, path, version string) (gofer.Version, error) {
@@ -344,4 +347,32 @@ func TestFetchFilesFailApart(t *testing.T) {
 		t.Errorf("fetch of a .mod of another module: %v, want invalid", err)
 	}
 	f.assertNothingStored(t, path, "v1.1.0")
+}
+
+// A zip over the worker's local limit is refused by FetchZip and fetched through staging
+// instead: stored whole, with nothing left staged. One within it is downloaded once.
+func TestFetchBigZipThroughStaging(t *testing.T) {
+	f := newFixture(t)
+	const path = "example.com/hello"
+	for i, limit := range []int64{0, 1} {
+		version := fmt.Sprintf("v1.%d.0", i) // the fake upstream has v1.0.0 and v1.1.0
+		zip := "/" + path + "/@v/" + version + ".zip"
+		f.localZipLimit = limit
+		f.renew()
+		rec, err := f.fetchRequest(t, workflows.FetchRequest{Path: path, Version: version, Files: activities.FilesZip})
+		if err != nil || !rec.HasZip() {
+			t.Fatalf("limit %d: %+v, %v", limit, rec, err)
+		}
+		want := 1
+		if limit == 1 {
+			want = 2 // FetchZip's, cut short, and staging's
+		}
+		if n := f.proxy.Requests(zip); n != want {
+			t.Errorf("limit %d: the zip was asked for %d times, want %d", limit, n, want)
+		}
+		if stored, err := f.meta.GetZip(context.Background(), path, version); err != nil || stored.ZipHash != rec.ZipHash {
+			t.Errorf("limit %d: stored %+v, %v", limit, stored, err)
+		}
+		f.assertNothingStaged(t, path, version)
+	}
 }

@@ -1,0 +1,123 @@
+package activities
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"sync/atomic"
+
+	"golang.org/x/mod/module"
+
+	"github.com/goferproxy/gofer"
+)
+
+// DefaultLocalZipLimit is the largest zip FetchZip brings unless Activities.LocalZipLimit says
+// otherwise: most module zips are far smaller, and one this size downloads in seconds.
+const DefaultLocalZipLimit = 16 << 20
+
+// FetchZip brings the job's zip alone in one local activity, if it is small and quick: it
+// downloads it into a temporary file of its own, checks it as Verify does, and commits it as
+// Commit does (commitZip). Nothing is staged, so nothing is left to discard: the whole fetch
+// is one workflow task, as FetchMod's is. A zip over LocalZipLimit, or still arriving after
+// ProgressEvery, fails it with ErrStaging, and the workflow fetches that one through staging,
+// with a download that heartbeats and reports its progress: a local activity can do neither
+// (what it would report stays out of its workflow's history until its workflow task ends, and
+// a request waits for a fetch only as long as that history grows). A zip stored already is
+// returned as it is, without a download.
+func (a *Activities) FetchZip(ctx context.Context, j Job) (gofer.Version, error) {
+	rec, err := a.fetchZip(ctx, j)
+	if err == nil {
+		a.committed(ctx)
+	}
+	return rec, encode(err)
+}
+
+func (a *Activities) fetchZip(ctx context.Context, j Job) (gofer.Version, error) {
+	if err := module.Check(j.Path, j.Version); err != nil {
+		return gofer.Version{}, gofer.Errorf(gofer.ErrNotFound, "%v", err)
+	}
+	if stored, err := a.storedZip(ctx, j.Path, j.Version); err == nil {
+		return stored, nil
+	} else if !errors.Is(err, gofer.ErrNotFound) {
+		return gofer.Version{}, storageErr(err)
+	}
+	up, private, err := a.source(j.Path)
+	if err != nil {
+		return gofer.Version{}, err
+	}
+	var got atomic.Bool
+	got.Store(a.modStored(ctx, j))
+	tmp, err := os.CreateTemp("", "gofer-*.zip")
+	if err != nil {
+		return gofer.Version{}, storageErr(err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	a.instruments().downloads.Add(ctx, 1)
+	s, err := a.downloadZip(ctx, up, j, tmp, &got)
+	a.instruments().downloads.Add(ctx, -1)
+	if err != nil {
+		return gofer.Version{}, answeredIf(&got, err)
+	}
+	s.Private = private
+	v := Verified{Staged: s}
+	if v.ZipHash, v.VerifiedBy, err = a.checkZip(ctx, j, private, tmp.Name(), ""); err != nil {
+		return gofer.Version{}, err
+	}
+	return a.commitZip(ctx, a.record(ctx, v), func() (io.ReadCloser, error) { return os.Open(tmp.Name()) })
+}
+
+// downloadZip downloads the zip of j from up into the local file dst, unless it is over the
+// local limit or still arriving after ProgressEvery: then it is to go through staging.
+func (a *Activities) downloadZip(ctx context.Context, up Upstream, j Job, dst *os.File, got *atomic.Bool) (Staged, error) {
+	s := Staged{Job: j}
+	limit, every := a.localZipLimit(), cmp.Or(a.ProgressEvery, heartbeatEvery)
+	zctx, cancel := context.WithTimeoutCause(ctx, every, errSlow)
+	defer cancel()
+	slow := func(err error) error {
+		if context.Cause(zctx) == errSlow && ctx.Err() == nil {
+			return throughStaging{gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is %v: fetching it through staging", j.Path, j.Version, errSlow)}
+		}
+		return err
+	}
+	zip, source, err := up.Zip(zctx, j.Path, j.Version)
+	if err != nil {
+		return s, slow(err)
+	}
+	got.Store(true)
+	defer zip.Close()
+	s.Source = source
+	m := &meter{r: io.LimitReader(zip, limit+1), h: sha256.New()}
+	if _, err := io.Copy(dst, m); err != nil {
+		if m.err != nil {
+			return s, slow(m.err) // the upstream's failure, already classified
+		}
+		return s, storageErr(err)
+	}
+	if m.size > limit {
+		return s, throughStaging{gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is over %d bytes: fetching it through staging", j.Path, j.Version, limit)}
+	}
+	s.Zip = gofer.File{Size: m.size, SHA256: hex.EncodeToString(m.h.Sum(nil))}
+	return s, nil
+}
+
+// errSlow is why FetchZip stops a download still running after one progress interval.
+var errSlow = errors.New("still arriving after one progress interval")
+
+func (a *Activities) localZipLimit() int64 {
+	if a.LocalZipLimit > 0 {
+		return a.LocalZipLimit
+	}
+	return DefaultLocalZipLimit
+}
+
+// modStored reports whether the version of j is stored (its .mod, at least): an upstream
+// answered for it, so a zip it cannot give now is worth waiting for.
+func (a *Activities) modStored(ctx context.Context, j Job) bool {
+	_, err := a.Meta.Get(ctx, j.Path, j.Version)
+	return err == nil
+}
