@@ -169,11 +169,13 @@ func (a *Activities) Discard(ctx context.Context, j Job) error {
 	return encode(storageErr(err))
 }
 
-// committed tells a.Committed, if set, that the running activity's fetch has stored its files.
-func (a *Activities) committed(ctx context.Context) {
-	if a.Committed != nil {
+// done ends an activity that commits: it tells a.Committed, if set, that the running
+// activity's fetch has stored its files (or found them stored), and encodes its error.
+func (a *Activities) done(ctx context.Context, rec gofer.Version, err error) (gofer.Version, error) {
+	if err == nil && a.Committed != nil {
 		a.Committed(activity.GetInfo(ctx).WorkflowExecution.ID)
 	}
+	return rec, encode(err)
 }
 
 // storageErr classifies a failure of gofer's own stores: whatever it is (even a staged file that

@@ -23,10 +23,7 @@ import (
 // attempt stored.
 func (a *Activities) Commit(ctx context.Context, v Verified) (gofer.Version, error) {
 	rec, err := a.commit(ctx, v)
-	if err == nil {
-		a.committed(ctx)
-	}
-	return rec, encode(err)
+	return a.done(ctx, rec, err)
 }
 
 func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, error) {

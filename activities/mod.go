@@ -25,24 +25,13 @@ import (
 // after. A version stored already is returned as it is, without a download.
 func (a *Activities) FetchMod(ctx context.Context, j Job) (gofer.Version, error) {
 	rec, err := a.fetchMod(ctx, j)
-	if err == nil {
-		a.committed(ctx)
-	}
-	return rec, encode(err)
+	return a.done(ctx, rec, err)
 }
 
 func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error) {
-	if err := module.Check(j.Path, j.Version); err != nil {
-		return gofer.Version{}, gofer.Errorf(gofer.ErrNotFound, "%v", err)
-	}
-	if stored, err := a.Meta.Get(ctx, j.Path, j.Version); err == nil {
-		return stored, nil
-	} else if !errors.Is(err, gofer.ErrNotFound) {
-		return gofer.Version{}, storageErr(err)
-	}
-	up, private, err := a.source(j.Path)
-	if err != nil {
-		return gofer.Version{}, err
+	rec, up, private, err := a.unlessStored(ctx, j, a.Meta.Get)
+	if up == nil {
+		return rec, err
 	}
 	a.lookAhead(ctx, j, private)
 	a.instruments().downloads.Add(ctx, 1)
@@ -65,6 +54,22 @@ func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error)
 			return io.NopCloser(bytes.NewReader(data[ext])), nil
 		})
 	})
+}
+
+// unlessStored checks that j names a module version, and returns its record as stored (what
+// stored reads: the version's record, or its zip's) and a nil up, or, if it is not stored,
+// where it is to be fetched from.
+func (a *Activities) unlessStored(ctx context.Context, j Job, stored func(ctx context.Context, path, version string) (gofer.Version, error)) (rec gofer.Version, up Upstream, private bool, err error) {
+	if err := module.Check(j.Path, j.Version); err != nil {
+		return rec, nil, false, gofer.Errorf(gofer.ErrNotFound, "%v", err)
+	}
+	if rec, err = stored(ctx, j.Path, j.Version); err == nil {
+		return rec, nil, false, nil
+	} else if !errors.Is(err, gofer.ErrNotFound) {
+		return rec, nil, false, storageErr(err)
+	}
+	up, private, err = a.source(j.Path)
+	return gofer.Version{}, up, private, err
 }
 
 // lookAhead starts the checksum database's lookup of j while its files download, so that the

@@ -10,8 +10,6 @@ import (
 	"os"
 	"sync/atomic"
 
-	"golang.org/x/mod/module"
-
 	"github.com/goferproxy/gofer"
 )
 
@@ -30,24 +28,13 @@ const DefaultLocalZipLimit = 16 << 20
 // returned as it is, without a download.
 func (a *Activities) FetchZip(ctx context.Context, j Job) (gofer.Version, error) {
 	rec, err := a.fetchZip(ctx, j)
-	if err == nil {
-		a.committed(ctx)
-	}
-	return rec, encode(err)
+	return a.done(ctx, rec, err)
 }
 
 func (a *Activities) fetchZip(ctx context.Context, j Job) (gofer.Version, error) {
-	if err := module.Check(j.Path, j.Version); err != nil {
-		return gofer.Version{}, gofer.Errorf(gofer.ErrNotFound, "%v", err)
-	}
-	if stored, err := a.storedZip(ctx, j.Path, j.Version); err == nil {
-		return stored, nil
-	} else if !errors.Is(err, gofer.ErrNotFound) {
-		return gofer.Version{}, storageErr(err)
-	}
-	up, private, err := a.source(j.Path)
-	if err != nil {
-		return gofer.Version{}, err
+	rec, up, private, err := a.unlessStored(ctx, j, a.storedZip)
+	if up == nil {
+		return rec, err
 	}
 	var got atomic.Bool
 	got.Store(a.modStored(ctx, j))
