@@ -314,3 +314,34 @@ func TestWholeCommitAfterModStoredApart(t *testing.T) {
 		t.Errorf("%d alarms logged, want none", n)
 	}
 }
+
+// sizedZip is a zip stream that declares its length and must not be read.
+type sizedZip struct{ t *testing.T }
+
+func (z sizedZip) Read([]byte) (int, error) {
+	z.t.Error("a zip declared over the local limit was read")
+	return 0, io.ErrUnexpectedEOF
+}
+func (sizedZip) Close() error { return nil }
+func (sizedZip) Size() int64  { return 1 << 20 }
+
+// FetchZip sends a zip the upstream declares over the local limit through staging without
+// reading it.
+func TestFetchZipDeclaredLargeGoesThroughStaging(t *testing.T) {
+	a, _ := newActivities(t, declaringUpstream{zip: sizedZip{t}})
+	a.LocalZipLimit = 1 << 10
+	_, err := env(a).ExecuteActivity(a.FetchZip, activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r", Files: activities.FilesZip})
+	if !activities.ThroughStaging(err) {
+		t.Errorf("%v, want the zip sent through staging", err)
+	}
+}
+
+// declaringUpstream serves zip as every zip.
+type declaringUpstream struct {
+	fakeUpstream
+	zip io.ReadCloser
+}
+
+func (u declaringUpstream) Zip(context.Context, string, string) (io.ReadCloser, string, error) {
+	return u.zip, "test", nil
+}

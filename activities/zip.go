@@ -59,7 +59,8 @@ func (a *Activities) fetchZip(ctx context.Context, j Job) (gofer.Version, error)
 }
 
 // downloadZip downloads the zip of j from up into the local file dst, unless it is over the
-// local limit or still arriving after ProgressEvery: then it is to go through staging.
+// local limit (as declared by the upstream, which saves downloading its start twice, or as
+// read) or still arriving after ProgressEvery: then it is to go through staging.
 func (a *Activities) downloadZip(ctx context.Context, up Upstream, j Job, dst *os.File, got *atomic.Bool) (Staged, error) {
 	s := Staged{Job: j}
 	limit, every := a.localZipLimit(), cmp.Or(a.ProgressEvery, heartbeatEvery)
@@ -78,6 +79,9 @@ func (a *Activities) downloadZip(ctx context.Context, up Upstream, j Job, dst *o
 	got.Store(true)
 	defer zip.Close()
 	s.Source = source
+	if z, ok := zip.(interface{ Size() int64 }); ok && z.Size() > limit {
+		return s, throughStaging{gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is %d bytes, over %d: fetching it through staging", j.Path, j.Version, z.Size(), limit)}
+	}
 	m := &meter{r: io.LimitReader(zip, limit+1), h: sha256.New()}
 	if _, err := io.Copy(dst, m); err != nil {
 		if m.err != nil {

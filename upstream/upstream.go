@@ -257,7 +257,8 @@ func (c *Chain) Mod(ctx context.Context, path, version string) ([]byte, string, 
 }
 
 // Zip opens the zip of path at version and returns its body as a stream, with the base URL
-// of the entry that answered. The caller must close it. Reading more than the go command's
+// of the entry that answered; from a proxy, the stream's Size method tells the length the
+// proxy declared (-1 for none). The caller must close it. Reading more than the go command's
 // 500 MiB limit fails with gofer.ErrInvalid; other read failures are classified like request
 // failures.
 func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, string, error) {
@@ -475,7 +476,7 @@ func limitBody(ctx context.Context, u string, resp *http.Response, limit int64) 
 		resp.Body.Close()
 		return nil, tooLarge(u, limit)
 	}
-	return &limitedBody{ctx: ctx, url: u, rc: resp.Body, limit: limit, left: limit}, nil
+	return &limitedBody{ctx: ctx, url: u, rc: resp.Body, limit: limit, left: limit, size: resp.ContentLength}, nil
 }
 
 func tooLarge(u string, limit int64) error {
@@ -489,7 +490,11 @@ type limitedBody struct {
 	limit int64
 	left  int64 // bytes still allowed
 	err   error // sticky, so that a second Read cannot slip past the limit
+	size  int64 // the length the response declared, or -1
 }
+
+// Size is the length the upstream declared for the body, or -1 if it declared none.
+func (b *limitedBody) Size() int64 { return b.size }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.err != nil {

@@ -779,3 +779,33 @@ func TestErrorsMetricNamesEntriesByPosition(t *testing.T) {
 		t.Errorf("errors by entry = %v, want %v", got, want)
 	}
 }
+
+// A zip's stream tells the length the proxy declared, and -1 when it declared none.
+func TestZipSize(t *testing.T) {
+	for _, declared := range []bool{true, false} {
+		srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+			if declared {
+				w.Header().Set("Content-Length", "5")
+			} else {
+				w.(http.Flusher).Flush() // chunked: no length
+			}
+			io.WriteString(w, "12345")
+		})
+		c, err := upstream.Parse(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, _, err := c.Zip(context.Background(), "example.com/m", "v1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(-1)
+		if declared {
+			want = 5
+		}
+		if z, ok := rc.(interface{ Size() int64 }); !ok || z.Size() != want {
+			t.Errorf("declared %v: the stream's size %v (has Size: %v), want %d", declared, rc, ok, want)
+		}
+		rc.Close()
+	}
+}
