@@ -331,7 +331,7 @@ func TestFetchZipDeclaredLargeGoesThroughStaging(t *testing.T) {
 	a, _ := newActivities(t, declaringUpstream{zip: sizedZip{t}})
 	a.LocalZipLimit = 1 << 10
 	_, err := env(a).ExecuteActivity(a.FetchZip, activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r", Files: activities.FilesZip})
-	if !activities.ThroughStaging(err) {
+	if !activities.NotLocal(err) {
 		t.Errorf("%v, want the zip sent through staging", err)
 	}
 }

@@ -19,20 +19,22 @@ const (
 	ErrAnswered = "UnavailableAnswered"
 )
 
-// ErrStaging is the Temporal error type of a FetchZip whose zip is too big or too slow for one
-// local activity: final for that activity, whose workflow fetches the zip through staging.
-const ErrStaging = "ThroughStaging"
+// ErrNotLocal is the Temporal error type of a FetchMod or FetchZip run as a local activity
+// whose files are too slow (or, for a zip, too big) for one: final for that local activity,
+// whose workflow fetches them another way, with an activity whose retries and heartbeats the
+// workflow's history does not show (FetchMod as a regular activity; a zip through staging).
+const ErrNotLocal = "NotLocal"
 
-// throughStaging marks the error of a FetchZip whose zip is to be fetched through staging.
-type throughStaging struct{ error }
+// notLocal marks the error of a local activity whose files are to be fetched another way.
+type notLocal struct{ error }
 
-func (e throughStaging) Unwrap() error { return e.error }
+func (e notLocal) Unwrap() error { return e.error }
 
-// ThroughStaging reports whether err, the error of a FetchZip, says that the zip is to be
-// fetched through staging.
-func ThroughStaging(err error) bool {
+// NotLocal reports whether err, the error of a local FetchMod or FetchZip, says that its
+// files are to be fetched another way.
+func NotLocal(err error) bool {
 	var app *temporal.ApplicationError
-	return errors.As(err, &app) && app.Type() == ErrStaging
+	return errors.As(err, &app) && app.Type() == ErrNotLocal
 }
 
 // answered marks an unavailable error of a download that an upstream answered for.
@@ -57,8 +59,8 @@ func encode(err error) error {
 	if t := errorType(err); t != errUnavailable {
 		return temporal.NewNonRetryableApplicationError(err.Error(), t, nil)
 	}
-	if errors.As(err, new(throughStaging)) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrStaging, nil)
+	if errors.As(err, new(notLocal)) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrNotLocal, nil)
 	}
 	if errors.As(err, new(answered)) {
 		return temporal.NewApplicationError(err.Error(), ErrAnswered)

@@ -2,10 +2,12 @@ package activities
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 
@@ -36,7 +38,11 @@ func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error)
 	a.lookAhead(ctx, j, private)
 	a.instruments().downloads.Add(ctx, 1)
 	var got atomic.Bool
-	info, mod, t, source, err := small(ctx, up, j, &got)
+	qctx, slow := a.quick(ctx, fmt.Sprintf("the .info and .mod of %s@%s", j.Path, j.Version))
+	stop := heartbeat(ctx, cmp.Or(a.ProgressEvery, heartbeatEvery), func() any { return nil })
+	info, mod, t, source, err := small(qctx, up, j, &got)
+	stop()
+	err = slow(err)
 	a.instruments().downloads.Add(ctx, -1)
 	if err != nil {
 		return gofer.Version{}, answeredIf(&got, err)

@@ -6,9 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
+
+	"go.temporal.io/sdk/activity"
 
 	"github.com/goferproxy/gofer"
 )
@@ -21,7 +24,7 @@ const DefaultLocalZipLimit = 16 << 20
 // downloads it into a temporary file of its own, checks it as Verify does, and commits it as
 // Commit does (commitZip). Nothing is staged, so nothing is left to discard: the whole fetch
 // is one workflow task, as FetchMod's is. A zip over LocalZipLimit, or still arriving after
-// ProgressEvery, fails it with ErrStaging, and the workflow fetches that one through staging,
+// ProgressEvery, fails it with ErrNotLocal, and the workflow fetches that one through staging,
 // with a download that heartbeats and reports its progress: a local activity can do neither
 // (what it would report stays out of its workflow's history until its workflow task ends, and
 // a request waits for a fetch only as long as that history grows). A zip stored already is
@@ -63,15 +66,9 @@ func (a *Activities) fetchZip(ctx context.Context, j Job) (gofer.Version, error)
 // read) or still arriving after ProgressEvery: then it is to go through staging.
 func (a *Activities) downloadZip(ctx context.Context, up Upstream, j Job, dst *os.File, got *atomic.Bool) (Staged, error) {
 	s := Staged{Job: j}
-	limit, every := a.localZipLimit(), cmp.Or(a.ProgressEvery, heartbeatEvery)
-	zctx, cancel := context.WithTimeoutCause(ctx, every, errSlow)
-	defer cancel()
-	slow := func(err error) error {
-		if context.Cause(zctx) == errSlow && ctx.Err() == nil {
-			return throughStaging{gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is %v: fetching it through staging", j.Path, j.Version, errSlow)}
-		}
-		return err
-	}
+	limit := a.localZipLimit()
+	zctx, slow := a.quick(ctx, fmt.Sprintf("the zip of %s@%s", j.Path, j.Version))
+	defer slow(nil)
 	zip, source, err := up.Zip(zctx, j.Path, j.Version)
 	if err != nil {
 		return s, slow(err)
@@ -80,7 +77,7 @@ func (a *Activities) downloadZip(ctx context.Context, up Upstream, j Job, dst *o
 	defer zip.Close()
 	s.Source = source
 	if z, ok := zip.(interface{ Size() int64 }); ok && z.Size() > limit {
-		return s, throughStaging{gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is %d bytes, over %d: fetching it through staging", j.Path, j.Version, z.Size(), limit)}
+		return s, notLocal{gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is %d bytes, over %d: fetching it through staging", j.Path, j.Version, z.Size(), limit)}
 	}
 	m := &meter{r: io.LimitReader(zip, limit+1), h: sha256.New()}
 	if _, err := io.Copy(dst, m); err != nil {
@@ -90,14 +87,33 @@ func (a *Activities) downloadZip(ctx context.Context, up Upstream, j Job, dst *o
 		return s, storageErr(err)
 	}
 	if m.size > limit {
-		return s, throughStaging{gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is over %d bytes: fetching it through staging", j.Path, j.Version, limit)}
+		return s, notLocal{gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is over %d bytes: fetching it through staging", j.Path, j.Version, limit)}
 	}
 	s.Zip = gofer.File{Size: m.size, SHA256: hex.EncodeToString(m.h.Sum(nil))}
 	return s, nil
 }
 
-// errSlow is why FetchZip stops a download still running after one progress interval.
+// errSlow is why a local FetchMod or FetchZip stops a download still running after one
+// progress interval.
 var errSlow = errors.New("still arriving after one progress interval")
+
+// quick bounds the downloads of a local activity to one progress interval: it returns their
+// context, and slow, which turns the error of a download cut short by that bound into the
+// error that sends what, the files, another way (notLocal), and ends the bound. In a regular
+// activity the context is ctx and slow changes nothing.
+func (a *Activities) quick(ctx context.Context, what string) (context.Context, func(error) error) {
+	if !activity.IsActivity(ctx) || !activity.GetInfo(ctx).IsLocalActivity {
+		return ctx, func(err error) error { return err }
+	}
+	qctx, cancel := context.WithTimeoutCause(ctx, cmp.Or(a.ProgressEvery, heartbeatEvery), errSlow)
+	return qctx, func(err error) error {
+		defer cancel()
+		if err != nil && context.Cause(qctx) == errSlow && ctx.Err() == nil {
+			return notLocal{gofer.Errorf(gofer.ErrUnavailable, "%s: %v: fetching it with an activity of its own", what, errSlow)}
+		}
+		return err
+	}
+}
 
 func (a *Activities) localZipLimit() int64 {
 	if a.LocalZipLimit > 0 {

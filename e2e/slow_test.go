@@ -42,3 +42,19 @@ func TestSlowZipIsWaitedFor(t *testing.T) {
 		t.Errorf("downloaded in %v (sum %q): the upstream was not slow enough to test the wait", took, m.Sum)
 	}
 }
+
+// A .mod whose upstream hangs is answered 503 after about GOFER_FETCH_WAIT, also when that is
+// longer than the few seconds after which the SDK heartbeats a long local activity's workflow
+// task (each heartbeat grows the history, which would read as progress): the fetch goes on
+// with FetchMod as an activity of its own, whose retries the history does not show.
+func TestStuckModIsNotWaitedForLong(t *testing.T) {
+	const wait = 12 * time.Second
+	up := fakeproxy.New()
+	g := startGofer(t, up.Start(t), options{fetchWait: wait, progressEvery: time.Second})
+	up.Delay(time.Minute)
+	start := time.Now()
+	code, _, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.mod")
+	if took := time.Since(start); code != 503 || took > wait+wait/2 {
+		t.Errorf("a .mod fetch that does not move: %d %q after %v, want 503 after about %v", code, body, took, wait)
+	}
+}

@@ -170,7 +170,8 @@ func (r FetchRequest) name() string {
 
 // Fetch brings the files of r into storage. The .info and .mod (FilesMod) are downloaded,
 // checked and committed by one local activity (activities.FetchMod), in the first workflow
-// task: they are small, and nothing is staged. So is a zip (FilesZip) that is small and quick
+// task: they are small, and nothing is staged (from an upstream too slow for a local activity,
+// by FetchMod as a regular activity). So is a zip (FilesZip) that is small and quick
 // (activities.FetchZip), which the worker keeps in a temporary file of its own. Any other zip
 // (and all three files in fetches recorded before they were fetched apart, and zips in
 // fetches recorded before FetchZip) is downloaded into staging, verified, committed, and what
@@ -188,15 +189,21 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	var a *activities.Activities
 	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Files: r.Files}
 	if r.Files == activities.FilesMod {
-		rec, err := fetchLocal(ctx, a.FetchMod, job, !r.Known)
+		rec, err := fetchIn(ctx, true, a.FetchMod, job, !r.Known)
+		if activities.NotLocal(err) {
+			// Slow: as a regular activity, whose retries and heartbeats leave the history as it
+			// is, so that a request waits for it no longer than it moves.
+			workflow.SetCurrentDetails(ctx, "the upstream is slow: fetching the .info and .mod with an activity of its own")
+			rec, err = fetchIn(ctx, false, a.FetchMod, job, !r.Known)
+		}
 		publish(ctx, rec, rec.Source, err)
 		return rec, err
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) { showProgress(ctx, r) })
 	// Fetches of zips recorded before FetchZip went through staging whatever their size.
 	if r.Files == activities.FilesZip && workflow.GetVersion(ctx, "fetchZip", workflow.DefaultVersion, 1) == 1 {
-		rec, err := fetchLocal(ctx, a.FetchZip, job, !r.Known)
-		if !activities.ThroughStaging(err) {
+		rec, err := fetchIn(ctx, true, a.FetchZip, job, !r.Known)
+		if !activities.NotLocal(err) {
 			publish(ctx, rec, rec.Source, err)
 			return rec, err
 		}
@@ -251,20 +258,20 @@ func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, l
 	return rec, staged.Source, err
 }
 
-// fetchLocal runs fn (activities.FetchMod or FetchZip: download, check and commit in one) as a
-// local activity: bounded, as a probe's attempts first, and then with a download's, if an
-// upstream answered for the version.
-func fetchLocal(ctx workflow.Context, fn func(context.Context, activities.Job) (gofer.Version, error), job activities.Job, bounded bool) (gofer.Version, error) {
+// fetchIn runs fn (activities.FetchMod or FetchZip: download, check and commit in one), as a
+// local activity if local is set: bounded, as a probe's attempts first, and then with a
+// download's, if an upstream answered for the version.
+func fetchIn(ctx workflow.Context, local bool, fn func(context.Context, activities.Job) (gofer.Version, error), job activities.Job, bounded bool) (gofer.Version, error) {
 	r := FetchRequest{Path: job.Path, Version: job.Version, Files: job.Files}
 	var rec gofer.Version
 	first := download
 	if bounded {
 		first = probe
 	}
-	err := execute(ctx, true, withSummary(first, "download and store", r), fn, job).Get(ctx, &rec)
+	err := execute(ctx, local, withSummary(first, "download and store", r), fn, job).Get(ctx, &rec)
 	if bounded && activities.Answered(err) {
 		workflow.SetCurrentDetails(ctx, "downloading, for hours if need be: the upstream answered for this version")
-		err = execute(ctx, true, withSummary(download, "download and store", r), fn, job).Get(ctx, &rec)
+		err = execute(ctx, local, withSummary(download, "download and store", r), fn, job).Get(ctx, &rec)
 	}
 	return rec, err
 }

@@ -29,8 +29,9 @@ type fixture struct {
 	meta  *embedded.Store
 	chain *upstream.Chain
 	env   *testsuite.TestWorkflowEnvironment
-	// localZipLimit is the activities' LocalZipLimit.
+	// localZipLimit and progressEvery are the activities' LocalZipLimit and ProgressEvery.
 	localZipLimit int64
+	progressEvery time.Duration
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -50,7 +51,7 @@ func (f *fixture) renew() {
 	var s testsuite.WorkflowTestSuite
 	f.env = s.NewTestWorkflowEnvironment()
 	f.env.RegisterWorkflow(workflows.Fetch)
-	f.env.RegisterActivity(&activities.Activities{Upstream: f.chain, Blobs: f.blobs, Meta: f.meta, LocalZipLimit: f.localZipLimit})
+	f.env.RegisterActivity(&activities.Activities{Upstream: f.chain, Blobs: f.blobs, Meta: f.meta, LocalZipLimit: f.localZipLimit, ProgressEvery: f.progressEvery})
 }
 
 func (f *fixture) fetch(t *testing.T, path, version string) (gofer.Version, error) {
@@ -351,7 +352,7 @@ func TestFetchFilesFailApart(t *testing.T) {
 
 // A zip over the worker's local limit is refused by FetchZip and fetched through staging
 // instead: stored whole, with nothing left staged. One within it is downloaded once.
-func TestFetchBigZipThroughStaging(t *testing.T) {
+func TestFetchBigZipNotLocal(t *testing.T) {
 	f := newFixture(t)
 	const path = "example.com/hello"
 	for i, limit := range []int64{0, 1} {
@@ -374,5 +375,22 @@ func TestFetchBigZipThroughStaging(t *testing.T) {
 			t.Errorf("limit %d: stored %+v, %v", limit, stored, err)
 		}
 		f.assertNothingStaged(t, path, version)
+	}
+}
+
+// An upstream too slow for a local activity: FetchMod gives up its local run after one
+// progress interval and the fetch runs it again as a regular activity, which stores the
+// version.
+func TestFetchModFromSlowUpstream(t *testing.T) {
+	f := newFixture(t)
+	f.progressEvery = 100 * time.Millisecond
+	f.renew()
+	f.proxy.Delay(300 * time.Millisecond)
+	rec, err := f.fetchRequest(t, workflows.FetchRequest{Path: "example.com/hello", Version: "v1.0.0", Files: activities.FilesMod})
+	if err != nil || rec.ModHash == "" {
+		t.Fatalf("%+v, %v", rec, err)
+	}
+	if n := f.proxy.Requests("/example.com/hello/@v/v1.0.0.mod"); n != 2 {
+		t.Errorf("the .mod was asked for %d times, want 2: the local run's, cut short, and the activity's", n)
 	}
 }
