@@ -63,7 +63,8 @@ type Activities struct {
 	// ProgressEvery spaces a download's heartbeats and progress reports; a report is sent
 	// only when more of the zip arrived since the last one, so a fetch's history grows while
 	// its download moves, and only then (what a waiting request watches). Zero means 10s. It
-	// is also how long FetchZip gives a zip to arrive before sending it through staging.
+	// is also how long a local FetchMod or FetchZip gives its files to arrive before they are
+	// fetched another way (see ErrNotLocal).
 	ProgressEvery time.Duration
 	// LocalZipLimit is the largest zip FetchZip brings in one local activity; a bigger one is
 	// fetched through staging. Zero means DefaultLocalZipLimit.

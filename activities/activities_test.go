@@ -258,19 +258,23 @@ func (failingZip) Zip(context.Context, string, string) (io.ReadCloser, string, e
 
 // A zip the upstream cannot give now is worth retrying for hours (answered) when the version's
 // .mod is stored, and only for the probe's minutes when nothing says the version exists.
+// Both ways of downloading a zip, Download into staging and FetchZip, do so.
 func TestZipDownloadIsAnsweredOnceTheModIsStored(t *testing.T) {
-	a, _ := newActivities(t, failingZip{})
-	job := activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r", Files: activities.FilesZip}
-	_, err := env(a).ExecuteActivity(a.Download, job)
-	if typ, _ := errorType(t, err); activities.Answered(err) || typ != "Unavailable" {
-		t.Errorf("nothing stored: %v (type %s), want Unavailable, not answered", err, typ)
-	}
-	if err := a.Meta.Insert(context.Background(), gofer.Version{Path: job.Path, Version: job.Version, ModHash: "h1:m"}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = env(a).ExecuteActivity(a.Download, job)
-	if !activities.Answered(err) {
-		t.Errorf("the .mod stored: %v, want it answered", err)
+	for _, name := range []string{"Download", "FetchZip"} {
+		a, _ := newActivities(t, failingZip{})
+		download := map[string]any{"Download": a.Download, "FetchZip": a.FetchZip}[name]
+		job := activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r", Files: activities.FilesZip}
+		_, err := env(a).ExecuteActivity(download, job)
+		if typ, _ := errorType(t, err); activities.Answered(err) || typ != "Unavailable" {
+			t.Errorf("%s, nothing stored: %v (type %s), want Unavailable, not answered", name, err, typ)
+		}
+		if err := a.Meta.Insert(context.Background(), gofer.Version{Path: job.Path, Version: job.Version, ModHash: "h1:m"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = env(a).ExecuteActivity(download, job)
+		if !activities.Answered(err) {
+			t.Errorf("%s, the .mod stored: %v, want it answered", name, err)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"hash"
 	"io"
 	"sync/atomic"
@@ -128,6 +129,28 @@ func small(ctx context.Context, up Upstream, j Job, got *atomic.Bool) (info, mod
 	})
 	err = g.Wait()
 	return info, mod, t, source, err
+}
+
+// errSlow is why a local FetchMod or FetchZip stops a download still running after one
+// progress interval.
+var errSlow = errors.New("still arriving after one progress interval")
+
+// quick bounds the downloads of a local activity to one progress interval: it returns their
+// context, and slow, which turns the error of a download cut short by that bound into the
+// error that sends what, the files, another way (notLocal), and ends the bound. In a regular
+// activity the context is ctx and slow changes nothing.
+func (a *Activities) quick(ctx context.Context, what string) (context.Context, func(error) error) {
+	if !activity.IsActivity(ctx) || !activity.GetInfo(ctx).IsLocalActivity {
+		return ctx, func(err error) error { return err }
+	}
+	qctx, cancel := context.WithTimeoutCause(ctx, cmp.Or(a.ProgressEvery, heartbeatEvery), errSlow)
+	return qctx, func(err error) error {
+		defer cancel()
+		if err != nil && context.Cause(qctx) == errSlow && ctx.Err() == nil {
+			return notLocal{gofer.Errorf(gofer.ErrUnavailable, "%s: %v: fetching it with an activity of its own", what, errSlow)}
+		}
+		return err
+	}
 }
 
 // report sends p to the workflow of the running activity, for operators to see; a report

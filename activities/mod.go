@@ -64,7 +64,8 @@ func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error)
 
 // unlessStored checks that j names a module version, and returns its record as stored (what
 // stored reads: the version's record, or its zip's) and a nil up, or, if it is not stored,
-// where it is to be fetched from.
+// where it is to be fetched from, with what stored read all the same (for a zip, the
+// version's record without one, when its .mod is stored).
 func (a *Activities) unlessStored(ctx context.Context, j Job, stored func(ctx context.Context, path, version string) (gofer.Version, error)) (rec gofer.Version, up Upstream, private bool, err error) {
 	if err := module.Check(j.Path, j.Version); err != nil {
 		return rec, nil, false, gofer.Errorf(gofer.ErrNotFound, "%v", err)
@@ -74,8 +75,10 @@ func (a *Activities) unlessStored(ctx context.Context, j Job, stored func(ctx co
 	} else if !errors.Is(err, gofer.ErrNotFound) {
 		return rec, nil, false, storageErr(err)
 	}
-	up, private, err = a.source(j.Path)
-	return gofer.Version{}, up, private, err
+	if up, private, err = a.source(j.Path); err != nil {
+		return gofer.Version{}, nil, private, err
+	}
+	return rec, up, private, nil
 }
 
 // lookAhead starts the checksum database's lookup of j while its files download, so that the

@@ -1,17 +1,13 @@
 package activities
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
-
-	"go.temporal.io/sdk/activity"
 
 	"github.com/goferproxy/gofer"
 )
@@ -40,7 +36,7 @@ func (a *Activities) fetchZip(ctx context.Context, j Job) (gofer.Version, error)
 		return rec, err
 	}
 	var got atomic.Bool
-	got.Store(a.modStored(ctx, j))
+	got.Store(rec.ModHash != "") // the version's .mod is stored: an upstream answered for it
 	tmp, err := os.CreateTemp("", "gofer-*.zip")
 	if err != nil {
 		return gofer.Version{}, storageErr(err)
@@ -91,28 +87,6 @@ func (a *Activities) downloadZip(ctx context.Context, up Upstream, j Job, dst *o
 	}
 	s.Zip = gofer.File{Size: m.size, SHA256: hex.EncodeToString(m.h.Sum(nil))}
 	return s, nil
-}
-
-// errSlow is why a local FetchMod or FetchZip stops a download still running after one
-// progress interval.
-var errSlow = errors.New("still arriving after one progress interval")
-
-// quick bounds the downloads of a local activity to one progress interval: it returns their
-// context, and slow, which turns the error of a download cut short by that bound into the
-// error that sends what, the files, another way (notLocal), and ends the bound. In a regular
-// activity the context is ctx and slow changes nothing.
-func (a *Activities) quick(ctx context.Context, what string) (context.Context, func(error) error) {
-	if !activity.IsActivity(ctx) || !activity.GetInfo(ctx).IsLocalActivity {
-		return ctx, func(err error) error { return err }
-	}
-	qctx, cancel := context.WithTimeoutCause(ctx, cmp.Or(a.ProgressEvery, heartbeatEvery), errSlow)
-	return qctx, func(err error) error {
-		defer cancel()
-		if err != nil && context.Cause(qctx) == errSlow && ctx.Err() == nil {
-			return notLocal{gofer.Errorf(gofer.ErrUnavailable, "%s: %v: fetching it with an activity of its own", what, errSlow)}
-		}
-		return err
-	}
 }
 
 func (a *Activities) localZipLimit() int64 {
