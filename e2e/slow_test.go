@@ -1,13 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/workflows"
 )
 
 // A request waits for a fetch as long as its download moves: a zip that takes several
@@ -56,5 +59,26 @@ func TestStuckModIsNotWaitedForLong(t *testing.T) {
 	code, _, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.mod")
 	if took := time.Since(start); code != 503 || took > wait+wait/2 {
 		t.Errorf("a .mod fetch that does not move: %d %q after %v, want 503 after about %v", code, body, took, wait)
+	}
+}
+
+// A .mod from an upstream slower than one progress interval is fetched all the same, by
+// FetchMod as an activity of its own once the local one gives up.
+func TestSlowModIsFetchedByAnActivity(t *testing.T) {
+	up := fakeproxy.New()
+	g := startGofer(t, up.Start(t), options{fetchWait: 30 * time.Second, progressEvery: time.Second})
+	up.Delay(1500 * time.Millisecond)
+	if code, _, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.mod"); code != 200 || !strings.HasPrefix(string(body), "module example.com/hello") {
+		t.Fatalf("a slow .mod: %d %q", code, body)
+	}
+	id := workflows.FetchID("example.com/hello", "v1.0.0", activities.FilesMod)
+	if err := g.temporal.GetWorkflow(context.Background(), id, "").Get(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := up.Requests("/example.com/hello/@v/v1.0.0.mod"); n != 2 {
+		t.Errorf("the upstream saw %d .mod requests, want 2: the local activity's, cut short, and the activity's", n)
+	}
+	if *record {
+		recordHistory(t, g, id, "../workflows/testdata/fetch_mod_slow_history.json")
 	}
 }

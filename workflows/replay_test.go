@@ -10,9 +10,11 @@ import (
 
 // The workflows still replay the histories of real runs from a Temporal dev server. These are
 // rewritten from runs of the current code by
-// `go test ./e2e -run 'TestRetriesThroughUpstreamErrors|TestS3OutageDuringCommit|TestScrubReportsCorruptBlob|TestWarmAndLiveMissesShareFetches' -record`:
+// `go test ./e2e -run 'TestRetriesThroughUpstreamErrors|TestS3OutageDuringCommit|TestSlowModIsFetchedByAnActivity|TestScrubReportsCorruptBlob|TestWarmAndLiveMissesShareFetches' -record`:
 //   - fetch_mod_history.json: the fetch of a version's .info and .mod, whose .mod fails with 503
 //     twice: FetchMod, a local activity, retried, then the outcome published;
+//   - fetch_mod_slow_history.json: the same from an upstream slower than one progress
+//     interval: the local FetchMod gives up, and FetchMod runs as an activity of its own;
 //   - fetch_zip_history.json: the fetch of a version's zip, which nothing vouches for (bounded
 //     to minutes), failing with 503 three times: FetchZip, a local activity, retried, then the
 //     outcome published;
@@ -44,7 +46,7 @@ import (
 // version the change (workflow.GetVersion) instead.
 func TestReplayRecordedHistories(t *testing.T) {
 	for _, file := range []string{"fetch_history.json", "fetch_outcome_history.json", "fetch_local_history.json", "fetch_bounded_history.json",
-		"fetch_mod_history.json", "fetch_zip_history.json", "fetch_zip_large_history.json", "fetch_zip_staged_history.json", "scrub_history.json", "warm_history.json", "warm_whole_history.json", "warm_split_history.json"} {
+		"fetch_mod_history.json", "fetch_mod_slow_history.json", "fetch_zip_history.json", "fetch_zip_large_history.json", "fetch_zip_staged_history.json", "scrub_history.json", "warm_history.json", "warm_whole_history.json", "warm_split_history.json"} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(workflows.Fetch)
