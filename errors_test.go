@@ -2,6 +2,8 @@ package gofer_test
 
 import (
 	"errors"
+	"io"
+	"net"
 	"testing"
 
 	"github.com/goferproxy/gofer"
@@ -23,5 +25,53 @@ func TestPublicReason(t *testing.T) {
 		if got := gofer.PublicReason(errors.New(c.in)); got != c.want {
 			t.Errorf("%d: gofer.PublicReason(%q)\n = %q\nwant %q", i, c.in, got, c.want)
 		}
+	}
+}
+
+// An error made by Errorf is of its kind alone, and keeps its cause for errors.Is and As.
+func TestErrorfKeepsCauseNotItsKind(t *testing.T) {
+	opErr := &net.OpError{Op: "dial", Net: "tcp", Err: io.ErrUnexpectedEOF}
+	notFound := gofer.Errorf(gofer.ErrNotFound, "blob m/@v/v1.0.0.zip: %w", opErr)
+	err := gofer.Errorf(gofer.ErrUnavailable, "zip of m@v1.0.0 named by its record: %w", notFound)
+	if got := gofer.Kind(err); got != gofer.ErrUnavailable {
+		t.Errorf("Kind = %v, want unavailable: the outer kind replaces the cause's", got)
+	}
+	for _, kind := range []error{gofer.ErrNotFound, gofer.ErrInvalid, gofer.ErrExists} {
+		if errors.Is(err, kind) {
+			t.Errorf("errors.Is(err, %v): a cause's kind shows through", kind)
+		}
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Error("the cause's cause is lost to errors.Is")
+	}
+	var got *net.OpError
+	if !errors.As(err, &got) || got != opErr {
+		t.Error("the cause is lost to errors.As")
+	}
+	if want := "zip of m@v1.0.0 named by its record: blob m/@v/v1.0.0.zip: dial tcp: unexpected EOF"; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err, want)
+	}
+}
+
+func TestNames(t *testing.T) {
+	names := gofer.Names{NotFound: "nf", Invalid: "inv", Unavailable: "down"}
+	for i, c := range []struct {
+		err  error
+		name string
+	}{
+		0: {gofer.Errorf(gofer.ErrNotFound, "x"), "nf"},
+		1: {gofer.Errorf(gofer.ErrInvalid, "x"), "inv"},
+		2: {gofer.Errorf(gofer.ErrUnavailable, "x"), "down"},
+		3: {errors.New("unclassified"), "down"},
+	} {
+		if got := names.Of(c.err); got != c.name {
+			t.Errorf("%d: Of(%v) = %q, want %q", i, c.err, got, c.name)
+		}
+		if got, want := names.Kind(c.name), gofer.Kind(c.err); got != want {
+			t.Errorf("%d: Kind(%q) = %v, want %v", i, c.name, got, want)
+		}
+	}
+	if got := names.Kind("other"); got != gofer.ErrUnavailable {
+		t.Errorf("Kind(other) = %v, want unavailable", got)
 	}
 }

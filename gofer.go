@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,18 +37,31 @@ var (
 	ErrExists = errors.New("already exists")
 )
 
-// Errorf wraps kind with a formatted reason: Errorf(ErrNotFound, "unknown revision %s", v).
+// Errorf wraps kind with a reason formatted as fmt.Errorf formats it, %w included:
+// Errorf(ErrUnavailable, "fetch %s: %w", v, err). The error is of kind alone: the kinds of
+// a wrapped cause are hidden, so that a cause's kind can be replaced (a missing blob that a
+// record names is unavailable, not not found), while everything else of the cause stays
+// visible to errors.Is and errors.As (a context's end, a *net.OpError).
 func Errorf(kind error, format string, args ...any) error {
-	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
 }
 
 type kindError struct {
-	kind error
-	msg  string
+	kind, err error
 }
 
-func (e *kindError) Error() string { return e.msg }
-func (e *kindError) Unwrap() error { return e.kind }
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, cause{e.err}} }
+
+// cause is the error a kindError was made from, seen through it without its kinds.
+type cause struct{ err error }
+
+func (c cause) Error() string        { return c.err.Error() }
+func (c cause) Is(target error) bool { return !isKind(target) && errors.Is(c.err, target) }
+func (c cause) As(target any) bool   { return errors.As(c.err, target) }
+func isKind(err error) bool          { return slices.Contains(kinds, err) }
+
+var kinds = []error{ErrNotFound, ErrInvalid, ErrUnavailable, ErrExcluded, ErrBadRequest, ErrTooLarge, ErrExists}
 
 // Kind reports which of ErrNotFound, ErrInvalid and ErrUnavailable err is. Anything
 // unclassified counts as ErrUnavailable: an unknown failure may heal, and retrying it is the
@@ -57,6 +71,35 @@ func Kind(err error) error {
 		if errors.Is(err, k) {
 			return k
 		}
+	}
+	return ErrUnavailable
+}
+
+// Names spells the three kinds Kind tells apart for one audience: a Temporal error type, a
+// search attribute's value, a metric's label. Which kind an error is, is decided by Kind
+// alone; each audience keeps its own spelling, which may be in recorded histories or in
+// operators' queries and so never changes.
+type Names struct{ NotFound, Invalid, Unavailable string }
+
+// Of is the name of err's kind.
+func (n Names) Of(err error) string {
+	switch Kind(err) {
+	case ErrNotFound:
+		return n.NotFound
+	case ErrInvalid:
+		return n.Invalid
+	}
+	return n.Unavailable
+}
+
+// Kind is the kind that name names: ErrUnavailable for a name that is neither NotFound nor
+// Invalid.
+func (n Names) Kind(name string) error {
+	switch name {
+	case n.NotFound:
+		return ErrNotFound
+	case n.Invalid:
+		return ErrInvalid
 	}
 	return ErrUnavailable
 }

@@ -185,7 +185,7 @@ func storageErr(err error) error {
 	if err == nil || errors.Is(err, gofer.ErrExists) {
 		return err
 	}
-	return gofer.Errorf(gofer.ErrUnavailable, "storage: %v", err)
+	return gofer.Errorf(gofer.ErrUnavailable, "storage: %w", err)
 }
 
 // source is where the job's module is fetched from: version control for a private module, the

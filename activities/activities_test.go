@@ -176,7 +176,7 @@ func (u *slowUpstream) Zip(ctx context.Context, _, _ string) (io.ReadCloser, str
 	}
 	<-ctx.Done()
 	close(u.cancelled)
-	return nil, "", gofer.Errorf(gofer.ErrUnavailable, "zip: %v", ctx.Err())
+	return nil, "", gofer.Errorf(gofer.ErrUnavailable, "zip: %w", ctx.Err())
 }
 
 // Download asks for the three files at once, so that a slow upstream's latency is paid once;

@@ -33,7 +33,7 @@ const heartbeatEvery = 10 * time.Second
 func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 	s := Staged{Job: j, Attempt: j.AttemptOffset + activity.GetInfo(ctx).Attempt}
 	if err := module.Check(j.Path, j.Version); err != nil {
-		return s, encode(gofer.Errorf(gofer.ErrNotFound, "%v", err))
+		return s, encode(gofer.Errorf(gofer.ErrNotFound, "%w", err))
 	}
 	a.instruments().downloads.Add(ctx, 1)
 	defer a.instruments().downloads.Add(ctx, -1)
@@ -147,7 +147,7 @@ func (a *Activities) quick(ctx context.Context, what string) (context.Context, f
 	return qctx, func(err error) error {
 		defer cancel()
 		if err != nil && context.Cause(qctx) == errSlow && ctx.Err() == nil {
-			return notLocal{gofer.Errorf(gofer.ErrUnavailable, "%s: %v: fetching it with an activity of its own", what, errSlow)}
+			return notLocal{gofer.Errorf(gofer.ErrUnavailable, "%s: %w: fetching it with an activity of its own", what, errSlow)}
 		}
 		return err
 	}
@@ -195,7 +195,7 @@ func checkInfo(data []byte, version string) (time.Time, error) {
 		Time    time.Time
 	}
 	if err := json.Unmarshal(data, &info); err != nil {
-		return time.Time{}, gofer.Errorf(gofer.ErrInvalid, "malformed .info for %s: %v", version, err)
+		return time.Time{}, gofer.Errorf(gofer.ErrInvalid, "malformed .info for %s: %w", version, err)
 	}
 	if info.Version != version {
 		return time.Time{}, gofer.Errorf(gofer.ErrInvalid, ".info names version %q, not %q", info.Version, version)

@@ -9,11 +9,11 @@ import (
 	"github.com/goferproxy/gofer"
 )
 
-// Temporal error types of a failed fetch; only the two unavailable ones are retried.
+// errorTypes are the Temporal error types of a failed fetch by its kind; only Unavailable
+// and ErrAnswered are retried. They are in recorded histories: they never change.
+var errorTypes = gofer.Names{NotFound: "NotFound", Invalid: "Invalid", Unavailable: "Unavailable"}
+
 const (
-	errNotFound    = "NotFound"
-	errInvalid     = "Invalid"
-	errUnavailable = "Unavailable"
 	// ErrAnswered is the Temporal error type of a Download that was unavailable after an
 	// upstream had answered for the version: it exists, and retrying for long is worth it.
 	ErrAnswered = "UnavailableAnswered"
@@ -56,7 +56,7 @@ func encode(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
-	if t := errorType(err); t != errUnavailable {
+	if t := errorTypes.Of(err); t != errorTypes.Unavailable {
 		return temporal.NewNonRetryableApplicationError(err.Error(), t, nil)
 	}
 	if errors.As(err, new(notLocal)) {
@@ -65,18 +65,7 @@ func encode(err error) error {
 	if errors.As(err, new(answered)) {
 		return temporal.NewApplicationError(err.Error(), ErrAnswered)
 	}
-	return temporal.NewApplicationError(err.Error(), errUnavailable)
-}
-
-// errorType is the Temporal error type of a gofer error's kind.
-func errorType(err error) string {
-	switch gofer.Kind(err) {
-	case gofer.ErrNotFound:
-		return errNotFound
-	case gofer.ErrInvalid:
-		return errInvalid
-	}
-	return errUnavailable
+	return temporal.NewApplicationError(err.Error(), errorTypes.Unavailable)
 }
 
 // Decode turns the error of a fetch workflow (or of one of its activities) back into a gofer
@@ -87,13 +76,7 @@ func Decode(err error) error {
 		if err == nil {
 			return nil
 		}
-		return gofer.Errorf(gofer.ErrUnavailable, "fetch failed: %v", err)
+		return gofer.Errorf(gofer.ErrUnavailable, "fetch failed: %w", err)
 	}
-	switch app.Type() {
-	case errNotFound:
-		return gofer.Errorf(gofer.ErrNotFound, "%s", app.Message())
-	case errInvalid:
-		return gofer.Errorf(gofer.ErrInvalid, "%s", app.Message())
-	}
-	return gofer.Errorf(gofer.ErrUnavailable, "%s", app.Message())
+	return gofer.Errorf(errorTypes.Kind(app.Type()), "%s", app.Message())
 }

@@ -68,7 +68,7 @@ func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error)
 // version's record without one, when its .mod is stored).
 func (a *Activities) unlessStored(ctx context.Context, j Job, stored func(ctx context.Context, path, version string) (gofer.Version, error)) (rec gofer.Version, up Upstream, private bool, err error) {
 	if err := module.Check(j.Path, j.Version); err != nil {
-		return rec, nil, false, gofer.Errorf(gofer.ErrNotFound, "%v", err)
+		return rec, nil, false, gofer.Errorf(gofer.ErrNotFound, "%w", err)
 	}
 	if rec, err = stored(ctx, j.Path, j.Version); err == nil {
 		return rec, nil, false, nil

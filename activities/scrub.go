@@ -173,7 +173,7 @@ func (a *Activities) scrubVersion(ctx context.Context, path, version string, res
 		if errors.Is(err, gofer.ErrInvalid) {
 			found = append(found, Mismatch{Path: path, Version: version, File: "sumdb", Problem: err.Error()})
 		} else if err != nil {
-			return gofer.Errorf(gofer.ErrUnavailable, "checksum database, for %s@%s: %v", path, version, err)
+			return gofer.Errorf(gofer.ErrUnavailable, "checksum database, for %s@%s: %w", path, version, err)
 		}
 	}
 	for _, ext := range exts {

@@ -58,13 +58,13 @@ func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 func (a *Activities) checkZip(ctx context.Context, j Job, private bool, file, modHash string) (zipHash, verifiedBy string, err error) {
 	m := module.Version{Path: j.Path, Version: j.Version}
 	if _, err := modzip.CheckZip(m, file); err != nil {
-		return "", "", gofer.Errorf(gofer.ErrInvalid, "%s: bad module zip: %v", m, err)
+		return "", "", gofer.Errorf(gofer.ErrInvalid, "%s: bad module zip: %w", m, err)
 	}
 	if err := checkZipEntries(file, m); err != nil {
 		return "", "", err
 	}
 	if zipHash, err = dirhash.HashZip(file, dirhash.Hash1); err != nil {
-		return "", "", gofer.Errorf(gofer.ErrInvalid, "%s: hashing zip: %v", m, err)
+		return "", "", gofer.Errorf(gofer.ErrInvalid, "%s: hashing zip: %w", m, err)
 	}
 	verifiedBy, err = a.checkSums(ctx, j, private, zipHash, modHash)
 	return zipHash, verifiedBy, err
@@ -103,7 +103,7 @@ func (a *Activities) checkSums(ctx context.Context, j Job, private bool, zipHash
 func checkModPath(data []byte, path, what string) error {
 	f, err := modfile.ParseLax("go.mod", data, nil)
 	if err != nil {
-		return gofer.Errorf(gofer.ErrInvalid, "%s of %s does not parse: %v", what, path, err)
+		return gofer.Errorf(gofer.ErrInvalid, "%s of %s does not parse: %w", what, path, err)
 	}
 	if f.Module == nil {
 		return gofer.Errorf(gofer.ErrInvalid, "%s of %s has no module directive", what, path)
@@ -121,7 +121,7 @@ func checkModPath(data []byte, path, what string) error {
 func checkZipEntries(file string, m module.Version) error {
 	zr, err := zip.OpenReader(file)
 	if err != nil {
-		return gofer.Errorf(gofer.ErrInvalid, "%s: bad zip: %v", m, err)
+		return gofer.Errorf(gofer.ErrInvalid, "%s: bad zip: %w", m, err)
 	}
 	defer zr.Close()
 	gomod := m.Path + "@" + m.Version + "/go.mod"
@@ -134,12 +134,12 @@ func checkZipEntries(file string, m module.Version) error {
 		}
 		rc, err := f.Open()
 		if err != nil {
-			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %v", m, err)
+			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %w", m, err)
 		}
 		data, err := io.ReadAll(io.LimitReader(rc, upstream.MaxModSize+1))
 		rc.Close()
 		if err != nil {
-			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %v", m, err)
+			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %w", m, err)
 		}
 		if err := checkModPath(data, m.Path, "go.mod in zip"); err != nil {
 			return err

@@ -51,7 +51,7 @@ func ParseWarmList(data []byte) ([]module.Version, error) {
 	if looksLikeGoMod(data) {
 		f, err := modfile.ParseLax("go.mod", data, nil)
 		if err != nil {
-			return nil, gofer.Errorf(gofer.ErrInvalid, "%v", err)
+			return nil, gofer.Errorf(gofer.ErrInvalid, "%w", err)
 		}
 		for _, r := range f.Require {
 			// The go.mod parser completes a short version (v1 → v1.0.0), in its tokens too:
@@ -60,7 +60,7 @@ func ParseWarmList(data []byte) ([]module.Version, error) {
 			f := strings.Fields(text)
 			tok := f[len(f)-1]
 			if err := checkCanonical(r.Mod.Path, tok); err != nil {
-				return nil, gofer.Errorf(gofer.ErrInvalid, "go.mod:%d: %v", r.Syntax.Start.Line, err)
+				return nil, gofer.Errorf(gofer.ErrInvalid, "go.mod:%d: %w", r.Syntax.Start.Line, err)
 			}
 			list = append(list, r.Mod)
 		}
@@ -77,12 +77,12 @@ func ParseWarmList(data []byte) ([]module.Version, error) {
 				err = checkCanonical(v.Path, v.Version)
 			}
 			if err != nil {
-				return nil, gofer.Errorf(gofer.ErrInvalid, "line %d: %v", n, err)
+				return nil, gofer.Errorf(gofer.ErrInvalid, "line %d: %w", n, err)
 			}
 			list = append(list, v)
 		}
 		if err := sc.Err(); err != nil {
-			return nil, gofer.Errorf(gofer.ErrInvalid, "%v", err)
+			return nil, gofer.Errorf(gofer.ErrInvalid, "%w", err)
 		}
 	}
 	list = normalize(list)
@@ -256,7 +256,7 @@ func (a *Activities) AwaitFetch(ctx context.Context, workflowID string) error {
 	if errors.As(err, &ended) {
 		// The fetch ended, and its outcome is final: waiting again would only see it again.
 		d := Decode(err)
-		return temporal.NewNonRetryableApplicationError(d.Error(), errorType(d), nil)
+		return temporal.NewNonRetryableApplicationError(d.Error(), errorTypes.Of(d), nil)
 	}
 	return encode(err)
 }

@@ -90,7 +90,7 @@ func (a *Activities) WarmFetches(ctx context.Context, r WarmFetchesRequest) (War
 	}
 	wg.Wait()
 	if fatal != nil && ctx.Err() == nil {
-		return res, encode(gofer.Errorf(gofer.ErrUnavailable, "running the fetches: %v", fatal))
+		return res, encode(gofer.Errorf(gofer.ErrUnavailable, "running the fetches: %w", fatal))
 	}
 	return res, ctx.Err()
 }

@@ -81,7 +81,7 @@ type WarmStarted struct {
 func (s *Server) startWarm(c *gin.Context) {
 	body, err := io.ReadAll(io.LimitReader(c.Request.Body, maxWarmBody+1))
 	if err != nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "reading the body: %v", err))
+		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "reading the body: %w", err))
 		return
 	}
 	if len(body) > maxWarmBody {
@@ -90,7 +90,7 @@ func (s *Server) startWarm(c *gin.Context) {
 	}
 	list, err := activities.ParseWarmList(body)
 	if err != nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "%v", err))
+		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "%w", err))
 		return
 	}
 	ctx := c.Request.Context()
@@ -109,7 +109,7 @@ func (s *Server) startWarm(c *gin.Context) {
 		StaticSummary:            fmt.Sprintf("warm %d module versions", len(list)),
 	}, workflows.Warm, workflows.WarmRequest{List: key, Concurrency: a.WarmConcurrency})
 	if err != nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrUnavailable, "starting the warm: %v", err))
+		writeError(c.Writer, gofer.Errorf(gofer.ErrUnavailable, "starting the warm: %w", err))
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -170,7 +170,7 @@ func temporalErr(what string, err error) error {
 	if errors.As(err, &notFound) {
 		return gofer.Errorf(gofer.ErrNotFound, "%s: no such workflow", what)
 	}
-	return gofer.Errorf(gofer.ErrUnavailable, "%s: %v", what, err)
+	return gofer.Errorf(gofer.ErrUnavailable, "%s: %w", what, err)
 }
 
 // Fetches answers GET /admin/fetches.
@@ -199,12 +199,12 @@ const maxFetches = 100
 func (s *Server) fetchList(c *gin.Context) {
 	ctx, path := c.Request.Context(), c.Query("module")
 	if err := module.CheckPath(path); err != nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "module=%q: %v", path, err))
+		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "module=%q: %w", path, err))
 		return
 	}
 	stored, err := s.cfg.Meta.Versions(ctx, path)
 	if err != nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrUnavailable, "stored versions of %s: %v", path, err))
+		writeError(c.Writer, gofer.Errorf(gofer.ErrUnavailable, "stored versions of %s: %w", path, err))
 		return
 	}
 	semver.Sort(stored)

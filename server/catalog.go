@@ -41,7 +41,7 @@ type catalogEntry struct {
 func (s *Server) catalog(c *gin.Context) {
 	w := c.Writer
 	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
-		writeError(w, gofer.Errorf(gofer.ErrBadRequest, "malformed query: %v", err))
+		writeError(w, gofer.Errorf(gofer.ErrBadRequest, "malformed query: %w", err))
 		return
 	}
 	limit := defaultCatalogLimit
@@ -68,7 +68,7 @@ func (s *Server) catalog(c *gin.Context) {
 			return // the client is gone
 		}
 		s.cfg.Log.Info("catalog failed", zap.String("after", after.String()), zap.Error(err))
-		writeError(w, gofer.Errorf(gofer.ErrUnavailable, "catalog: %v", err))
+		writeError(w, gofer.Errorf(gofer.ErrUnavailable, "catalog: %w", err))
 		return
 	}
 	page := catalogPage{Modules: make([]catalogEntry, len(list))}

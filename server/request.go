@@ -50,7 +50,7 @@ func parseRequest(urlPath string) (request, error) {
 	}
 	var err error
 	if r.path, err = unescapePath(escMod); err != nil {
-		return r, gofer.Errorf(gofer.ErrNotFound, "invalid module path: %v", err)
+		return r, gofer.Errorf(gofer.ErrNotFound, "invalid module path: %w", err)
 	}
 	if r.kind == "list" || r.kind == "latest" {
 		return r, nil
@@ -64,7 +64,7 @@ func parseRequest(urlPath string) (request, error) {
 	// canonical version before it asks for .mod or .zip.
 	if r.kind != "info" && !r.canon {
 		if err := module.Check(r.path, r.version); err != nil {
-			return r, gofer.Errorf(gofer.ErrNotFound, "%v", err)
+			return r, gofer.Errorf(gofer.ErrNotFound, "%w", err)
 		}
 		return r, gofer.Errorf(gofer.ErrNotFound, "version %s of %s is not canonical", r.version, r.path)
 	}

@@ -85,7 +85,7 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 		if p, ok := s.cfg.Blobs.(Presigner); ok && s.cfg.ZipRedirect > 0 && r.Method == http.MethodGet {
 			url, err := p.PresignGet(ctx, key, s.cfg.ZipRedirect)
 			if err != nil {
-				return gofer.Errorf(gofer.ErrUnavailable, "presigning the zip of %s@%s: %v", req.path, req.version, err)
+				return gofer.Errorf(gofer.ErrUnavailable, "presigning the zip of %s@%s: %w", req.path, req.version, err)
 			}
 			w.Header().Set("Cache-Control", "no-store") // the URL expires; the zip does not
 			http.Redirect(w, r, url, http.StatusFound)
@@ -101,7 +101,7 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 		}
 		zip, _, err := s.cfg.Blobs.Open(ctx, key)
 		if err != nil {
-			return gofer.Errorf(gofer.ErrUnavailable, "stored zip of %s@%s: %v", req.path, req.version, err)
+			return gofer.Errorf(gofer.ErrUnavailable, "stored zip of %s@%s: %w", req.path, req.version, err)
 		}
 		defer zip.Close()
 		s.serveContent(w, r, "zip", immutable, e.etags["zip"], zip)
@@ -170,7 +170,7 @@ func (s *Server) stored(ctx context.Context, key string, hot *entry) (*entry, er
 		if errors.Is(err, gofer.ErrNotFound) {
 			return hot, nil
 		} else if err != nil {
-			return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of the zip of %s: %v", key, err)
+			return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of the zip of %s: %w", key, err)
 		}
 		e := &entry{rec: hot.rec.WithZip(z), info: hot.info, mod: hot.mod, etags: maps.Clone(hot.etags)}
 		e.etags["zip"] = headerValue(`"` + z.Zip.SHA256 + `"`)
@@ -191,7 +191,7 @@ func (s *Server) load(ctx context.Context, key, path, version string) (*entry, e
 		if errors.Is(err, gofer.ErrNotFound) {
 			return nil, err
 		} else if err != nil {
-			return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: %v", key, err)
+			return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: %w", key, err)
 		}
 		e := &entry{rec: rec, etags: map[string][]string{
 			"info": headerValue(`"` + rec.Info.SHA256 + `"`),
@@ -234,12 +234,12 @@ const loadWait = 30 * time.Second
 func (s *Server) readBlob(ctx context.Context, key string) ([]byte, error) {
 	r, _, err := s.cfg.Blobs.Open(ctx, key)
 	if err != nil {
-		return nil, gofer.Errorf(gofer.ErrUnavailable, "reading %s: %v", key, err)
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "reading %s: %w", key, err)
 	}
 	defer r.Close()
 	b, err := io.ReadAll(r) // stored files were size-checked when they were fetched
 	if err != nil {
-		return nil, gofer.Errorf(gofer.ErrUnavailable, "reading %s: %v", key, err)
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "reading %s: %w", key, err)
 	}
 	return b, nil
 }
@@ -290,7 +290,7 @@ func (s *Server) fetch(ctx context.Context, path, version, files string) (client
 		defer stop()
 		run, err := s.start(wctx, path, version, files)
 		if err != nil {
-			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %v", path, version, err)}
+			return nil, &noFetchError{gofer.Errorf(gofer.ErrUnavailable, "starting the fetch of %s@%s: %w", path, version, err)}
 		}
 		done, err := s.await(wctx, run, key, committed)
 		if !done {
@@ -545,7 +545,7 @@ func (s *Server) serveList(ctx context.Context, w http.ResponseWriter, r *http.R
 	stored, serr := s.cfg.Meta.Versions(ctx, path)
 	if uerr != nil && serr != nil {
 		// Stored versions may exist: not found would send the client elsewhere for good.
-		return gofer.Errorf(gofer.ErrUnavailable, "upstream: %v; stored versions: %v", uerr, serr)
+		return gofer.Errorf(gofer.ErrUnavailable, "upstream: %w; stored versions: %w", uerr, serr)
 	}
 	if uerr != nil && len(stored) == 0 {
 		return uerr
@@ -588,7 +588,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	stored, serr := s.cfg.Meta.Versions(ctx, path)
 	if serr != nil {
-		return gofer.Errorf(gofer.ErrUnavailable, "upstream: %v; stored versions: %v", err, serr)
+		return gofer.Errorf(gofer.ErrUnavailable, "upstream: %w; stored versions: %w", err, serr)
 	}
 	if len(stored) == 0 {
 		return err
@@ -609,7 +609,7 @@ func infoVersion(path, query string, data []byte) (string, error) {
 		Time    *time.Time
 	}
 	if err := json.Unmarshal(data, &info); err != nil {
-		return "", gofer.Errorf(gofer.ErrInvalid, "upstream .info for %s@%s does not parse: %v", path, query, err)
+		return "", gofer.Errorf(gofer.ErrInvalid, "upstream .info for %s@%s does not parse: %w", path, query, err)
 	}
 	if module.CanonicalVersion(info.Version) != info.Version || module.Check(path, info.Version) != nil {
 		return "", gofer.Errorf(gofer.ErrInvalid, "upstream resolved %s@%s to %q, not a canonical version", path, query, info.Version)

@@ -131,7 +131,7 @@ func (c *Checker) Check(ctx context.Context, path, version, zipHash, modHash str
 	}
 	lines, err := c.Lines(ctx, path, version)
 	if errors.Is(err, gofer.ErrNotFound) {
-		return "", gofer.Errorf(gofer.ErrInvalid, "%v", err)
+		return "", gofer.Errorf(gofer.ErrInvalid, "%w", err)
 	}
 	if err != nil {
 		return "", err
@@ -171,7 +171,7 @@ func (c *Checker) Lines(ctx context.Context, path, version string) ([]string, er
 		return nil, nil
 	}
 	if err := checkVersion(path, version); err != nil {
-		return nil, gofer.Errorf(gofer.ErrInvalid, "%v", err)
+		return nil, gofer.Errorf(gofer.ErrInvalid, "%w", err)
 	}
 	g, err := c.generation()
 	if err != nil {
@@ -197,7 +197,7 @@ func (c *Checker) Lines(ctx context.Context, path, version string) ([]string, er
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		return nil, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s, looking up %s@%s: %v", c.DB.Name, path, version, ctx.Err())
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s, looking up %s@%s: %w", c.DB.Name, path, version, ctx.Err())
 	}
 	if g.uses.Add(1) >= c.maxLookups {
 		c.retire(g)
@@ -216,7 +216,7 @@ func (c *Checker) Lines(ctx context.Context, path, version string) ([]string, er
 	}
 	// The client remembers failures for good: a transient one needs a new client.
 	c.retire(g)
-	return nil, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: %v", c.DB.Name, r.err)
+	return nil, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: %w", c.DB.Name, r.err)
 }
 
 // checkVersion accepts what the database can hold: a valid module path at a canonical version.

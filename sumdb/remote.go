@@ -34,7 +34,7 @@ func (c *Checker) get(ctx context.Context, path string) ([]byte, error) {
 		}
 		return r.Val.([]byte), nil
 	case <-ctx.Done():
-		return nil, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: %s: %v", c.DB.Name, path, ctx.Err())
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: %s: %w", c.DB.Name, path, ctx.Err())
 	}
 }
 
@@ -46,7 +46,7 @@ func (c *Checker) getOnce(ctx context.Context, path string) ([]byte, error) {
 	u := redact(base + path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
-		return nil, gofer.Errorf(gofer.ErrUnavailable, "GET %s: %v", u, err)
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "GET %s: %w", u, err)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -54,12 +54,12 @@ func (c *Checker) getOnce(ctx context.Context, path string) ([]byte, error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err // names the URL unredacted
 		}
-		return nil, gofer.Errorf(gofer.ErrUnavailable, "GET %s: %v", u, err)
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "GET %s: %w", u, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBlob+1))
 	if err != nil {
-		return nil, gofer.Errorf(gofer.ErrUnavailable, "GET %s: reading: %v", u, err)
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "GET %s: reading: %w", u, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		reason := strings.TrimSpace(string(body[:min(len(body), 200)]))

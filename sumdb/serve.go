@@ -89,7 +89,7 @@ func (c *Checker) serveLatest(ctx context.Context, w http.ResponseWriter) {
 		// Only a head signed by the database's key is worth keeping (an error page with a 200
 		// is not).
 		if _, terr := c.openTree(data); terr != nil {
-			err = gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: /latest: %v", c.DB.Name, terr)
+			err = gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: /latest: %w", c.DB.Name, terr)
 		}
 	}
 	if err == nil {
@@ -110,7 +110,7 @@ func (c *Checker) serveLatest(ctx context.Context, w http.ResponseWriter) {
 		writeBody(w, textPlain, "no-cache", last)
 		return
 	}
-	writeErr(w, gofer.Errorf(gofer.ErrUnavailable, "%v", err))
+	writeErr(w, gofer.Errorf(gofer.ErrUnavailable, "%w", err))
 }
 
 func (c *Checker) serveLookup(ctx context.Context, w http.ResponseWriter, mod string) {
@@ -138,7 +138,7 @@ func (c *Checker) serveLookup(ctx context.Context, w http.ResponseWriter, mod st
 	}
 	data, err := readBlob(ctx, c.blobs(), key)
 	if err != nil {
-		writeErr(w, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: lookup of %s@%s verified but not stored: %v", c.DB.Name, path, vers, err))
+		writeErr(w, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: lookup of %s@%s verified but not stored: %w", c.DB.Name, path, vers, err))
 		return
 	}
 	writeBody(w, textPlain, "", data)

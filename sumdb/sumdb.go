@@ -236,7 +236,7 @@ func (d *Database) base(ctx context.Context, hc *http.Client) (string, error) {
 		status, err := probe(ctx, hc, base+"/supported")
 		switch {
 		case err != nil:
-			return "", gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: asking %s/supported: %v", d.Name, redact(base), err)
+			return "", gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: asking %s/supported: %w", d.Name, redact(base), err)
 		case status == http.StatusOK:
 			d.resolved = base
 			return base, nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/kindtest"
 	"github.com/goferproxy/gofer/upstream"
 )
 
@@ -61,7 +62,7 @@ func calls(c *upstream.Chain) []string {
 	var out []string
 	add := func(b []byte, source string, err error) {
 		if err != nil {
-			out = append(out, fmt.Sprintf("error %s: %v", kindName(err), err))
+			out = append(out, fmt.Sprintf("error %s: %v", kindtest.Name(err), err))
 			return
 		}
 		out = append(out, source+": "+string(b))
@@ -118,7 +119,7 @@ func TestDirect(t *testing.T) {
 					t.Errorf("%d.%d: %q: got %q, want %q", i, j, tc.goproxy, g, tc.want[j])
 				}
 			case tc.err != nil:
-				prefix, suffix := "error "+kindName(tc.err)+": ", "direct: "+tc.err.Error()
+				prefix, suffix := "error "+kindtest.Name(tc.err)+": ", "direct: "+tc.err.Error()
 				if tc.goproxy != "direct" {
 					prefix += "GET " + notFound.URL + "/"
 					suffix = ": no; " + suffix

@@ -70,6 +70,9 @@ type Chain struct {
 // /metrics names no host of the operator's.
 const ErrorsMetric = "gofer.upstream.errors"
 
+// errorKinds are ErrorsMetric's kind labels.
+var errorKinds = gofer.Names{NotFound: "not_found", Invalid: "invalid", Unavailable: "unavailable"}
+
 // countError counts err, the failure of entry e.
 func (c *Chain) countError(ctx context.Context, e entry, err error) {
 	c.errorsOnce.Do(func() {
@@ -80,14 +83,7 @@ func (c *Chain) countError(ctx context.Context, e entry, err error) {
 		// An error here only comes from a malformed name and leaves a no-op instrument.
 		c.errorCount, _ = m.Int64Counter(ErrorsMetric, metric.WithDescription("failed upstream requests, by kind and entry"))
 	})
-	kind := "unavailable"
-	switch gofer.Kind(err) {
-	case gofer.ErrNotFound:
-		kind = "not_found"
-	case gofer.ErrInvalid:
-		kind = "invalid"
-	}
-	c.errorCount.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind), attribute.String("entry", e.label)))
+	c.errorCount.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", errorKinds.Of(err)), attribute.String("entry", e.label)))
 }
 
 // Direct fetches from version control; its methods mean what Chain's mean. Its errors must
@@ -359,7 +355,7 @@ func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) 
 		if best == nil || errors.Is(best, gofer.ErrNotFound) {
 			if best != nil && errors.Is(err, gofer.ErrNotFound) {
 				// Each entry's answer, so that a request log or a client says who said what.
-				err = gofer.Errorf(gofer.ErrNotFound, "%v; %v", best, err)
+				err = gofer.Errorf(gofer.ErrNotFound, "%w; %w", best, err)
 			}
 			best = err
 		}
@@ -423,9 +419,9 @@ func classify(ctx context.Context, u string, resp *http.Response, err error) err
 			err = uerr.Err
 		}
 		if errors.Is(err, egress.ErrDenied) || errors.Is(err, errTooManyRedirects) {
-			return gofer.Errorf(gofer.ErrNotFound, "GET %s: %v", u, err)
+			return gofer.Errorf(gofer.ErrNotFound, "GET %s: %w", u, err)
 		}
-		return gofer.Errorf(gofer.ErrUnavailable, "GET %s: %v", u, err)
+		return gofer.Errorf(gofer.ErrUnavailable, "GET %s: %w", u, err)
 	}
 	if resp.StatusCode == http.StatusOK {
 		return nil
@@ -525,7 +521,7 @@ func (b *limitedBody) Close() error { return b.rc.Close() }
 func escapePath(path string) (string, error) {
 	esc, err := module.EscapePath(path)
 	if err != nil {
-		return "", gofer.Errorf(gofer.ErrNotFound, "%v", err)
+		return "", gofer.Errorf(gofer.ErrNotFound, "%w", err)
 	}
 	return esc, nil
 }
@@ -533,7 +529,7 @@ func escapePath(path string) (string, error) {
 func versionFile(path, version, ext string) (string, error) {
 	esc, err := module.EscapeVersion(version)
 	if err != nil {
-		return "", gofer.Errorf(gofer.ErrNotFound, "%s@%s: %v", path, version, err)
+		return "", gofer.Errorf(gofer.ErrNotFound, "%s@%s: %w", path, version, err)
 	}
 	return "@v/" + esc + ext, nil
 }

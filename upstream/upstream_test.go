@@ -20,6 +20,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/egress"
+	"github.com/goferproxy/gofer/internal/kindtest"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/upstream"
 )
@@ -51,20 +52,6 @@ func parse(t *testing.T, goproxy string) *upstream.Chain {
 		t.Fatalf("Parse(%q): %v", goproxy, err)
 	}
 	return c
-}
-
-func kindName(err error) string {
-	switch {
-	case err == nil:
-		return "nil"
-	case errors.Is(err, gofer.ErrNotFound):
-		return "not found"
-	case errors.Is(err, gofer.ErrInvalid):
-		return "invalid"
-	case errors.Is(err, gofer.ErrUnavailable):
-		return "unavailable"
-	}
-	return "unclassified"
 }
 
 func TestParse(t *testing.T) {
@@ -154,7 +141,7 @@ func TestClassify(t *testing.T) {
 	} {
 		srv, _ := status(t, tc.code, tc.body)
 		_, _, err := parse(t, srv.URL).Info(context.Background(), "example.com/m", "v1.0.0")
-		if got := kindName(err); got != tc.wantKind {
+		if got := kindtest.Name(err); got != tc.wantKind {
 			t.Errorf("%d: %d %q: kind %s (%v), want %s", i, tc.code, tc.body, got, err, tc.wantKind)
 			continue
 		}
@@ -181,7 +168,7 @@ func TestTransportErrors(t *testing.T) {
 		srv.Close()
 		_, _, err := parse(t, srv.URL).Info(ctx, "example.com/m", "v1.0.0")
 		if !errors.Is(err, gofer.ErrUnavailable) || !strings.Contains(err.Error(), srv.URL) {
-			t.Fatalf("err = %v (%s), want unavailable naming %s", err, kindName(err), srv.URL)
+			t.Fatalf("err = %v (%s), want unavailable naming %s", err, kindtest.Name(err), srv.URL)
 		}
 	})
 
@@ -196,7 +183,7 @@ func TestTransportErrors(t *testing.T) {
 		c.Client = &http.Client{Timeout: 50 * time.Millisecond}
 		_, _, err := c.Info(ctx, "example.com/m", "v1.0.0")
 		if !errors.Is(err, gofer.ErrUnavailable) {
-			t.Fatalf("err = %v (%s), want unavailable", err, kindName(err))
+			t.Fatalf("err = %v (%s), want unavailable", err, kindtest.Name(err))
 		}
 	})
 
@@ -222,7 +209,7 @@ func TestTransportErrors(t *testing.T) {
 				t.Fatalf("err = %v, want context.Canceled", err)
 			}
 			if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
-				t.Errorf("err = %v, classified as %s", err, kindName(err))
+				t.Errorf("err = %v, classified as %s", err, kindtest.Name(err))
 			}
 			if n := bHits.Load(); n != 0 {
 				t.Errorf("the next entry got %d requests after cancellation", n)
@@ -277,7 +264,7 @@ func TestFallThrough(t *testing.T) {
 			spec.WriteString(srv.URL)
 		}
 		body, source, err := parse(t, spec.String()).Info(context.Background(), "example.com/m", "v1.0.0")
-		if got := kindName(err); got != tc.wantKind {
+		if got := kindtest.Name(err); got != tc.wantKind {
 			t.Errorf("%d: kind %s (%v), want %s", i, got, err, tc.wantKind)
 			continue
 		}
@@ -389,7 +376,7 @@ func TestUnescapable(t *testing.T) {
 		4: func() error { _, _, err := c.Zip(ctx, "example.com/m", ""); return err },
 	} {
 		if err := call(); !errors.Is(err, gofer.ErrNotFound) {
-			t.Errorf("%d: err = %v (%s), want not found", i, err, kindName(err))
+			t.Errorf("%d: err = %v (%s), want not found", i, err, kindtest.Name(err))
 		}
 	}
 	if n := hits.Load(); n != 0 {
@@ -458,7 +445,7 @@ func TestOffAndDirect(t *testing.T) {
 		}
 		for j, call := range calls {
 			err := call()
-			if got := kindName(err); got != tc.wantKind || !strings.Contains(err.Error(), tc.wantMsg) {
+			if got := kindtest.Name(err); got != tc.wantKind || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Errorf("%d.%d: %q: err = %v (%s), want %s mentioning %q", i, j, tc.goproxy, err, got, tc.wantKind, tc.wantMsg)
 			}
 		}
@@ -521,7 +508,7 @@ func TestSizeCaps(t *testing.T) {
 		}
 		switch {
 		case tc.wantErr && !errors.Is(err, gofer.ErrInvalid):
-			t.Errorf("%d: %s of %d bytes: err = %v (%s), want invalid", i, tc.method, tc.size, err, kindName(err))
+			t.Errorf("%d: %s of %d bytes: err = %v (%s), want invalid", i, tc.method, tc.size, err, kindtest.Name(err))
 		case tc.wantErr && body != nil:
 			t.Errorf("%d: %s of %d bytes: returned %d bytes with the error", i, tc.method, tc.size, len(body))
 		case !tc.wantErr && (err != nil || len(body) != tc.size):
@@ -556,7 +543,7 @@ func TestZipLimit(t *testing.T) {
 		rc, _, err := parse(t, srv.URL).Zip(context.Background(), "example.com/m", "v1.0.0")
 		if tc.wantErr {
 			if !errors.Is(err, gofer.ErrInvalid) {
-				t.Errorf("%d: err = %v (%s), want invalid", i, err, kindName(err))
+				t.Errorf("%d: err = %v (%s), want invalid", i, err, kindtest.Name(err))
 			}
 			continue
 		}
@@ -568,7 +555,7 @@ func TestZipLimit(t *testing.T) {
 		_, err = io.Copy(io.Discard, rc)
 		rc.Close()
 		if !errors.Is(err, gofer.ErrUnavailable) {
-			t.Errorf("%d: reading a truncated zip: err = %v (%s), want unavailable", i, err, kindName(err))
+			t.Errorf("%d: reading a truncated zip: err = %v (%s), want unavailable", i, err, kindtest.Name(err))
 		}
 	}
 }

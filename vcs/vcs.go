@@ -163,7 +163,7 @@ func (f *Fetcher) Zip(ctx context.Context, path, version string) (io.ReadCloser,
 	}
 	if err != nil {
 		f.release(d)
-		return nil, "", gofer.Errorf(gofer.ErrUnavailable, "%s@%s: reading the downloaded zip: %v", path, version, err)
+		return nil, "", gofer.Errorf(gofer.ErrUnavailable, "%s@%s: reading the downloaded zip: %w", path, version, err)
 	}
 	return &zipFile{File: file, release: func() { f.release(d) }}, Source, nil
 }
@@ -183,7 +183,7 @@ func (z *zipFile) Close() error {
 // List returns path's tagged versions, one per line, in the format of @v/list.
 func (f *Fetcher) List(ctx context.Context, path string) ([]byte, string, error) {
 	if err := module.CheckPath(path); err != nil {
-		return nil, "", gofer.Errorf(gofer.ErrNotFound, "%v", err)
+		return nil, "", gofer.Errorf(gofer.ErrNotFound, "%w", err)
 	}
 	m, err := f.list(ctx, path, "list", "-m", "-versions", "-json", path)
 	if err != nil {
@@ -199,7 +199,7 @@ func (f *Fetcher) List(ctx context.Context, path string) ([]byte, string, error)
 // Latest returns path's @latest: the .info of the version the go command picks as latest.
 func (f *Fetcher) Latest(ctx context.Context, path string) ([]byte, string, error) {
 	if err := module.CheckPath(path); err != nil {
-		return nil, "", gofer.Errorf(gofer.ErrNotFound, "%v", err)
+		return nil, "", gofer.Errorf(gofer.ErrNotFound, "%w", err)
 	}
 	m, err := f.list(ctx, path+"@latest", "list", "-m", "-json", path+"@latest")
 	if err != nil {
@@ -352,19 +352,19 @@ func (f *Fetcher) keep() time.Duration {
 func (f *Fetcher) mkdir() (string, error) {
 	dir, err := os.MkdirTemp(f.TempDir, "gofer-vcs-")
 	if err != nil {
-		return "", gofer.Errorf(gofer.ErrUnavailable, "vcs: %v", err)
+		return "", gofer.Errorf(gofer.ErrUnavailable, "vcs: %w", err)
 	}
 	for _, sub := range []string{"home", "tmp", "work"} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
 			os.RemoveAll(dir)
-			return "", gofer.Errorf(gofer.ErrUnavailable, "vcs: %v", err)
+			return "", gofer.Errorf(gofer.ErrUnavailable, "vcs: %w", err)
 		}
 	}
 	if f.NetrcFile != "" {
 		// git's libcurl reads $HOME/.netrc, not $NETRC.
 		if err := os.Symlink(abs(f.NetrcFile), filepath.Join(dir, "home", ".netrc")); err != nil {
 			os.RemoveAll(dir)
-			return "", gofer.Errorf(gofer.ErrUnavailable, "vcs: %v", err)
+			return "", gofer.Errorf(gofer.ErrUnavailable, "vcs: %w", err)
 		}
 	}
 	return dir, nil
@@ -425,7 +425,7 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 	path, _, _ := strings.Cut(what, "@")
 	host, _, _ := strings.Cut(path, "/")
 	if a, err := netip.ParseAddr(host); err == nil && !f.Egress.Allows(a) {
-		return gofer.Errorf(gofer.ErrNotFound, "%s: the module's host is an IP address %v", what, egress.ErrDenied)
+		return gofer.Errorf(gofer.ErrNotFound, "%s: the module's host is an IP address %w", what, egress.ErrDenied)
 	}
 	timeout := f.Timeout
 	if timeout <= 0 {
@@ -443,7 +443,7 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, ctx.Err())
 		}
-		return gofer.Errorf(gofer.ErrUnavailable, "%s: running the go command: %v", what, err)
+		return gofer.Errorf(gofer.ErrUnavailable, "%s: running the go command: %w", what, err)
 	}
 	defer proxy.Close()
 	err = cmd.Wait()
@@ -459,12 +459,12 @@ func (f *Fetcher) run(ctx context.Context, dir, what string, m *goModule, args .
 	}
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
-		return gofer.Errorf(gofer.ErrUnavailable, "%s: running the go command: %v", what, err)
+		return gofer.Errorf(gofer.ErrUnavailable, "%s: running the go command: %w", what, err)
 	}
 	if host := proxy.Denied(); host != "" {
 		// The go command's message would name the refused connection in its own words; this
 		// says what happened, and a retry cannot change it.
-		return gofer.Errorf(gofer.ErrNotFound, "%s: fetching it needs a connection to %s, which is %v", what, host, egress.ErrDenied)
+		return gofer.Errorf(gofer.ErrNotFound, "%s: fetching it needs a connection to %s, which is %w", what, host, egress.ErrDenied)
 	}
 	msg := m.Error
 	if msg == "" {
@@ -523,13 +523,13 @@ func (f *Fetcher) start(cmd *exec.Cmd, dir string) (*egress.Proxy, error) {
 // and nothing odd should reach its command line.
 func checkQuery(path, query string) error {
 	if err := module.CheckPath(path); err != nil {
-		return gofer.Errorf(gofer.ErrNotFound, "%v", err)
+		return gofer.Errorf(gofer.ErrNotFound, "%w", err)
 	}
 	if query == "" || strings.IndexFunc(query, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
 		return gofer.Errorf(gofer.ErrNotFound, "%s@%q: malformed version", path, query)
 	}
 	if _, err := module.EscapeVersion(query); err != nil {
-		return gofer.Errorf(gofer.ErrNotFound, "%s@%s: %v", path, query, err)
+		return gofer.Errorf(gofer.ErrNotFound, "%s@%s: %w", path, query, err)
 	}
 	return nil
 }
@@ -539,7 +539,7 @@ func checkVersion(path, version string) error {
 		return gofer.Errorf(gofer.ErrNotFound, "%s@%s: not a canonical version", path, version)
 	}
 	if err := module.Check(path, version); err != nil {
-		return gofer.Errorf(gofer.ErrNotFound, "%v", err)
+		return gofer.Errorf(gofer.ErrNotFound, "%w", err)
 	}
 	return nil
 }
@@ -548,12 +548,12 @@ func checkVersion(path, version string) error {
 func readFile(name string, limit int64, what string) ([]byte, error) {
 	file, err := os.Open(name)
 	if err != nil {
-		return nil, gofer.Errorf(gofer.ErrUnavailable, "%s: %v", what, err)
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "%s: %w", what, err)
 	}
 	defer file.Close()
 	data, err := io.ReadAll(io.LimitReader(file, limit+1))
 	if err != nil {
-		return nil, gofer.Errorf(gofer.ErrUnavailable, "%s: %v", what, err)
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "%s: %w", what, err)
 	}
 	if int64(len(data)) > limit {
 		return nil, gofer.Errorf(gofer.ErrInvalid, "%s: larger than %d bytes", what, limit)

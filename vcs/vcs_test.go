@@ -23,6 +23,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/egress"
+	"github.com/goferproxy/gofer/internal/kindtest"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/vcs"
@@ -113,20 +114,6 @@ func (e *env) goDownload(t *testing.T, pathVersion string) (m struct{ Version, S
 		t.Fatal(err)
 	}
 	return m
-}
-
-func kind(err error) string {
-	switch {
-	case err == nil:
-		return "nil"
-	case errors.Is(err, gofer.ErrNotFound):
-		return "not found"
-	case errors.Is(err, gofer.ErrInvalid):
-		return "invalid"
-	case errors.Is(err, gofer.ErrUnavailable):
-		return "unavailable"
-	}
-	return "unclassified"
 }
 
 // Info, Mod and Zip of a tag are the go command's own files, from one download: the zip is a
@@ -354,8 +341,8 @@ func TestNotFound(t *testing.T) {
 		6: {func() error { _, _, err := f.Info(ctx, modPath, "a b"); return err }, "malformed version"},
 	} {
 		err := tc.call()
-		if kind(err) != "not found" || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%d: err = %v (%s), want not found mentioning %q", i, err, kind(err), tc.want)
+		if kindtest.Name(err) != "not found" || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%d: err = %v (%s), want not found mentioning %q", i, err, kindtest.Name(err), tc.want)
 		}
 		if err != nil && strings.ContainsAny(err.Error(), "\n") {
 			t.Errorf("%d: the message has more than one line: %q", i, err)
@@ -402,8 +389,8 @@ func TestCredentials(t *testing.T) {
 			func() error { _, _, err := f.Latest(ctx, modPath); return err },
 		} {
 			err := call()
-			if kind(err) != "not found" {
-				t.Errorf("%d.%d: err = %v (%s), want not found", i, j, err, kind(err))
+			if kindtest.Name(err) != "not found" {
+				t.Errorf("%d.%d: err = %v (%s), want not found", i, j, err, kindtest.Name(err))
 				continue
 			}
 			msg := err.Error()
@@ -463,8 +450,8 @@ func TestOutage(t *testing.T) {
 	} {
 		err := call()
 		t.Logf("%d: %v", j, err)
-		if kind(err) != "unavailable" {
-			t.Errorf("%d: server down: err = %v (%s), want unavailable", j, err, kind(err))
+		if kindtest.Name(err) != "unavailable" {
+			t.Errorf("%d: server down: err = %v (%s), want unavailable", j, err, kindtest.Name(err))
 		} else if strings.Contains(err.Error(), password) {
 			t.Errorf("%d: the error holds the password: %v", j, err)
 		}
@@ -486,8 +473,8 @@ func TestOutage(t *testing.T) {
 	})
 	_, _, err := f.Info(ctx, modPath, "v1.0.0")
 	t.Logf("cut off: %v", err)
-	if kind(err) != "unavailable" {
-		t.Errorf("server stopped in the middle of a fetch: err = %v (%s), want unavailable", err, kind(err))
+	if kindtest.Name(err) != "unavailable" {
+		t.Errorf("server stopped in the middle of a fetch: err = %v (%s), want unavailable", err, kindtest.Name(err))
 	}
 	e.git.OnRequest(nil)
 	if err := e.git.Start(); err != nil {
@@ -529,8 +516,8 @@ func TestTimeout(t *testing.T) {
 	f := &vcs.Fetcher{Egress: e.allow, NetrcFile: e.netrc, GitConfig: e.gitconfig, TempDir: tmp, Timeout: 2 * time.Second}
 	start := time.Now()
 	_, _, err := f.Info(context.Background(), modPath, "v1.0.0")
-	if kind(err) != "unavailable" || !strings.Contains(err.Error(), "timed out") {
-		t.Errorf("err = %v (%s), want unavailable, timed out", err, kind(err))
+	if kindtest.Name(err) != "unavailable" || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("err = %v (%s), want unavailable, timed out", err, kindtest.Name(err))
 	}
 	if d := time.Since(start); d > 6*time.Second {
 		t.Errorf("a 2s timeout took %s: the go command's children were not killed", d)

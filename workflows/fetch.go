@@ -313,7 +313,7 @@ func publish(ctx workflow.Context, rec gofer.Version, source string, err error) 
 	outcome := OutcomeStored
 	switch {
 	case err != nil:
-		outcome = outcomeOf(activities.Decode(err))
+		outcome = failedOutcomes.Of(activities.Decode(err))
 		workflow.SetCurrentDetails(ctx, outcome+": "+activities.Decode(err).Error())
 	case rec.RunID != workflow.GetInfo(ctx).WorkflowExecution.RunID:
 		outcome = OutcomeAlreadyStored
@@ -345,16 +345,8 @@ func publish(ctx workflow.Context, rec gofer.Version, source string, err error) 
 	}
 }
 
-// outcomeOf is the FetchOutcome of a fetch that failed with err (a decoded gofer error).
-func outcomeOf(err error) string {
-	switch gofer.Kind(err) {
-	case gofer.ErrNotFound:
-		return OutcomeNotFound
-	case gofer.ErrInvalid:
-		return OutcomeInvalid
-	}
-	return OutcomeUnavailable
-}
+// failedOutcomes are the FetchOutcomes of a fetch that failed, by the kind of its error.
+var failedOutcomes = gofer.Names{NotFound: OutcomeNotFound, Invalid: OutcomeInvalid, Unavailable: OutcomeUnavailable}
 
 // mb formats a byte count for people.
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
