@@ -22,6 +22,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/server/httperr"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -57,7 +58,7 @@ const maxWarmBody = 16 << 20
 func (s *Server) adminRoutes(r *gin.Engine) {
 	if s.cfg.Admin.Token == "" {
 		r.Any("/admin/*rest", func(c *gin.Context) {
-			writeError(c.Writer, gofer.Errorf(gofer.ErrNotFound, "the admin API is off: no admin token is set (GOFER_ADMIN_TOKEN)"))
+			httperr.Write(c.Writer, gofer.Errorf(gofer.ErrNotFound, "the admin API is off: no admin token is set (GOFER_ADMIN_TOKEN)"))
 		})
 		return
 	}
@@ -81,22 +82,22 @@ type WarmStarted struct {
 func (s *Server) startWarm(c *gin.Context) {
 	body, err := io.ReadAll(io.LimitReader(c.Request.Body, maxWarmBody+1))
 	if err != nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "reading the body: %w", err))
+		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "reading the body: %w", err))
 		return
 	}
 	if len(body) > maxWarmBody {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrTooLarge, "body over %d bytes", maxWarmBody))
+		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrTooLarge, "body over %d bytes", maxWarmBody))
 		return
 	}
 	list, err := activities.ParseWarmList(body)
 	if err != nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "%w", err))
+		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "%w", err))
 		return
 	}
 	ctx := c.Request.Context()
 	key, err := activities.PutWarmList(ctx, s.cfg.Blobs, list)
 	if err != nil {
-		writeError(c.Writer, err)
+		httperr.Write(c.Writer, err)
 		return
 	}
 	a := s.cfg.Admin
@@ -109,7 +110,7 @@ func (s *Server) startWarm(c *gin.Context) {
 		StaticSummary:            fmt.Sprintf("warm %d module versions", len(list)),
 	}, workflows.Warm, workflows.WarmRequest{List: key, Concurrency: a.WarmConcurrency})
 	if err != nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrUnavailable, "starting the warm: %w", err))
+		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrUnavailable, "starting the warm: %w", err))
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -138,13 +139,13 @@ type WarmStatus struct {
 func (s *Server) warmStatus(c *gin.Context) {
 	ctx, id := c.Request.Context(), c.Param("id")
 	if !strings.HasPrefix(id, "warm:") {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "%q is not a warm's ID", id))
+		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "%q is not a warm's ID", id))
 		return
 	}
 	t := s.cfg.Admin.Temporal
 	d, err := t.DescribeWorkflow(ctx, id, "")
 	if err != nil {
-		writeError(c.Writer, temporalErr("describing "+id, err))
+		httperr.Write(c.Writer, temporalErr("describing "+id, err))
 		return
 	}
 	st := WarmStatus{ID: id, Status: d.Status.String(), URL: s.uiLink(id, d.WorkflowExecution.RunID)}
@@ -154,7 +155,7 @@ func (s *Server) warmStatus(c *gin.Context) {
 			err = v.Get(&st.Progress)
 		}
 		if err != nil {
-			writeError(c.Writer, temporalErr("querying "+id, err))
+			httperr.Write(c.Writer, temporalErr("querying "+id, err))
 			return
 		}
 	} else if err := t.GetWorkflow(ctx, id, d.WorkflowExecution.RunID).Get(ctx, &st.Progress); err != nil {
@@ -199,12 +200,12 @@ const maxFetches = 100
 func (s *Server) fetchList(c *gin.Context) {
 	ctx, path := c.Request.Context(), c.Query("module")
 	if err := module.CheckPath(path); err != nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "module=%q: %w", path, err))
+		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "module=%q: %w", path, err))
 		return
 	}
 	stored, err := s.cfg.Meta.Versions(ctx, path)
 	if err != nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrUnavailable, "stored versions of %s: %w", path, err))
+		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrUnavailable, "stored versions of %s: %w", path, err))
 		return
 	}
 	semver.Sort(stored)
@@ -218,7 +219,7 @@ func (s *Server) fetchList(c *gin.Context) {
 		Query: fmt.Sprintf(`WorkflowType = "Fetch" AND %s = "%s"`, workflows.GoModule.GetName(), path),
 	})
 	if err != nil {
-		writeError(c.Writer, temporalErr("listing the fetches of "+path, err))
+		httperr.Write(c.Writer, temporalErr("listing the fetches of "+path, err))
 		return
 	}
 	out := Fetches{Module: path, Stored: stored, Fetches: []Fetch{}}
@@ -278,14 +279,14 @@ func (s *Server) scheduleList(c *gin.Context) {
 	ctx := c.Request.Context()
 	it, err := s.cfg.Admin.Temporal.ScheduleClient().List(ctx, client.ScheduleListOptions{PageSize: 100})
 	if err != nil {
-		writeError(c.Writer, temporalErr("listing the schedules", err))
+		httperr.Write(c.Writer, temporalErr("listing the schedules", err))
 		return
 	}
 	out := []Schedule{}
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {
-			writeError(c.Writer, temporalErr("listing the schedules", err))
+			httperr.Write(c.Writer, temporalErr("listing the schedules", err))
 			return
 		}
 		sc := Schedule{ID: e.ID, Workflow: e.WorkflowType.Name, Paused: e.Paused, Note: e.Note, Next: e.NextActionTimes, Recent: []Run{}}

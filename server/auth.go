@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/goferproxy/gofer/server/httperr"
 )
 
 // requireToken guards the admin API: it lets through only requests with "Authorization: Bearer
@@ -129,11 +131,7 @@ func bearerToken(r *http.Request) (string, bool) {
 
 // unauthorized aborts with 401, the challenge, and msg as one line of plain text.
 func unauthorized(c *gin.Context, challenge, msg string) {
-	h := c.Writer.Header()
-	h.Set("WWW-Authenticate", challenge)
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	c.AbortWithStatus(http.StatusUnauthorized)
-	c.Writer.Write([]byte(msg + "\n"))
+	c.Writer.Header().Set("WWW-Authenticate", challenge)
+	c.Abort()
+	httperr.Text(c.Writer, http.StatusUnauthorized, msg+"\n")
 }

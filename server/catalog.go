@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/server/httperr"
 )
 
 // The bounds of a catalog page.
@@ -41,14 +42,14 @@ type catalogEntry struct {
 func (s *Server) catalog(c *gin.Context) {
 	w := c.Writer
 	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
-		writeError(w, gofer.Errorf(gofer.ErrBadRequest, "malformed query: %w", err))
+		httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "malformed query: %w", err))
 		return
 	}
 	limit := defaultCatalogLimit
 	if q := c.Query("limit"); q != "" {
 		n, err := strconv.Atoi(q)
 		if err != nil || n < 1 || n > maxCatalogLimit {
-			writeError(w, gofer.Errorf(gofer.ErrBadRequest, "limit must be an integer from 1 to %d", maxCatalogLimit))
+			httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "limit must be an integer from 1 to %d", maxCatalogLimit))
 			return
 		}
 		limit = n
@@ -57,7 +58,7 @@ func (s *Server) catalog(c *gin.Context) {
 	if token := c.Query("token"); token != "" {
 		var ok bool
 		if after, ok = parseCatalogToken(token); !ok {
-			writeError(w, gofer.Errorf(gofer.ErrBadRequest, "token is not one this server handed out"))
+			httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "token is not one this server handed out"))
 			return
 		}
 	}
@@ -68,7 +69,7 @@ func (s *Server) catalog(c *gin.Context) {
 			return // the client is gone
 		}
 		s.cfg.Log.Info("catalog failed", zap.String("after", after.String()), zap.Error(err))
-		writeError(w, gofer.Errorf(gofer.ErrUnavailable, "catalog: %w", err))
+		httperr.Write(w, gofer.Errorf(gofer.ErrUnavailable, "catalog: %w", err))
 		return
 	}
 	page := catalogPage{Modules: make([]catalogEntry, len(list))}
@@ -81,7 +82,7 @@ func (s *Server) catalog(c *gin.Context) {
 	}
 	body, err := json.Marshal(page)
 	if err != nil {
-		writeError(w, err)
+		httperr.Write(w, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/server/httperr"
 	"github.com/goferproxy/gofer/storage"
 )
 
@@ -108,17 +109,10 @@ func (s *Server) ready(c *gin.Context) {
 		}
 		fmt.Fprintf(&body, "%s: %s\n", rc.Name, line)
 	}
-	h := c.Writer.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if status != http.StatusOK {
-		h.Set("Retry-After", retryAfter)
+	if c.Request.Method == http.MethodHead {
+		body.Reset()
 	}
-	c.Status(status)
-	if c.Request.Method != http.MethodHead {
-		c.Writer.WriteString(body.String())
-	}
+	httperr.Text(c.Writer, status, body.String())
 }
 
 // runCheck runs rc within readyTimeout. A check that ignores its context is not waited for

@@ -23,6 +23,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/rules"
+	"github.com/goferproxy/gofer/server/httperr"
 	"github.com/goferproxy/gofer/storage"
 )
 
@@ -220,7 +221,7 @@ func health(c *gin.Context) {
 
 func (s *Server) sumdb(c *gin.Context) {
 	if s.cfg.SumDB == nil {
-		writeError(c.Writer, gofer.Errorf(gofer.ErrNotFound, "no checksum database is proxied here"))
+		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrNotFound, "no checksum database is proxied here"))
 		return
 	}
 	s.cfg.SumDB.ServeHTTP(c.Writer, c.Request)
@@ -235,7 +236,7 @@ func (s *Server) proxy(c *gin.Context) {
 	}
 	req, err := parseRequest(r.URL.Path)
 	if err != nil {
-		writeError(w, err)
+		httperr.Write(w, err)
 		return
 	}
 	ctx := r.Context()
@@ -261,7 +262,7 @@ func (s *Server) proxy(c *gin.Context) {
 	}
 	if err != nil {
 		ri.err = err.Error() // for the request's log line
-		writeError(w, err)
+		httperr.Write(w, err)
 	}
 }
 

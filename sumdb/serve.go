@@ -2,7 +2,6 @@ package sumdb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,14 +12,13 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/server/httperr"
 )
 
 const (
 	// latestTTL is how long an answer to /latest is reused: the tree head changes all the
 	// time, but a minute-old one is as valid, only shorter.
 	latestTTL = time.Minute
-	// retryAfter is the Retry-After of a 503, in seconds, as the module protocol's.
-	retryAfter = "10"
 
 	textPlain = "text/plain; charset=utf-8"
 	binary    = "application/octet-stream"
@@ -42,22 +40,22 @@ const (
 //     are passed through.
 //
 // Any other name or path is 404; a database that fails with nothing stored to answer from is
-// 503 with Retry-After. The go command checks everything it receives itself; what gofer
+// 503 with Retry-After: errors are answered as httperr answers every error of gofer's. The go command checks everything it receives itself; what gofer
 // stores, it has checked first.
 func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeText(w, http.StatusMethodNotAllowed, "method not allowed")
+		httperr.Text(w, http.StatusMethodNotAllowed, "method not allowed\n")
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/sumdb/")
 	if !ok || c.DB == nil {
-		writeText(w, http.StatusNotFound, "not found: no checksum database is served here")
+		httperr.Write(w, notFound("no checksum database is served here"))
 		return
 	}
 	sub, ok := strings.CutPrefix(rest, c.DB.Name+"/")
 	if !ok {
-		writeText(w, http.StatusNotFound, "not found: only the checksum database "+c.DB.Name+" is served here")
+		httperr.Write(w, notFound("only the checksum database %s is served here", c.DB.Name))
 		return
 	}
 	c.init()
@@ -72,7 +70,7 @@ func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(sub, "tile/"):
 		c.serveTile(ctx, w, sub)
 	default:
-		writeText(w, http.StatusNotFound, "not found: "+r.URL.Path)
+		httperr.Write(w, notFound("%s", r.URL.Path))
 	}
 }
 
@@ -110,7 +108,7 @@ func (c *Checker) serveLatest(ctx context.Context, w http.ResponseWriter) {
 		writeBody(w, textPlain, "no-cache", last)
 		return
 	}
-	writeErr(w, gofer.Errorf(gofer.ErrUnavailable, "%w", err))
+	httperr.Write(w, gofer.Errorf(gofer.ErrUnavailable, "%w", err))
 }
 
 func (c *Checker) serveLookup(ctx context.Context, w http.ResponseWriter, mod string) {
@@ -119,11 +117,11 @@ func (c *Checker) serveLookup(ctx context.Context, w http.ResponseWriter, mod st
 	vers, verr := module.UnescapeVersion(escVers)
 	// Only the canonical spelling, so that one version has one blob.
 	if perr != nil || verr != nil || checkVersion(path, vers) != nil || lookupPath(path, vers) != "/lookup/"+mod {
-		writeText(w, http.StatusNotFound, "not found: invalid module@version "+mod)
+		httperr.Write(w, notFound("invalid module@version %s", mod))
 		return
 	}
 	if c.private(path) {
-		writeText(w, http.StatusNotFound, fmt.Sprintf("not found: %s is private (GONOSUMDB): the checksum database is not asked", path))
+		httperr.Write(w, notFound("%s is private (GONOSUMDB): the checksum database is not asked", path))
 		return
 	}
 	key := protoKey(c.DB.Name, "/lookup/"+mod)
@@ -133,12 +131,12 @@ func (c *Checker) serveLookup(ctx context.Context, w http.ResponseWriter, mod st
 	}
 	// Through the client, which authenticates the answer and stores it under key.
 	if _, err := c.Lines(ctx, path, vers); err != nil {
-		writeErr(w, err)
+		httperr.Write(w, err)
 		return
 	}
 	data, err := readBlob(ctx, c.blobs(), key)
 	if err != nil {
-		writeErr(w, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: lookup of %s@%s verified but not stored: %w", c.DB.Name, path, vers, err))
+		httperr.Write(w, gofer.Errorf(gofer.ErrUnavailable, "checksum database %s: lookup of %s@%s verified but not stored: %w", c.DB.Name, path, vers, err))
 		return
 	}
 	writeBody(w, textPlain, "", data)
@@ -147,7 +145,7 @@ func (c *Checker) serveLookup(ctx context.Context, w http.ResponseWriter, mod st
 func (c *Checker) serveTile(ctx context.Context, w http.ResponseWriter, sub string) {
 	t, err := tlog.ParseTilePath(sub)
 	if err != nil || t.Path() != sub {
-		writeText(w, http.StatusNotFound, "not found: invalid tile "+sub)
+		httperr.Write(w, notFound("invalid tile %s", sub))
 		return
 	}
 	if t.L < 0 {
@@ -155,7 +153,7 @@ func (c *Checker) serveTile(ctx context.Context, w http.ResponseWriter, sub stri
 		// is passed through, and never stored unchecked.
 		data, err := c.get(ctx, "/"+sub)
 		if err != nil {
-			writeErr(w, err)
+			httperr.Write(w, err)
 			return
 		}
 		writeBody(w, binary, "", data)
@@ -167,11 +165,11 @@ func (c *Checker) serveTile(ctx context.Context, w http.ResponseWriter, sub stri
 	}
 	data, err := c.get(ctx, "/"+sub)
 	if err != nil {
-		writeErr(w, err)
+		httperr.Write(w, err)
 		return
 	}
 	if len(data) != t.W*tlog.HashSize {
-		writeErr(w, tileErr(c.DB.Name, t, len(data)))
+		httperr.Write(w, tileErr(c.DB.Name, t, len(data)))
 		return
 	}
 	if !c.authenticTile(ctx, t, data) {
@@ -195,26 +193,7 @@ func writeBody(w http.ResponseWriter, ctype, cacheControl string, data []byte) {
 	w.Write(data)
 }
 
-func writeText(w http.ResponseWriter, status int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", textPlain)
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write([]byte(strings.ReplaceAll(msg, "\n", " ") + "\n"))
-}
-
-// writeErr answers a failure: not found (the database has no such record or tile) and invalid
-// (a request for something that cannot exist) are 404, which the go command reads as "does not
-// exist"; anything else may heal and is 503.
-func writeErr(w http.ResponseWriter, err error) {
-	if errors.Is(err, context.Canceled) {
-		return // the client is gone
-	}
-	if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
-		writeText(w, http.StatusNotFound, "not found: "+gofer.PublicReason(err))
-		return
-	}
-	w.Header().Set("Retry-After", retryAfter)
-	writeText(w, http.StatusServiceUnavailable, gofer.PublicReason(err))
+// notFound is the error of a request for something that is not served here.
+func notFound(format string, args ...any) error {
+	return gofer.Errorf(gofer.ErrNotFound, "not found: "+format, args...)
 }
