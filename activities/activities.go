@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -20,26 +19,19 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/upstream"
 )
-
-// Upstream is where versions are downloaded from, and where watched modules' new versions are
-// found; each call returns the base URL that answered.
-type Upstream interface {
-	List(ctx context.Context, path string) ([]byte, string, error)
-	Latest(ctx context.Context, path string) ([]byte, string, error)
-	Info(ctx context.Context, path, query string) ([]byte, string, error)
-	Mod(ctx context.Context, path, version string) ([]byte, string, error)
-	Zip(ctx context.Context, path, version string) (io.ReadCloser, string, error)
-}
 
 // Activities carries the dependencies of the fetch activities; register one value with a worker.
 type Activities struct {
-	Upstream Upstream
+	// Upstream is where versions are downloaded from, and where watched modules' new versions
+	// are found.
+	Upstream upstream.Source
 	Blobs    storage.Blobs
 	Meta     storage.Metadata
 	// Direct fetches modules from version control; the modules that rules mark private are
 	// fetched with it, never from Upstream. Nil: private modules cannot be fetched.
-	Direct Upstream
+	Direct upstream.Source
 	// Rules say which modules are private; nil: none.
 	Rules *rules.Live
 	// SumDB checks hashes against the checksum database (never for private modules); nil
@@ -190,7 +182,7 @@ func storageErr(err error) error {
 
 // source is where the job's module is fetched from: version control for a private module, the
 // upstream otherwise.
-func (a *Activities) source(path string) (up Upstream, private bool, err error) {
+func (a *Activities) source(path string) (up upstream.Source, private bool, err error) {
 	if a.Rules.Match(path).Rule != rules.Private {
 		return a.Upstream, false, nil
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/upstream"
 )
 
 // fakeUpstream serves fixed .info and .mod and a zip reader that a test builds.
@@ -55,7 +56,7 @@ func (f *failAfter) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func newActivities(t *testing.T, up activities.Upstream) (*activities.Activities, *observer.ObservedLogs) {
+func newActivities(t *testing.T, up upstream.Source) (*activities.Activities, *observer.ObservedLogs) {
 	t.Helper()
 	blobs, meta := teststores.Open(t, "")
 	core, logs := observer.New(zap.InfoLevel)

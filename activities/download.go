@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/upstream"
 )
 
 // heartbeatEvery spaces heartbeats unless Activities.ProgressEvery says otherwise; the
@@ -108,7 +109,7 @@ func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *ato
 
 // small downloads the .info and .mod of j from up at once, and checks the .info; it returns
 // the version's time from it, and the upstream that served the .mod.
-func small(ctx context.Context, up Upstream, j Job, got *atomic.Bool) (info, mod []byte, t time.Time, source string, err error) {
+func small(ctx context.Context, up upstream.Source, j Job, got *atomic.Bool) (info, mod []byte, t time.Time, source string, err error) {
 	var g errgroup.Group
 	g.Go(func() error {
 		var err error

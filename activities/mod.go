@@ -15,6 +15,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/upstream"
 )
 
 // FetchMod brings the job's .info and .mod alone: it downloads both at once, checks them the
@@ -66,7 +67,7 @@ func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error)
 // stored reads: the version's record, or its zip's) and a nil up, or, if it is not stored,
 // where it is to be fetched from, with what stored read all the same (for a zip, the
 // version's record without one, when its .mod is stored).
-func (a *Activities) unlessStored(ctx context.Context, j Job, stored func(ctx context.Context, path, version string) (gofer.Version, error)) (rec gofer.Version, up Upstream, private bool, err error) {
+func (a *Activities) unlessStored(ctx context.Context, j Job, stored func(ctx context.Context, path, version string) (gofer.Version, error)) (rec gofer.Version, up upstream.Source, private bool, err error) {
 	if err := module.Check(j.Path, j.Version); err != nil {
 		return rec, nil, false, gofer.Errorf(gofer.ErrNotFound, "%w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/upstream"
 )
 
 // DefaultLocalZipLimit is the largest zip FetchZip brings unless Activities.LocalZipLimit says
@@ -60,7 +61,7 @@ func (a *Activities) fetchZip(ctx context.Context, j Job) (gofer.Version, error)
 // downloadZip downloads the zip of j from up into the local file dst, unless it is over the
 // local limit (as declared by the upstream, which saves downloading its start twice, or as
 // read) or still arriving after ProgressEvery: then it is to go through staging.
-func (a *Activities) downloadZip(ctx context.Context, up Upstream, j Job, dst *os.File, got *atomic.Bool) (Staged, error) {
+func (a *Activities) downloadZip(ctx context.Context, up upstream.Source, j Job, dst *os.File, got *atomic.Bool) (Staged, error) {
 	s := Staged{Job: j}
 	limit := a.localZipLimit()
 	zctx, slow := a.quick(ctx, fmt.Sprintf("the zip of %s@%s", j.Path, j.Version))

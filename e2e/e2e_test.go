@@ -136,7 +136,7 @@ type options struct {
 	sumdb *sumdb.Checker
 	// direct answers the "direct" entry of the upstream list (fetches from version control);
 	// nil leaves that entry unsupported.
-	direct upstream.Direct
+	direct upstream.Source
 	// rules route modules (private ones to direct, which must then also serve their queries).
 	rules *rules.Live
 	// admin is the admin API's token; empty turns the admin API off.

@@ -60,7 +60,7 @@ func TestVCS(t *testing.T) {
 	}
 	fetcher := &vcs.Fetcher{NetrcFile: netrc, GitConfig: gitconfig, TempDir: t.TempDir(), Egress: (*egress.Policy)(nil).With(git.Host)}
 	t.Cleanup(func() { fetcher.Close() })
-	direct := &countingDirect{Direct: fetcher}
+	direct := &countingDirect{Source: fetcher}
 	g := startGofer(t, "direct", options{direct: direct, fetchWait: 3 * time.Minute})
 
 	m, err := download(t, g.URL, vcsModule+"@v1.0.0")
@@ -214,9 +214,9 @@ func directDownload(t *testing.T, gitconfig, netrc, pathVersion string) moduleJS
 	return m
 }
 
-// countingDirect counts the unavailable failures of a Direct.
+// countingDirect counts the unavailable failures of a version control source.
 type countingDirect struct {
-	upstream.Direct
+	upstream.Source
 	unavailable atomic.Int64
 }
 
@@ -227,27 +227,27 @@ func (d *countingDirect) count(err error) {
 }
 
 func (d *countingDirect) Info(ctx context.Context, path, query string) ([]byte, string, error) {
-	b, s, err := d.Direct.Info(ctx, path, query)
+	b, s, err := d.Source.Info(ctx, path, query)
 	d.count(err)
 	return b, s, err
 }
 
 func (d *countingDirect) Mod(ctx context.Context, path, version string) ([]byte, string, error) {
-	b, s, err := d.Direct.Mod(ctx, path, version)
+	b, s, err := d.Source.Mod(ctx, path, version)
 	d.count(err)
 	return b, s, err
 }
 
 func (d *countingDirect) Zip(ctx context.Context, path, version string) (io.ReadCloser, string, error) {
-	r, s, err := d.Direct.Zip(ctx, path, version)
+	r, s, err := d.Source.Zip(ctx, path, version)
 	d.count(err)
 	return r, s, err
 }
 
 // byModule sends each module to a Direct of its own.
-type byModule map[string]upstream.Direct
+type byModule map[string]upstream.Source
 
-func (b byModule) get(path string) (upstream.Direct, error) {
+func (b byModule) get(path string) (upstream.Source, error) {
 	if d, ok := b[path]; ok {
 		return d, nil
 	}

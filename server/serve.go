@@ -23,6 +23,7 @@ import (
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -427,26 +428,33 @@ func share[T any](ctx context.Context, g *singleflight.Group, key string, limit 
 
 // querier is where the queries about path go: version control for a private module, whose
 // name must not reach the upstream proxies, the upstream otherwise.
-func (s *Server) querier(path string) Querier {
+func (s *Server) querier(path string) upstream.Source {
 	if s.cfg.Rules.Match(path).Rule != rules.Private {
 		return s.cfg.Upstream
 	}
 	if s.cfg.Direct == nil {
-		return noQueries{}
+		return noDirect{}
 	}
 	return s.cfg.Direct
 }
 
-// noQueries answers every query about a private module when there is no version control access.
-type noQueries struct{}
+// noDirect answers every request about a private module when there is no version control
+// access.
+type noDirect struct{}
 
-func (noQueries) List(_ context.Context, path string) ([]byte, string, error) {
+func (noDirect) List(_ context.Context, path string) ([]byte, string, error) {
 	return nil, "", rules.NoDirect(path)
 }
-func (noQueries) Latest(_ context.Context, path string) ([]byte, string, error) {
+func (noDirect) Latest(_ context.Context, path string) ([]byte, string, error) {
 	return nil, "", rules.NoDirect(path)
 }
-func (noQueries) Info(_ context.Context, path, _ string) ([]byte, string, error) {
+func (noDirect) Info(_ context.Context, path, _ string) ([]byte, string, error) {
+	return nil, "", rules.NoDirect(path)
+}
+func (noDirect) Mod(_ context.Context, path, _ string) ([]byte, string, error) {
+	return nil, "", rules.NoDirect(path)
+}
+func (noDirect) Zip(_ context.Context, path, _ string) (io.ReadCloser, string, error) {
 	return nil, "", rules.NoDirect(path)
 }
 

@@ -25,21 +25,13 @@ import (
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server/httperr"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/upstream"
 )
 
-// Querier answers the mutable queries: version lists, @latest, non-canonical versions.
-type Querier interface {
-	List(ctx context.Context, path string) ([]byte, string, error)
-	Latest(ctx context.Context, path string) ([]byte, string, error)
-	Info(ctx context.Context, path, query string) ([]byte, string, error)
-}
-
 // Upstream answers the queries, the files of passthrough modules, and where a redirect-mode
-// miss is sent.
+// miss is sent (URL): an upstream.Chain.
 type Upstream interface {
-	Querier
-	Mod(ctx context.Context, path, version string) ([]byte, string, error)
-	Zip(ctx context.Context, path, version string) (io.ReadCloser, string, error)
+	upstream.Source
 	URL(path, version, ext string) (string, error)
 }
 
@@ -81,7 +73,7 @@ type Config struct {
 	NotFoundTTL time.Duration
 	// Direct answers the queries of the modules that Rules mark private, from version control:
 	// their names never go to the upstream proxies. Nil: such queries are not found.
-	Direct Querier
+	Direct upstream.Source
 	// Rules route requests per module (exclude, passthrough, download modes); nil routes every
 	// module the default way: stored, download mode sync.
 	Rules *rules.Live

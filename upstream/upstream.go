@@ -2,7 +2,7 @@
 // with the go command's syntax, fetches @v/list, @latest, .info, .mod and .zip files over HTTP
 // in-process, walks the entries in order with the go command's fall-through rules, and turns
 // every failure into exactly one of gofer's error kinds. The "direct" entry is delegated to a
-// Direct given by the caller. It must never run the go command itself, never hard-code a host
+// Source given by the caller (Chain.Direct). It must never run the go command itself, never hard-code a host
 // (every URL comes from the GOPROXY value it is given), and never hold a zip in memory.
 package upstream
 
@@ -52,7 +52,7 @@ type Chain struct {
 	// Direct answers for the "direct" entry (fetching from version control), with the same
 	// fall-through rules as any entry. Nil means that entry answers not found: direct fetches
 	// are not configured.
-	Direct Direct
+	Direct Source
 	// Meter makes the counter of failed requests, ErrorsMetric; nil counts nothing. Set it
 	// before the first request.
 	Meter metric.Meter
@@ -86,9 +86,11 @@ func (c *Chain) countError(ctx context.Context, e entry, err error) {
 	c.errorCount.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", errorKinds.Of(err)), attribute.String("entry", e.label)))
 }
 
-// Direct fetches from version control; its methods mean what Chain's mean. Its errors must
-// already be of gofer's kinds (anything else counts as unavailable).
-type Direct interface {
+// Source answers the download protocol for any module path: a Chain of proxies, or a fetcher
+// from version control (the direct entry of a Chain, or the fetcher of private modules). Its
+// methods mean what Chain's mean, and return the base URL (or "direct") that answered. Its
+// errors must already be of gofer's kinds (anything else counts as unavailable).
+type Source interface {
 	List(ctx context.Context, path string) ([]byte, string, error)
 	Latest(ctx context.Context, path string) ([]byte, string, error)
 	Info(ctx context.Context, path, query string) ([]byte, string, error)
@@ -225,12 +227,12 @@ func (c *Chain) String() string {
 // List returns the body of path's @v/list and the base URL of the entry that answered
 // ("direct" for the direct entry, as for every method).
 func (c *Chain) List(ctx context.Context, path string) ([]byte, string, error) {
-	return c.small(ctx, path, path, "@v/list", maxSmall, func(d Direct) ([]byte, string, error) { return d.List(ctx, path) })
+	return c.small(ctx, path, path, "@v/list", maxSmall, func(d Source) ([]byte, string, error) { return d.List(ctx, path) })
 }
 
 // Latest returns the body of path's @latest and the base URL of the entry that answered.
 func (c *Chain) Latest(ctx context.Context, path string) ([]byte, string, error) {
-	return c.small(ctx, path, path, "@latest", maxSmall, func(d Direct) ([]byte, string, error) { return d.Latest(ctx, path) })
+	return c.small(ctx, path, path, "@latest", maxSmall, func(d Source) ([]byte, string, error) { return d.Latest(ctx, path) })
 }
 
 // Info returns the .info of path at query, which may be a canonical version or anything the
@@ -240,7 +242,7 @@ func (c *Chain) Info(ctx context.Context, path, query string) ([]byte, string, e
 	if err != nil {
 		return nil, "", err
 	}
-	return c.small(ctx, path+"@"+query, path, file, maxSmall, func(d Direct) ([]byte, string, error) { return d.Info(ctx, path, query) })
+	return c.small(ctx, path+"@"+query, path, file, maxSmall, func(d Source) ([]byte, string, error) { return d.Info(ctx, path, query) })
 }
 
 // Mod returns the go.mod of path at version and the base URL of the entry that answered.
@@ -249,7 +251,7 @@ func (c *Chain) Mod(ctx context.Context, path, version string) ([]byte, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	return c.small(ctx, path+"@"+version, path, file, MaxModSize, func(d Direct) ([]byte, string, error) { return d.Mod(ctx, path, version) })
+	return c.small(ctx, path+"@"+version, path, file, MaxModSize, func(d Source) ([]byte, string, error) { return d.Mod(ctx, path, version) })
 }
 
 // Zip opens the zip of path at version and returns its body as a stream, with the base URL
@@ -274,7 +276,7 @@ func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, s
 		}
 		body, err = limitBody(ctx, u, resp, MaxZipSize)
 		return err
-	}, func(d Direct) (err error) {
+	}, func(d Source) (err error) {
 		body, _, err = d.Zip(ctx, path, version)
 		return err
 	})
@@ -285,7 +287,7 @@ func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, s
 }
 
 // small fetches one whole file of at most limit bytes; direct fetches it from c.Direct.
-func (c *Chain) small(ctx context.Context, what, path, file string, limit int64, direct func(Direct) ([]byte, string, error)) ([]byte, string, error) {
+func (c *Chain) small(ctx context.Context, what, path, file string, limit int64, direct func(Source) ([]byte, string, error)) ([]byte, string, error) {
 	escPath, err := escapePath(path)
 	if err != nil {
 		return nil, "", err
@@ -303,7 +305,7 @@ func (c *Chain) small(ctx context.Context, what, path, file string, limit int64,
 		defer body.Close()
 		data, err = io.ReadAll(body)
 		return err
-	}, func(d Direct) (err error) {
+	}, func(d Source) (err error) {
 		data, _, err = direct(d)
 		if err == nil && int64(len(data)) > limit {
 			err = gofer.Errorf(gofer.ErrInvalid, "%s: direct: %s larger than %d bytes", what, file, limit)
@@ -324,7 +326,7 @@ func (c *Chain) small(ctx context.Context, what, path, file string, limit int64,
 // answer, in order, each naming its entry ("direct: ..." for direct). A cancelled
 // context stops the walk, so that a later off or direct entry cannot replace its error. A proxy
 // entry is fetched with fetch, a direct one with direct when c.Direct is set.
-func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) error, direct func(Direct) error) (string, error) {
+func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) error, direct func(Source) error) (string, error) {
 	if len(c.entries) == 0 {
 		return "", gofer.Errorf(gofer.ErrNotFound, "%s: no GOPROXY entries", what)
 	}

@@ -35,7 +35,7 @@ const (
 )
 
 // The Fetcher is what the "direct" entry of a Chain needs.
-var _ upstream.Direct = (*vcs.Fetcher)(nil)
+var _ upstream.Source = (*vcs.Fetcher)(nil)
 
 // env is one git server holding modPath (v1.0.0, v1.1.0, and a branch dev one commit past
 // v1.1.0), and the git config and netrc that reach it as https://git.gofer.test/.
