@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -23,18 +22,16 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
-	"go.temporal.io/sdk/log"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/app"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server"
@@ -45,7 +42,6 @@ import (
 	"github.com/goferproxy/gofer/storage/s3"
 	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
-	"github.com/goferproxy/gofer/worker"
 )
 
 var record = flag.Bool("record", false, "rewrite the workflow histories under workflows/testdata from real runs")
@@ -99,6 +95,7 @@ type proxy struct {
 	blobs    storage.Blobs
 	meta     storage.Metadata
 	temporal client.Client
+	address  string // of the Temporal server
 	ns       string
 	upstream *upstream.Chain
 	starts   atomic.Int32 // ExecuteWorkflow calls by the front end
@@ -106,15 +103,24 @@ type proxy struct {
 	logs     *observer.ObservedLogs
 }
 
-// countingStarter counts the workflow starts (or joins) the front end asks Temporal for.
-type countingStarter struct {
-	client.Client
+// countingStarts counts the workflow starts (or joins) asked of a Temporal client.
+type countingStarts struct {
+	interceptor.ClientInterceptorBase
 	n *atomic.Int32
 }
 
-func (c countingStarter) ExecuteWorkflow(ctx context.Context, o client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
+func (c *countingStarts) InterceptClient(next interceptor.ClientOutboundInterceptor) interceptor.ClientOutboundInterceptor {
+	return &countingStartsOut{ClientOutboundInterceptorBase: interceptor.ClientOutboundInterceptorBase{Next: next}, n: c.n}
+}
+
+type countingStartsOut struct {
+	interceptor.ClientOutboundInterceptorBase
+	n *atomic.Int32
+}
+
+func (c *countingStartsOut) ExecuteWorkflow(ctx context.Context, in *interceptor.ClientExecuteWorkflowInput) (client.WorkflowRun, error) {
 	c.n.Add(1)
-	return c.Client.ExecuteWorkflow(ctx, o, wf, args...)
+	return c.Next.ExecuteWorkflow(ctx, in)
 }
 
 type options struct {
@@ -166,57 +172,47 @@ func startGofer(t testing.TB, upstreamURL string, o options) *proxy {
 			t.Fatal(err)
 		}
 	}
+	t.Cleanup(func() { meta.Close() }) // after the process's own cleanup, which uses it
 	chain, err := upstream.Parse(upstreamURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	chain.Direct = o.direct
-	g := &proxy{blobs: blobs, meta: meta, ns: namespace(t), upstream: chain, metrics: sdkmetric.NewManualReader()}
-	copts := client.Options{HostPort: cmp.Or(o.temporal, temporalAddress), Namespace: g.ns, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))}
-	var tracer trace.TracerProvider // not a nil *sdktrace.TracerProvider: the server takes nil for the global one
-	if o.tracer != nil {
-		tracer = o.tracer
-		ti, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{Tracer: o.tracer.Tracer("gofer")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		copts.Interceptors = []interceptor.ClientInterceptor{ti} // the worker built on the client uses it too
+	g := &proxy{blobs: blobs, meta: meta, address: cmp.Or(o.temporal, temporalAddress), ns: namespace(t), upstream: chain, metrics: sdkmetric.NewManualReader()}
+	core, logs := observer.New(zap.InfoLevel)
+	g.logs = logs
+	cfg := app.Config{Blobs: blobs, Meta: meta, Upstream: chain, Private: o.direct, SumDB: o.sumdb, Rules: o.rules,
+		Temporal: client.Options{HostPort: g.address, Namespace: g.ns, Interceptors: []interceptor.ClientInterceptor{&countingStarts{n: &g.starts}}},
+		Log:      zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core)),
+		Meter:    sdkmetric.NewMeterProvider(sdkmetric.WithReader(g.metrics)).Meter("gofer"),
+		Worker:   true, ProgressEvery: o.progressEvery, LocalZipLimit: o.localZipLimit, WarmConcurrency: 16,
+		Server: &server.Config{FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect,
+			Admin: server.Admin{Token: o.admin, UI: uiBase}, Auth: o.auth}}
+	if o.tracer != nil { // not a nil *sdktrace.TracerProvider: nil is the global one
+		cfg.Tracer = o.tracer
 	}
-	g.temporal, err = client.Dial(copts)
+	g.URL = g.start(t, cfg)
+	return g
+}
+
+// start runs the gofer process cfg assembles, serving on a port of its own, until the test
+// ends, and returns its URL; g.temporal is its Temporal client if g has none yet.
+func (g *proxy) start(t testing.TB, cfg app.Config) string {
+	t.Helper()
+	p, err := app.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, logs := observer.New(zap.InfoLevel)
-	g.logs = logs
-	logger := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core))
-	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(g.metrics)).Meter("gofer")
-	var checker activities.SumChecker
-	var sumdbHandler http.Handler
-	if o.sumdb != nil {
-		o.sumdb.Blobs = blobs
-		checker, sumdbHandler = o.sumdb, o.sumdb
+	t.Cleanup(p.Close)
+	if g.temporal == nil {
+		g.temporal = p.Temporal
 	}
-	commits := &server.Commits{} // as gofer serve wires its front end to its own worker
-	w := worker.New(g.temporal, &activities.Activities{Upstream: chain, Blobs: blobs, Meta: meta, SumDB: checker, Rules: o.rules, Direct: o.direct, Log: logger, Meter: meter, Temporal: g.temporal, ProgressEvery: o.progressEvery, LocalZipLimit: o.localZipLimit, Committed: commits.Done})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Upstream: chain, Temporal: countingStarter{g.temporal, &g.starts}, Commits: commits, FetchWait: o.fetchWait, MutableTTL: o.mutableTTL, ZipRedirect: o.zipRedirect, SumDB: sumdbHandler, Rules: o.rules, Direct: o.direct, Log: logger,
-		Admin: server.Admin{Token: o.admin, Temporal: g.temporal, Namespace: g.ns, UI: uiBase, WarmConcurrency: 16}, Auth: o.auth, Tracer: tracer})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := srv.HTTPServer()
-	go hs.Serve(l)
-	g.URL = "http://" + l.Addr().String()
-	t.Cleanup(func() {
-		hs.Close()
-		w.Stop()
-		g.temporal.Close()
-		meta.Close()
-	})
-	return g
+	go p.Serve(context.Background(), l)
+	return "http://" + l.Addr().String()
 }
 
 // alarms is how many checksum alarms with this reason g's worker has counted.
@@ -251,16 +247,8 @@ func (g *proxy) frontEnd(t *testing.T, fetchWait time.Duration) string {
 // frontEndWith is frontEnd with more settings in cfg (its stores, upstream and Temporal are g's).
 func (g *proxy) frontEndWith(t *testing.T, cfg server.Config) string {
 	t.Helper()
-	cfg.Blobs, cfg.Meta, cfg.Upstream, cfg.Temporal = g.blobs, g.meta, g.upstream, g.temporal
-	srv := server.New(cfg)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := srv.HTTPServer()
-	go hs.Serve(l)
-	t.Cleanup(func() { hs.Close() })
-	return "http://" + l.Addr().String()
+	return g.start(t, app.Config{Blobs: g.blobs, Meta: g.meta, Upstream: g.upstream,
+		Temporal: client.Options{HostPort: g.address, Namespace: g.ns}, Server: &cfg})
 }
 
 // goCommand is the go command with GOPROXY=goproxy, no checksum database (the fake modules are

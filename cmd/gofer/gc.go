@@ -14,6 +14,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/app"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -51,7 +52,7 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if removeStaged {
-		c, err := client.Dial(client.Options{HostPort: address, Namespace: namespace, Logger: newTemporalLogger(zap.NewNop())})
+		c, err := client.Dial(client.Options{HostPort: address, Namespace: namespace, Logger: app.TemporalLogger(zap.NewNop())})
 		if err != nil {
 			return fmt.Errorf("dialing Temporal at %s: %w", address, err)
 		}

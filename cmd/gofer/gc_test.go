@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/app"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/storage"
@@ -141,7 +142,7 @@ func devTemporal(t *testing.T) client.Client {
 	ns := testserver.Namespace(0)
 	t.Setenv("GOFER_TEMPORAL_ADDRESS", dev.Address)
 	t.Setenv("GOFER_TEMPORAL_NAMESPACE", ns)
-	c, err := client.Dial(client.Options{HostPort: dev.Address, Namespace: ns, Logger: newTemporalLogger(zap.NewNop())})
+	c, err := client.Dial(client.Options{HostPort: dev.Address, Namespace: ns, Logger: app.TemporalLogger(zap.NewNop())})
 	if err != nil {
 		t.Fatal(err)
 	}

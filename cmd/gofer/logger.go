@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 
-	"go.temporal.io/sdk/log"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -30,17 +29,3 @@ func newLogger(format, level string) (*zap.Logger, error) {
 	cfg.DisableStacktrace = true
 	return cfg.Build()
 }
-
-// temporalLogger sends the Temporal SDK's log lines through zap, so that gofer has one log.
-type temporalLogger struct{ s *zap.SugaredLogger }
-
-var _ log.Logger = temporalLogger{}
-
-func newTemporalLogger(l *zap.Logger) temporalLogger {
-	return temporalLogger{l.Named("temporal").WithOptions(zap.AddCallerSkip(1)).Sugar()}
-}
-
-func (t temporalLogger) Debug(msg string, kv ...any) { t.s.Debugw(msg, kv...) }
-func (t temporalLogger) Info(msg string, kv ...any)  { t.s.Infow(msg, kv...) }
-func (t temporalLogger) Warn(msg string, kv ...any)  { t.s.Warnw(msg, kv...) }
-func (t temporalLogger) Error(msg string, kv ...any) { t.s.Errorw(msg, kv...) }

@@ -17,15 +17,13 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 	"golang.org/x/net/netutil"
 
-	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/app"
 	"github.com/goferproxy/gofer/egress"
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server"
-	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/vcs"
@@ -145,16 +143,11 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	if err != nil {
 		return fmt.Errorf("GOFER_SUMDB: %w", err)
 	}
-	// Private modules are never named to the checksum database, including through /sumdb/,
-	// whatever the rules say after a reload.
-	checker := &sumdb.Checker{DB: db, NoSumDB: s.noSumDB, Blobs: blobs, Log: log, Egress: allow,
-		Private: func(path string) bool { return rs.Match(path).Rule == rules.Private }}
+	checker := &sumdb.Checker{DB: db, NoSumDB: s.noSumDB, Log: log, Egress: allow}
 	metrics, meter, err := newMetrics()
 	if err != nil {
 		return err
 	}
-	chain.Meter = meter
-
 	tp, shutdownTracing, err := setupTracing(ctx, log)
 	if err != nil {
 		return err
@@ -164,64 +157,42 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		defer cancel()
 		shutdownTracing(sctx) // failures were logged by the exporter's error handler
 	}()
-	interceptors, err := temporalInterceptors(tp)
-	if err != nil {
-		return err
-	}
-
-	// A lazy client lets the front end start, and serve hits, while Temporal is unreachable.
-	tc, err := client.NewLazyClient(client.Options{HostPort: s.temporalAddress, Namespace: s.namespace, Logger: newTemporalLogger(log),
-		Interceptors: interceptors, MetricsHandler: temporalMetrics(meter, log)})
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-
-	var w sdkworker.Worker
-	commits := &server.Commits{}
+	var watches []worker.WatchEntry
 	if s.worker {
-		w = worker.New(tc, &activities.Activities{Upstream: chain, Direct: private, Blobs: blobs, Meta: meta, SumDB: checker, Rules: rs, Log: log, Meter: meter, Temporal: tc, Committed: commits.Done})
-		if err := startWorker(ctx, s, tc, w, blobs); err != nil {
-			return fmt.Errorf("%w (Temporal at %s, namespace %q)", err, s.temporalAddress, s.namespace)
+		if watches, err = readWatchlist(s.watchlist); err != nil {
+			return err
 		}
-		defer w.Stop()
 	}
+	cfg := app.Config{Blobs: blobs, Meta: meta, Upstream: chain, Private: private, SumDB: checker, Rules: rs,
+		Temporal: client.Options{HostPort: s.temporalAddress, Namespace: s.namespace}, Log: log, Meter: meter, Tracer: tp,
+		Worker: s.worker, ScrubEvery: s.scrubEvery, Watches: watches, WarmConcurrency: int(s.warmConcurrency)}
+	if frontEnd {
+		cfg.Server = &server.Config{FetchWait: s.fetchWait, MaxFetches: int(s.maxFetches), CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL,
+			NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Metrics: metrics,
+			Admin: server.Admin{Token: s.adminToken, UI: s.temporalUI}}
+		if s.proxyAuth != "" {
+			if cfg.Server.Auth, err = readCredentials(s.proxyAuth); err != nil {
+				return err
+			}
+		}
+	}
+	g, err := app.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
 	log.Info("gofer started", zap.String("upstream", chain.String()), zap.String("sumdb", s.sumdb),
 		zap.String("nosumdb", s.noSumDB), zap.String("rules", s.rules), zap.String("temporal", s.temporalAddress),
 		zap.String("data", s.dataDir), zap.Bool("frontEnd", frontEnd), zap.Bool("worker", s.worker))
 	if !frontEnd {
-		<-ctx.Done()
-		return nil
+		return g.Serve(ctx, nil)
 	}
-
-	cfg := server.Config{
-		Blobs: blobs, Meta: meta, Upstream: chain, Temporal: tc, SumDB: checker, Metrics: metrics, Rules: rs, Direct: private, Commits: commits,
-		FetchWait: s.fetchWait, MaxFetches: int(s.maxFetches), CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL, NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Log: log,
-		Admin: server.Admin{Token: s.adminToken, Temporal: tc, Namespace: s.namespace, UI: s.temporalUI, WarmConcurrency: int(s.warmConcurrency)},
-		Meter: meter, Tracer: tp, Ready: server.Checks(blobs, meta, tc),
-	}
-	if s.proxyAuth != "" {
-		if cfg.Auth, err = readCredentials(s.proxyAuth); err != nil {
-			return err
-		}
-	}
-	srv := server.New(cfg)
 	l, err := net.Listen("tcp", s.listen)
 	if err != nil {
 		return err
 	}
-	hs := srv.HTTPServer()
 	log.Info("serving the GOPROXY protocol", zap.String("url", "http://"+l.Addr().String()))
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(netutil.LimitListener(l, int(s.maxConns))) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return hs.Shutdown(shutdown)
+	return g.Serve(ctx, netutil.LimitListener(l, int(s.maxConns)))
 }
 
 // fetchers returns the version control fetchers: direct for the "direct" entry of the upstream
@@ -232,35 +203,21 @@ func fetchers(s *settings, allow *egress.Policy) (direct, private *vcs.Fetcher) 
 	return &vcs.Fetcher{}, &vcs.Fetcher{NetrcFile: s.netrc, GitConfig: s.gitConfig, GitSSHCommand: s.gitSSHCommand, Egress: allow}
 }
 
-// startWorker makes the namespace and the schedules ready for w, then starts it.
-func startWorker(ctx context.Context, s *settings, tc client.Client, w sdkworker.Worker, blobs storage.Blobs) error {
-	var watches []worker.WatchEntry
-	if s.watchlist != "" {
-		f, err := os.Open(s.watchlist)
-		if err != nil {
-			return fmt.Errorf("GOFER_WATCHLIST: %w", err)
-		}
-		watches, err = worker.ParseWatchlist(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("GOFER_WATCHLIST: %w", err)
-		}
+// readWatchlist reads the GOFER_WATCHLIST file; no file is no entries.
+func readWatchlist(name string) ([]worker.WatchEntry, error) {
+	if name == "" {
+		return nil, nil
 	}
-	if err := worker.EnsureSearchAttributes(ctx, tc, s.namespace); err != nil {
-		return err
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("GOFER_WATCHLIST: %w", err)
 	}
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("starting the worker: %w", err)
+	defer f.Close()
+	watches, err := worker.ParseWatchlist(f)
+	if err != nil {
+		return nil, fmt.Errorf("GOFER_WATCHLIST: %w", err)
 	}
-	if err := worker.EnsureScrubSchedule(ctx, tc, s.scrubEvery); err != nil {
-		w.Stop()
-		return err
-	}
-	if err := worker.EnsureWatchSchedules(ctx, tc, blobs, watches, int(s.warmConcurrency)); err != nil {
-		w.Stop()
-		return err
-	}
-	return nil
+	return watches, nil
 }
 
 // readCredentials reads the GOFER_PROXY_AUTH file.

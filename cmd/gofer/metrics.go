@@ -8,9 +8,6 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.temporal.io/sdk/client"
-	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
-	"go.uber.org/zap"
 )
 
 // newMetrics returns gofer's meter and the handler that serves what it counts in Prometheus
@@ -23,11 +20,4 @@ func newMetrics() (http.Handler, metric.Meter, error) {
 	}
 	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter)).Meter("github.com/goferproxy/gofer")
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), meter, nil
-}
-
-// temporalMetrics sends the Temporal SDK's metrics, and those workflows record (fetch outcomes
-// and durations), to meter.
-func temporalMetrics(meter metric.Meter, log *zap.Logger) client.MetricsHandler {
-	return temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{Meter: meter,
-		OnError: func(err error) { log.Warn("a Temporal metric could not be recorded", zap.Error(err)) }})
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/goferproxy/gofer/app"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -33,7 +34,7 @@ func scrubCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	c, err := client.Dial(client.Options{HostPort: address, Namespace: namespace, Logger: newTemporalLogger(zap.NewNop())})
+	c, err := client.Dial(client.Options{HostPort: address, Namespace: namespace, Logger: app.TemporalLogger(zap.NewNop())})
 	if err != nil {
 		return fmt.Errorf("dialing Temporal at %s: %w", address, err)
 	}

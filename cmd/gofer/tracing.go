@@ -21,8 +21,6 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
-	"go.temporal.io/sdk/interceptor"
 	"go.uber.org/zap"
 )
 
@@ -102,18 +100,6 @@ func setupTracing(ctx context.Context, log *zap.Logger) (trace.TracerProvider, f
 	// the warning that exports to it fail.
 	log.Info("tracing on", zap.String("endpoint", where), zap.String("protocol", protocol), zap.String("sampler", sampler))
 	return tp, tp.Shutdown, nil
-}
-
-// temporalInterceptors traces workflow starts, workflows and activities with tp, so that a
-// fetch continues the trace of the request that started it. Trace context crosses Temporal in
-// the header the contrib package defaults to (W3C trace context and baggage), whatever the
-// global propagator is.
-func temporalInterceptors(tp trace.TracerProvider) ([]interceptor.ClientInterceptor, error) {
-	i, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{Tracer: tp.Tracer("gofer")})
-	if err != nil {
-		return nil, err
-	}
-	return []interceptor.ClientInterceptor{i}, nil
 }
 
 // exportURL is where spans go, for messages: the exporter's own rule (the traces endpoint as

@@ -15,13 +15,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace/noop"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"go.temporal.io/sdk/interceptor"
-	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -256,48 +251,5 @@ func TestExportWarningsRateLimit(t *testing.T) {
 	w.Handle(errors.New("something else again"))
 	if n := logs.FilterMessageSnippet("opentelemetry: something else").Len(); n != 1 {
 		t.Errorf("%d lines for other errors, want 1", n)
-	}
-}
-
-func tracedWorkflow(ctx workflow.Context) error {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
-	return workflow.ExecuteActivity(ctx, tracedActivity).Get(ctx, nil)
-}
-
-func tracedActivity(context.Context) error { return nil }
-
-// The interceptors for the Temporal client also trace the workers built on it: a workflow and
-// its activity are spans of the given provider, in one trace.
-func TestTemporalInterceptors(t *testing.T) {
-	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
-	is, err := temporalInterceptors(tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wis []interceptor.WorkerInterceptor
-	for _, i := range is {
-		wi, ok := i.(interceptor.WorkerInterceptor)
-		if !ok {
-			t.Fatalf("%T does not intercept workers", i)
-		}
-		wis = append(wis, wi)
-	}
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestWorkflowEnvironment()
-	env.SetWorkerOptions(worker.Options{Interceptors: wis})
-	env.RegisterWorkflow(tracedWorkflow)
-	env.RegisterActivity(tracedActivity)
-	env.ExecuteWorkflow(tracedWorkflow)
-	if err := env.GetWorkflowError(); err != nil {
-		t.Fatal(err)
-	}
-	traces := map[string]string{}
-	for _, s := range spans.GetSpans() {
-		traces[s.Name] = s.SpanContext.TraceID().String()
-	}
-	run := traces["RunWorkflow:tracedWorkflow"]
-	if run == "" || traces["StartActivity:tracedActivity"] != run || traces["RunActivity:tracedActivity"] != run {
-		t.Errorf("spans by trace: %v, want RunWorkflow, StartActivity and RunActivity in one", traces)
 	}
 }
