@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/goferproxy/gofer/docs"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/fakesumdb"
 	"github.com/goferproxy/gofer/internal/testserver"
@@ -162,15 +164,87 @@ func TestGoferServe(t *testing.T) {
 	}
 }
 
-// Every setting is documented in `gofer serve --help`, with its variable.
+// Every setting of docs/settings.md (which a test of cmd/gofer holds to the code) is in the
+// --help of each command that takes it, with its variable and default; a default the table
+// says comes from the go command is what `go env` says; and no command's --help has a setting
+// the table does not give that command.
 func TestServeHelpDocumentsSettings(t *testing.T) {
-	out, _ := exec.Command(buildGofer(t), "serve", "--help").CombinedOutput()
-	for _, env := range []string{"GOFER_LISTEN", "GOFER_DATA_DIR", "GOFER_TEMPORAL_ADDRESS", "GOFER_TEMPORAL_NAMESPACE", "GOFER_UPSTREAM", "GOFER_FETCH_WAIT", "GOFER_MAX_FETCHES", "GOFER_MAX_CONNECTIONS", "GOFER_NOT_FOUND_TTL", "GOFER_WORKER", "GOFER_SUMDB", "GOFER_NOSUMDB", "GOFER_SCRUB_EVERY", "GOFER_RULES", "GOFER_PASSTHROUGH_WITHOUT_TEMPORAL", "GOFER_NETRC", "GOFER_GIT_CONFIG", "GOFER_ALLOW_HOSTS", "GOFER_STORAGE", "GOFER_METADATA", "GOFER_ZIP_REDIRECT",
-		"GOFER_ADMIN_TOKEN", "GOFER_PROXY_AUTH", "GOFER_WATCHLIST", "GOFER_WARM_CONCURRENCY", "GOFER_TEMPORAL_UI", "GOFER_LOG_FORMAT", "GOFER_LOG_LEVEL"} {
-		if !strings.Contains(string(out), env) {
-			t.Errorf("gofer serve --help does not mention %s:\n%s", env, out)
+	bin := buildGofer(t)
+	rows, err := docs.Settings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]map[string]docs.Setting{} // by command, then flag
+	for _, r := range rows {
+		for _, c := range r.Commands {
+			if documented[c] == nil {
+				documented[c] = map[string]docs.Setting{}
+			}
+			documented[c][r.Flag] = r
 		}
 	}
+	usage, err := exec.Command(bin, "help").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := regexp.MustCompile(`(?m)^  gofer (\w+)`).FindAllStringSubmatch(string(usage), -1)
+	if len(cmds) == 0 {
+		t.Fatalf("gofer help names no commands:\n%s", usage)
+	}
+	seen := map[string]bool{}
+	for _, m := range cmds {
+		cmd := m[1]
+		if seen[cmd] {
+			continue // gofer gc has two lines
+		}
+		seen[cmd] = true
+		out, _ := exec.Command(bin, cmd, "--help").CombinedOutput()
+		helped := map[string]bool{}
+		for _, h := range helpSetting.FindAllStringSubmatch(string(out), -1) {
+			flag, env, def := h[1], h[2], h[3]
+			helped[flag] = true
+			r, ok := documented[cmd][flag]
+			if !ok {
+				t.Errorf("gofer %s --help has -%s (env %s), which docs/settings.md does not give gofer %s", cmd, flag, env, cmd)
+				continue
+			}
+			want := r.Default
+			if names := r.GoEnv(); names != nil {
+				want = goEnvFirst(t, names)
+			}
+			if env != r.Env || def != want {
+				t.Errorf("gofer %s --help: -%s is env %s, default %q; docs/settings.md says env %s, default %q (%s)", cmd, flag, env, def, r.Env, want, r.Default)
+			}
+		}
+		for flag, r := range documented[cmd] {
+			if !helped[flag] {
+				t.Errorf("gofer %s --help does not document -%s (%s):\n%s", cmd, flag, r.Env, out)
+			}
+		}
+	}
+	for cmd := range documented {
+		if !seen[cmd] {
+			t.Errorf("docs/settings.md has settings of gofer %s, which gofer help does not name", cmd)
+		}
+	}
+}
+
+// helpSetting is a flag in a --help and the "(env GOFER_X; default ...)" line that ends its text.
+var helpSetting = regexp.MustCompile(`(?m)^  -(\S+).*\n(?:    \t.*\n)*?    \t\(env (\w+); default (.*)\)$`)
+
+// goEnvFirst returns the first of the go command's settings names that is set.
+func goEnvFirst(t *testing.T, names []string) string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"env"}, names...)...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := range strings.Lines(string(out)) {
+		if v = strings.TrimSuffix(v, "\n"); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // `gofer serve` finds the checksum database named by GOFER_SUMDB through its upstream's

@@ -338,7 +338,7 @@ func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) 
 			err = gofer.Errorf(gofer.ErrNotFound, "%s: module lookup disabled by GOPROXY=off", what)
 		case directEntry:
 			if c.Direct == nil {
-				err = gofer.Errorf(gofer.ErrNotFound, "%s: direct (VCS) fetches are not supported yet", what)
+				err = gofer.Errorf(gofer.ErrNotFound, "%s: direct (VCS) fetches are not configured", what)
 			} else if err = direct(c.Direct); err == nil {
 				return e.source, nil
 			}

@@ -422,7 +422,7 @@ func TestOffAndDirect(t *testing.T) {
 	notFound, nfHits := status(t, 404, "no")
 	down, _ := status(t, 503, "down")
 	const offMsg = "module lookup disabled by GOPROXY=off"
-	const directMsg = "direct (VCS) fetches are not supported yet"
+	const directMsg = "direct (VCS) fetches are not configured"
 	for i, tc := range []struct {
 		goproxy  string
 		wantKind string

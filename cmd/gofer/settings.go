@@ -2,13 +2,19 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -72,16 +78,16 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	e.string(&s.logLevel, "log-level", "GOFER_LOG_LEVEL", "info", "lowest log level written: debug, info, warn or error")
 	e.int64(&s.warmConcurrency, "warm-concurrency", "GOFER_WARM_CONCURRENCY", 8, "how many versions a warm (POST /admin/warm, gofer warm, a watchlist run) fetches at once")
 	goenv, goerr := goEnv("GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE")
-	e.string(&s.upstream, "upstream", "GOFER_UPSTREAM", goenv["GOPROXY"], "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct fetches from version control with the go command and git); the default is the go command's own (go env GOPROXY)")
+	e.goString(&s.upstream, "upstream", "GOFER_UPSTREAM", "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct fetches from version control with the go command and git); the default is the go command's own (go env GOPROXY)", goenv, "GOPROXY")
 	e.string(&s.netrc, "netrc", "GOFER_NETRC", "", "netrc file with the credentials of version control hosts, for private modules (the direct entry fetches anonymously; the host's ~/.netrc is never read)")
 	e.string(&s.gitConfig, "git-config", "GOFER_GIT_CONFIG", "", "git config for private modules (credential helpers, url.<base>.insteadOf, http.extraHeader); ~/.gitconfig and /etc/gitconfig are never read")
 	e.string(&s.gitSSHCommand, "git-ssh-command", "GOFER_GIT_SSH_COMMAND", "", "GIT_SSH_COMMAND for private modules over ssh (without it git never uses ssh), e.g. ssh -i /keys/id -o UserKnownHostsFile=/keys/known_hosts (name a key file: the value is not scrubbed from errors)")
 	e.string(&s.allowHosts, "allow-hosts", "GOFER_ALLOW_HOSTS", "", "hosts (host or host:port), addresses and CIDR prefixes on loopback, link-local or private networks that private modules' fetches and the upstream and checksum-database clients may connect to, comma-separated, e.g. git.corp.example,10.20.0.0/16; the upstream proxies, the checksum database and HTTPS_PROXY are allowed by being configured; the direct entry reaches public addresses only")
-	e.string(&s.sumdb, "sumdb", "GOFER_SUMDB", goenv["GOSUMDB"], "checksum database every fetched version is checked against, with GOSUMDB's syntax (name, name+key, name+key URL, or off); the default is the go command's (go env GOSUMDB)")
+	e.goString(&s.sumdb, "sumdb", "GOFER_SUMDB", "checksum database every fetched version is checked against, with GOSUMDB's syntax (name, name+key, name+key URL, or off); the default is the go command's (go env GOSUMDB)", goenv, "GOSUMDB")
 	e.string(&s.rules, "rules", "GOFER_RULES", "", "file of per-module rules (exclude, passthrough, private) and download modes (sync, async, redirect, none), reloaded on SIGHUP; empty: every module stored, mode sync")
 	e.duration(&s.scrubEvery, "scrub-every", "GOFER_SCRUB_EVERY", 7*24*time.Hour, "how often the Temporal Schedule gofer-scrub re-hashes every stored version against its record and the checksum database (it reports, never deletes); 0 removes the schedule")
 	e.string(&s.watchlist, "watchlist", "GOFER_WATCHLIST", "", `file of modules to keep fetched by Temporal Schedules ("<pattern> latest", "<pattern> all >= v1.2.0", "gosum <file>", "every <duration>"), applied at worker start; empty: no watchlist schedules`)
-	e.string(&s.noSumDB, "nosumdb", "GOFER_NOSUMDB", cmp.Or(goenv["GONOSUMDB"], goenv["GOPRIVATE"]), "comma-separated glob patterns of private module paths, never looked up in the checksum database (GONOSUMDB's syntax); the default is go env GONOSUMDB, else GOPRIVATE")
+	e.goString(&s.noSumDB, "nosumdb", "GOFER_NOSUMDB", "comma-separated glob patterns of private module paths, never looked up in the checksum database (GONOSUMDB's syntax); the default is go env GONOSUMDB, else GOPRIVATE", goenv, "GONOSUMDB", "GOPRIVATE")
 	if frontEnd {
 		e.string(&s.listen, "listen", "GOFER_LISTEN", "127.0.0.1:3000", "host:port to serve the GOPROXY protocol on")
 		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch that does not move before answering 503 (the fetch goes on); one whose download keeps receiving is waited for up to 30 minutes; a version the upstream says does not exist is not waited for")
@@ -204,23 +210,37 @@ type envFlags struct {
 }
 
 func (e *envFlags) string(p *string, name, env, def, text string) {
-	define(e, p, name, env, def, func(s string) (string, error) { return s, nil }, text)
+	define(e, p, name, env, def, "", func(s string) (string, error) { return s, nil }, text)
+}
+
+// goString is string for a setting whose default is the go command's own: the first of the
+// go command's settings names that goenv sets.
+func (e *envFlags) goString(p *string, name, env, text string, goenv map[string]string, names ...string) {
+	var def string
+	for _, n := range names {
+		if def = goenv[n]; def != "" {
+			break
+		}
+	}
+	define(e, p, name, env, def, "go env "+strings.Join(names, ", else "), func(s string) (string, error) { return s, nil }, text)
 }
 
 func (e *envFlags) duration(p *time.Duration, name, env string, def time.Duration, text string) {
-	define(e, p, name, env, def, time.ParseDuration, text)
+	define(e, p, name, env, def, "", time.ParseDuration, text)
 }
 
 func (e *envFlags) int64(p *int64, name, env string, def int64, text string) {
-	define(e, p, name, env, def, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }, text)
+	define(e, p, name, env, def, "", func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }, text)
 }
 
 func (e *envFlags) bool(p *bool, name, env string, def bool, text string) {
-	define(e, p, name, env, def, strconv.ParseBool, text)
+	define(e, p, name, env, def, "", strconv.ParseBool, text)
 }
 
-// define sets *p from env if it is set (else def), then lets the flag override it.
-func define[T any](e *envFlags, p *T, name, env string, def T, parse func(string) (T, error), text string) {
+// define sets *p from env if it is set (else def), then lets the flag override it. from says
+// where def comes from, for the settings list, when it is not a constant (empty: def itself).
+func define[T any](e *envFlags, p *T, name, env string, def T, from string, parse func(string) (T, error), text string) {
+	listing.record(e.fs, setting{flag: name, env: env, def: cmp.Or(from, fmt.Sprint(def)), text: text})
 	*p = def
 	if v, ok := os.LookupEnv(env); ok {
 		x, err := parse(v)
@@ -240,4 +260,72 @@ func define[T any](e *envFlags, p *T, name, env string, def T, parse func(string
 	} else {
 		e.fs.Func(name, text, set)
 	}
+}
+
+// A setting is one of a command's settings, as define defines it: a flag and the GOFER_*
+// variable that sets its default.
+type setting struct {
+	cmd  string // the command: serve, worker, gc, scrub, warm
+	flag string
+	env  string
+	def  string // the default as --help prints it, or where it comes from: "go env GOPROXY"
+	text string // the help text
+}
+
+// listing collects the settings define defines while listSettings runs.
+var listing settingList
+
+type settingList struct {
+	one sync.Mutex // held by listSettings
+	mu  sync.Mutex // guards on and got
+	on  bool
+	got []setting
+}
+
+// record adds s, a setting of the command fs parses, while listSettings runs, and then
+// silences the usage message fs prints for -h.
+func (l *settingList) record(fs *flag.FlagSet, s setting) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.on {
+		s.cmd = strings.TrimPrefix(fs.Name(), "gofer ")
+		l.got = append(l.got, s)
+		fs.SetOutput(io.Discard)
+	}
+}
+
+// listSettings lists the settings of every command the usage message names, as define defines
+// them: it runs each command with -h, which defines the command's flags and ends at their
+// parse, before the command does anything.
+func listSettings() ([]setting, error) {
+	listing.one.Lock()
+	defer listing.one.Unlock()
+	listing.mu.Lock()
+	listing.on, listing.got = true, nil
+	listing.mu.Unlock()
+	defer func() {
+		listing.mu.Lock()
+		listing.on = false
+		listing.mu.Unlock()
+	}()
+	var cmds []string
+	for _, m := range regexp.MustCompile(`(?m)^  gofer (\w+)`).FindAllStringSubmatch(usage, -1) {
+		if !slices.Contains(cmds, m[1]) {
+			cmds = append(cmds, m[1])
+		}
+	}
+	for _, cmd := range cmds {
+		if err := run(context.Background(), []string{cmd, "-h"}, io.Discard); err != nil && !errors.Is(err, flag.ErrHelp) {
+			return nil, fmt.Errorf("gofer %s -h: %w", cmd, err)
+		}
+	}
+	listing.mu.Lock()
+	defer listing.mu.Unlock()
+	var all []setting
+	for _, s := range listing.got {
+		if !slices.Contains(all, s) { // another goroutine may have defined a command's settings meanwhile
+			all = append(all, s)
+		}
+	}
+	return all, nil
 }
