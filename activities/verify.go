@@ -34,7 +34,7 @@ func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 	j := s.Job
 	v := Verified{Staged: s}
 	if j.Files != FilesZip {
-		mod, err := a.readStaged(ctx, s.key("mod"))
+		mod, err := a.readStaged(ctx, s, "mod")
 		if err != nil {
 			return v, err
 		}
@@ -42,7 +42,7 @@ func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 			return v, err
 		}
 	}
-	file, cleanup, err := a.localZip(ctx, s.key("zip"))
+	file, cleanup, err := a.localZip(ctx, s)
 	if err != nil {
 		return v, err
 	}
@@ -148,8 +148,12 @@ func checkZipEntries(file string, m module.Version) error {
 	return nil
 }
 
-// readStaged reads a small staged blob whole.
-func (a *Activities) readStaged(ctx context.Context, key string) ([]byte, error) {
+// readStaged reads the small staged file ext of s whole.
+func (a *Activities) readStaged(ctx context.Context, s Staged, ext string) ([]byte, error) {
+	key, err := s.key(ext)
+	if err != nil {
+		return nil, err
+	}
 	r, _, err := a.Blobs.Open(ctx, key)
 	if err != nil {
 		return nil, storageErr(err)
@@ -159,8 +163,12 @@ func (a *Activities) readStaged(ctx context.Context, key string) ([]byte, error)
 	return b, storageErr(err)
 }
 
-// localZip gives the staged zip as a local file (see localFile).
-func (a *Activities) localZip(ctx context.Context, key string) (string, func(), error) {
+// localZip gives the staged zip of s as a local file (see localFile).
+func (a *Activities) localZip(ctx context.Context, s Staged) (string, func(), error) {
+	key, err := s.key("zip")
+	if err != nil {
+		return "", nil, err
+	}
 	r, _, err := a.Blobs.Open(ctx, key)
 	if err != nil {
 		return "", nil, storageErr(err)
