@@ -23,7 +23,9 @@ type Reader interface {
 	io.ReaderAt
 }
 
-// Blobs stores immutable files under string keys.
+// Blobs stores immutable files under string keys. A store may also implement server.Presigner,
+// as the S3 store does: with server.Config.ZipRedirect set, the server then answers a GET of a
+// .zip with a redirect to a short-lived URL of its blob in the store, instead of streaming it.
 type Blobs interface {
 	// Put stores the bytes of r under key, unless key already holds a blob: then it reads
 	// nothing more and returns an error matching gofer.ErrExists. A Put that fails leaves no
