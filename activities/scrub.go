@@ -17,7 +17,6 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
-	"github.com/goferproxy/gofer/upstream"
 )
 
 // DefaultScrubPageSize is how many versions one ScrubPage checks when the request leaves it 0.
@@ -226,7 +225,7 @@ func (a *Activities) scrubFile(ctx context.Context, rec gofer.Version, ext strin
 	case "mod":
 		// Within the go command's limit, the whole go.mod is hashed; beyond it, the record
 		// (made under that limit) cannot match anyway.
-		data, err := io.ReadAll(io.LimitReader(r, upstream.MaxModSize+1))
+		data, err := io.ReadAll(io.LimitReader(r, gofer.MaxModSize+1))
 		if err != nil {
 			return nil, 0, err
 		}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
-	"github.com/goferproxy/gofer/upstream"
 )
 
 // Verify checks a staged version the way the go command would before trusting it: the zip
@@ -136,7 +135,7 @@ func checkZipEntries(file string, m module.Version) error {
 		if err != nil {
 			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %v", m, err)
 		}
-		data, err := io.ReadAll(io.LimitReader(rc, upstream.MaxModSize+1))
+		data, err := io.ReadAll(io.LimitReader(rc, gofer.MaxModSize+1))
 		rc.Close()
 		if err != nil {
 			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %v", m, err)
