@@ -124,6 +124,13 @@ func PublicReason(err error) string {
 	return urlUser.ReplaceAllString(msg, "$1")
 }
 
+// The go command's own limits (modfetch.MaxGoMod, modfetch.MaxZipFile), which are the limits of
+// what gofer stores: a file the go command would refuse is not worth downloading.
+const (
+	MaxModSize = 16 << 20  // .mod
+	MaxZipSize = 500 << 20 // .zip
+)
+
 // File describes one stored file of a module version.
 type File struct {
 	Size   int64  `json:"size" bson:"size"`

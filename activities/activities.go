@@ -108,7 +108,7 @@ type Staged struct {
 	Zip     gofer.File
 }
 
-func (s Staged) key(ext string) string {
+func (s Staged) key(ext string) (string, error) {
 	return storage.StagingKey(s.Job.Path, s.Job.Version, fmt.Sprintf("%s/%d", s.Job.RunID, s.Attempt), ext)
 }
 
@@ -149,8 +149,12 @@ func (a *Activities) log(ctx context.Context) *zap.Logger {
 // Discard deletes every file the job's attempts staged. The fetch workflow runs it at the end
 // of every run, whatever the outcome, so staging never outlives the run that wrote it.
 func (a *Activities) Discard(ctx context.Context, j Job) error {
+	prefix, err := storage.StagingPrefix(j.Path, j.Version, j.RunID)
+	if err != nil {
+		return encode(err)
+	}
 	var keys []string
-	err := a.Blobs.Walk(ctx, storage.StagingPrefix(j.Path, j.Version, j.RunID), "", func(key string, _ int64) error {
+	err = a.Blobs.Walk(ctx, prefix, "", func(key string, _ int64) error {
 		keys = append(keys, key)
 		return nil
 	})

@@ -20,7 +20,7 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/teststores"
-	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/upstream"
 )
 
@@ -108,6 +108,26 @@ func TestVerifyWithoutStagedFilesIsRetryable(t *testing.T) {
 	_, err := env(a).ExecuteActivity(a.Verify, activities.Staged{Job: activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "gone"}, Attempt: 1})
 	if typ, retry := errorType(t, err); typ != "Unavailable" || !retry {
 		t.Errorf("%v: type %s retryable %v, want a retryable Unavailable", err, typ, retry)
+	}
+}
+
+// A job naming a version that cannot exist, of which no blob key can be made, fails every
+// activity that makes its keys as final not found, never as a storage failure to retry.
+func TestImpossibleVersionIsNotFound(t *testing.T) {
+	a, _ := newActivities(t, nil)
+	s := activities.Staged{Job: activities.Job{Path: "example.com/m", Version: "v1.0.0!", RunID: "r"}, Attempt: 1}
+	for i, c := range []struct {
+		activity any
+		arg      any
+	}{
+		0: {a.Verify, s},
+		1: {a.Commit, activities.Verified{Staged: s}},
+		2: {a.Discard, s.Job},
+	} {
+		_, err := env(a).ExecuteActivity(c.activity, c.arg)
+		if typ, retry := errorType(t, err); typ != "NotFound" || retry || !strings.Contains(err.Error(), "v1.0.0!") {
+			t.Errorf("%d: %v: type %s retryable %v, want a final NotFound naming the version", i, err, typ, retry)
+		}
 	}
 }
 
@@ -290,7 +310,7 @@ func TestWholeCommitAfterModStoredApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := activities.Staged{Job: activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r"}, Attempt: 1}
-	zipKey := storage.StagingKey("example.com/m", "v1.0.0", "r/1", "zip")
+	zipKey := storagetest.StagingKey(t, "example.com/m", "v1.0.0", "r/1", "zip")
 	if err := a.Blobs.Put(ctx, zipKey, strings.NewReader("zip")); err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +330,7 @@ func TestWholeCommitAfterModStoredApart(t *testing.T) {
 	if rec, err := a.Meta.Get(ctx, "example.com/m", "v1.0.0"); err != nil || rec.ZipHash != "h1:zip=" {
 		t.Errorf("stored %+v, %v; want the version with its zip", rec, err)
 	}
-	if r, _, err := a.Blobs.Open(ctx, storage.Key("example.com/m", "v1.0.0", "zip")); err != nil {
+	if r, _, err := a.Blobs.Open(ctx, storagetest.Key(t, "example.com/m", "v1.0.0", "zip")); err != nil {
 		t.Errorf("the zip blob: %v", err)
 	} else {
 		r.Close()

@@ -28,8 +28,12 @@ func (a *Activities) Commit(ctx context.Context, v Verified) (gofer.Version, err
 
 func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, error) {
 	rec := a.record(ctx, v)
+	openZip, err := a.staged(ctx, v.Staged, "zip")
+	if err != nil {
+		return rec, err
+	}
 	if v.Job.Files == FilesZip {
-		return a.commitZip(ctx, rec, a.staged(ctx, v.Staged, "zip"))
+		return a.commitZip(ctx, rec, openZip)
 	}
 	// A fetch of all three files, recorded before they were fetched apart, commits them as
 	// the two fetches do, the .mod first: either may have been stored apart since it began.
@@ -48,7 +52,7 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 	default:
 		return rec, storageErr(err)
 	}
-	zip, err := a.commitZip(ctx, rec, a.staged(ctx, v.Staged, "zip"))
+	zip, err := a.commitZip(ctx, rec, openZip)
 	if err != nil {
 		return rec, err
 	}
@@ -71,15 +75,15 @@ func (a *Activities) record(ctx context.Context, v Verified) gofer.Version {
 }
 
 // commitVersion stores rec's files, a version the caller found not stored (place puts each of
-// files under its final key, all at once), and then inserts rec; if another fetch got there
-// first, its record wins.
+// files under its final key, all at once, and classifies its errors), and then inserts rec; if
+// another fetch got there first, its record wins.
 func (a *Activities) commitVersion(ctx context.Context, rec gofer.Version, files []string, place func(ext string) error) (gofer.Version, error) {
 	var g errgroup.Group
 	for _, ext := range files {
 		g.Go(func() error { return place(ext) })
 	}
 	if err := g.Wait(); err != nil {
-		return rec, storageErr(err)
+		return rec, err
 	}
 	return a.insert(ctx, rec, a.Meta.Insert, a.Meta.Get)
 }
@@ -107,7 +111,11 @@ func (a *Activities) commitZip(ctx context.Context, rec gofer.Version, open func
 	} else if !errors.Is(err, gofer.ErrNotFound) {
 		return rec, storageErr(err)
 	}
-	if err := a.place(ctx, storage.Key(rec.Path, rec.Version, "zip"), rec.Zip.SHA256, open); err != nil {
+	key, err := storage.Key(rec.Path, rec.Version, "zip")
+	if err != nil {
+		return rec, err
+	}
+	if err := a.place(ctx, key, rec.Zip.SHA256, open); err != nil {
 		return rec, storageErr(err)
 	}
 	return a.insert(ctx, rec.ZipOnly(), a.Meta.InsertZip, a.Meta.GetZip)
@@ -148,15 +156,28 @@ func (a *Activities) keep(ctx context.Context, stored, fetched gofer.Version) go
 
 // promote copies one staged file to its final key (see place).
 func (a *Activities) promote(ctx context.Context, s Staged, ext string) error {
-	return a.place(ctx, storage.Key(s.Job.Path, s.Job.Version, ext), s.file(ext).SHA256, a.staged(ctx, s, ext))
+	key, err := storage.Key(s.Job.Path, s.Job.Version, ext)
+	if err != nil {
+		return err
+	}
+	open, err := a.staged(ctx, s, ext)
+	if err != nil {
+		return err
+	}
+	return storageErr(a.place(ctx, key, s.file(ext).SHA256, open))
 }
 
-// staged opens the staged file ext of s.
-func (a *Activities) staged(ctx context.Context, s Staged, ext string) func() (io.ReadCloser, error) {
-	return func() (io.ReadCloser, error) {
-		r, _, err := a.Blobs.Open(ctx, s.key(ext))
-		return r, err
+// staged returns what opens the staged file ext of s. Its key is made at once, so that a
+// version that cannot exist fails as not found, never as a storage failure that is retried.
+func (a *Activities) staged(ctx context.Context, s Staged, ext string) (func() (io.ReadCloser, error), error) {
+	key, err := s.key(ext)
+	if err != nil {
+		return nil, err
 	}
+	return func() (io.ReadCloser, error) {
+		r, _, err := a.Blobs.Open(ctx, key)
+		return r, err
+	}, nil
 }
 
 // place stores the verified file that open reads, whose SHA-256 is sum, under its final key.

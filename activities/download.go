@@ -86,10 +86,10 @@ func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *ato
 				return err
 			}
 			s.Time = t
-			if s.Info, err = a.stage(ctx, s.key("info"), bytes.NewReader(info), nil); err != nil {
+			if s.Info, err = a.stage(ctx, s, "info", bytes.NewReader(info), nil); err != nil {
 				return err
 			}
-			s.Mod, err = a.stage(ctx, s.key("mod"), bytes.NewReader(mod), nil)
+			s.Mod, err = a.stage(ctx, s, "mod", bytes.NewReader(mod), nil)
 			return err
 		})
 	}
@@ -101,7 +101,7 @@ func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *ato
 		got.Store(true)
 		defer zip.Close()
 		s.Source = source
-		s.Zip, err = a.stage(zctx, s.key("zip"), zip, received)
+		s.Zip, err = a.stage(zctx, s, "zip", zip, received)
 		return err
 	})
 	return g.Wait()
@@ -204,8 +204,13 @@ func checkInfo(data []byte, version string) (time.Time, error) {
 	return info.Time.UTC().Truncate(time.Millisecond), nil
 }
 
-// stage stores r under key, hashing it; progress, if not nil, counts the bytes as they come.
-func (a *Activities) stage(ctx context.Context, key string, r io.Reader, progress *atomic.Int64) (gofer.File, error) {
+// stage stores r as the staged file ext of s, hashing it; progress, if not nil, counts the
+// bytes as they come.
+func (a *Activities) stage(ctx context.Context, s *Staged, ext string, r io.Reader, progress *atomic.Int64) (gofer.File, error) {
+	key, err := s.key(ext)
+	if err != nil {
+		return gofer.File{}, err
+	}
 	m := &meter{r: r, h: sha256.New(), progress: progress}
 	if err := a.Blobs.Put(ctx, key, m); err != nil {
 		if m.err != nil {

@@ -57,9 +57,13 @@ func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error)
 	}
 	data := map[string][]byte{"info": info, "mod": mod}
 	return a.commitVersion(ctx, a.record(ctx, v), []string{"info", "mod"}, func(ext string) error {
-		return a.place(ctx, storage.Key(j.Path, j.Version, ext), v.file(ext).SHA256, func() (io.ReadCloser, error) {
+		key, err := storage.Key(j.Path, j.Version, ext)
+		if err != nil {
+			return err
+		}
+		return storageErr(a.place(ctx, key, v.file(ext).SHA256, func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(data[ext])), nil
-		})
+		}))
 	})
 }
 

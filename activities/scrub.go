@@ -17,7 +17,6 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
-	"github.com/goferproxy/gofer/upstream"
 )
 
 // DefaultScrubPageSize is how many versions one ScrubPage checks when the request leaves it 0.
@@ -138,7 +137,10 @@ func (a *Activities) checkedEarlier(ctx context.Context, path, version, ext, sta
 		if e == ext {
 			break
 		}
-		key := storage.Key(path, version, e)
+		key, err := storage.Key(path, version, e)
+		if err != nil {
+			return false, err
+		}
 		if key > start {
 			continue
 		}
@@ -205,7 +207,11 @@ func (a *Activities) scrubVersion(ctx context.Context, path, version string, res
 // scrubFile re-hashes the ext blob of rec and returns what differs from the record (nil for
 // nothing) and its size.
 func (a *Activities) scrubFile(ctx context.Context, rec gofer.Version, ext string) ([]string, int64, error) {
-	r, _, err := a.Blobs.Open(ctx, storage.Key(rec.Path, rec.Version, ext))
+	key, err := storage.Key(rec.Path, rec.Version, ext)
+	if err != nil {
+		return nil, 0, err
+	}
+	r, _, err := a.Blobs.Open(ctx, key)
 	if errors.Is(err, gofer.ErrNotFound) {
 		return []string{"missing"}, 0, nil
 	} else if err != nil {
@@ -219,7 +225,7 @@ func (a *Activities) scrubFile(ctx context.Context, rec gofer.Version, ext strin
 	case "mod":
 		// Within the go command's limit, the whole go.mod is hashed; beyond it, the record
 		// (made under that limit) cannot match anyway.
-		data, err := io.ReadAll(io.LimitReader(r, upstream.MaxModSize+1))
+		data, err := io.ReadAll(io.LimitReader(r, gofer.MaxModSize+1))
 		if err != nil {
 			return nil, 0, err
 		}

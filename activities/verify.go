@@ -16,7 +16,6 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
-	"github.com/goferproxy/gofer/upstream"
 )
 
 // Verify checks a staged version the way the go command would before trusting it: the zip
@@ -34,7 +33,7 @@ func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 	j := s.Job
 	v := Verified{Staged: s}
 	if j.Files != FilesZip {
-		mod, err := a.readStaged(ctx, s.key("mod"))
+		mod, err := a.readStaged(ctx, s, "mod")
 		if err != nil {
 			return v, err
 		}
@@ -42,7 +41,7 @@ func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {
 			return v, err
 		}
 	}
-	file, cleanup, err := a.localZip(ctx, s.key("zip"))
+	file, cleanup, err := a.localZip(ctx, s)
 	if err != nil {
 		return v, err
 	}
@@ -136,7 +135,7 @@ func checkZipEntries(file string, m module.Version) error {
 		if err != nil {
 			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %w", m, err)
 		}
-		data, err := io.ReadAll(io.LimitReader(rc, upstream.MaxModSize+1))
+		data, err := io.ReadAll(io.LimitReader(rc, gofer.MaxModSize+1))
 		rc.Close()
 		if err != nil {
 			return gofer.Errorf(gofer.ErrInvalid, "%s: reading go.mod in zip: %w", m, err)
@@ -148,8 +147,12 @@ func checkZipEntries(file string, m module.Version) error {
 	return nil
 }
 
-// readStaged reads a small staged blob whole.
-func (a *Activities) readStaged(ctx context.Context, key string) ([]byte, error) {
+// readStaged reads the small staged file ext of s whole.
+func (a *Activities) readStaged(ctx context.Context, s Staged, ext string) ([]byte, error) {
+	key, err := s.key(ext)
+	if err != nil {
+		return nil, err
+	}
 	r, _, err := a.Blobs.Open(ctx, key)
 	if err != nil {
 		return nil, storageErr(err)
@@ -159,8 +162,12 @@ func (a *Activities) readStaged(ctx context.Context, key string) ([]byte, error)
 	return b, storageErr(err)
 }
 
-// localZip gives the staged zip as a local file (see localFile).
-func (a *Activities) localZip(ctx context.Context, key string) (string, func(), error) {
+// localZip gives the staged zip of s as a local file (see localFile).
+func (a *Activities) localZip(ctx context.Context, s Staged) (string, func(), error) {
+	key, err := s.key("zip")
+	if err != nil {
+		return "", nil, err
+	}
 	r, _, err := a.Blobs.Open(ctx, key)
 	if err != nil {
 		return "", nil, storageErr(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/storage/embedded"
+	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -318,7 +319,7 @@ func TestInvalidContentIsNotStored(t *testing.T) {
 		if z, err := g.meta.GetZip(context.Background(), path, c.version); !errors.Is(err, gofer.ErrNotFound) {
 			t.Errorf("%d: zip record stored: %+v, %v", i, z, err)
 		}
-		if r, _, err := g.blobs.Open(context.Background(), storage.Key(path, c.version, "zip")); err == nil {
+		if r, _, err := g.blobs.Open(context.Background(), storagetest.Key(t, path, c.version, "zip")); err == nil {
 			r.Close()
 			t.Errorf("%d: zip blob stored", i)
 		}
@@ -364,7 +365,7 @@ func TestFaultBeforeCommitLeavesNothingVisible(t *testing.T) {
 		t.Fatalf("during the fault: %d %q (Retry-After %q), want 503 with Retry-After", code, body, hdr.Get("Retry-After"))
 	}
 	// The blobs were written before the failing insert...
-	if r, _, err := g.blobs.Open(context.Background(), storage.Key("example.com/hello", "v1.0.0", "mod")); err != nil {
+	if r, _, err := g.blobs.Open(context.Background(), storagetest.Key(t, "example.com/hello", "v1.0.0", "mod")); err != nil {
 		t.Fatalf("the fault came before the blobs were written: %v", err)
 	} else {
 		r.Close()

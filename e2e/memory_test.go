@@ -18,6 +18,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/storagetest"
 )
 
 // storeVersion writes a version with a zip of size random bytes straight into blobs and meta,
@@ -34,7 +35,7 @@ func storeVersion(t testing.TB, blobs storage.Blobs, meta storage.Metadata, path
 	}
 	rec := gofer.Version{Path: path, Version: version}
 	for ext, data := range files {
-		if err := blobs.Put(ctx, storage.Key(path, version, ext), bytes.NewReader(data)); err != nil {
+		if err := blobs.Put(ctx, storagetest.Key(t, path, version, ext), bytes.NewReader(data)); err != nil {
 			t.Fatal(err)
 		}
 		sum := sha256.Sum256(data)

@@ -19,6 +19,7 @@ import (
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/storage/disk"
+	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/worker"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -54,7 +55,7 @@ func TestScrubReportsCorruptBlob(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			key := storage.Key("example.com/hello", "v1.0.0", "zip")
+			key := storagetest.Key(t, "example.com/hello", "v1.0.0", "zip")
 			file := filepath.Join(root, filepath.FromSlash(key))
 			b, err := os.ReadFile(file)
 			if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/fakesumdb"
-	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/sumdb"
 )
 
@@ -102,7 +102,7 @@ func TestSumDBMismatchIsRefused(t *testing.T) {
 			}
 		}
 		for _, ext := range refused {
-			if r, _, err := g.blobs.Open(context.Background(), storage.Key("example.com/hello", c.version, ext)); err == nil {
+			if r, _, err := g.blobs.Open(context.Background(), storagetest.Key(t, "example.com/hello", c.version, ext)); err == nil {
 				r.Close()
 				t.Errorf("%d: %s blob stored", i, ext)
 			}

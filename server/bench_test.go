@@ -24,6 +24,7 @@ import (
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/storagetest"
 )
 
 // noTemporal fails the test if the hit path ever tries to start a workflow.
@@ -58,7 +59,7 @@ func storeVersion(tb testing.TB, blobs storage.Blobs, meta storage.Metadata, ver
 	}
 	rec := gofer.Version{Path: benchPath, Version: version}
 	for ext, data := range files {
-		if err := blobs.Put(context.Background(), storage.Key(benchPath, version, ext), bytes.NewReader(data)); err != nil {
+		if err := blobs.Put(context.Background(), storagetest.Key(tb, benchPath, version, ext), bytes.NewReader(data)); err != nil {
 			tb.Fatal(err)
 		}
 		f := gofer.File{Size: int64(len(data)), SHA256: sha256hex(data)}
@@ -102,7 +103,7 @@ func BenchmarkHit(b *testing.B) {
 				tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 32}
 				defer tr.CloseIdleConnections()
 				c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-				url := srv.URL + "/" + storage.Key(benchPath, benchVersion, ext)
+				url := srv.URL + "/" + storagetest.Key(b, benchPath, benchVersion, ext)
 				b.SetParallelism(32 / runtime.GOMAXPROCS(0)) // 32 clients in all
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -134,7 +135,7 @@ func TestHitPathNeedsOnlyStorage(t *testing.T) {
 	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}}))
 	defer srv.Close()
 	for _, ext := range []string{"info", "mod", "zip"} {
-		url := srv.URL + "/" + storage.Key(benchPath, benchVersion, ext)
+		url := srv.URL + "/" + storagetest.Key(t, benchPath, benchVersion, ext)
 		for _, method := range []string{"GET", "HEAD"} {
 			req, _ := http.NewRequest(method, url, nil)
 			resp, err := http.DefaultClient.Do(req)
@@ -175,7 +176,7 @@ func BenchmarkHitHandler(b *testing.B) {
 		{"zip-streamed", streamedVersion, "zip", len(streamed["zip"])},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			req := httptest.NewRequest(http.MethodGet, "/"+storage.Key(benchPath, c.version, c.ext), nil)
+			req := httptest.NewRequest(http.MethodGet, "/"+storagetest.Key(b, benchPath, c.version, c.ext), nil)
 			w := &discardWriter{h: http.Header{}}
 			srv.ServeHTTP(w, req) // warm the memory cache
 			if w.status != http.StatusOK || w.n != c.size {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
-	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/storagetest"
 )
 
 // serveStalling serves a store holding a zipSize zip of benchPath@benchVersion with the given
@@ -29,7 +29,7 @@ func serveStalling(t *testing.T, stall time.Duration) (string, string) {
 	}
 	go hs.Serve(l)
 	t.Cleanup(func() { hs.Close() })
-	return l.Addr().String(), "/" + storage.Key(benchPath, benchVersion, "zip")
+	return l.Addr().String(), "/" + storagetest.Key(t, benchPath, benchVersion, "zip")
 }
 
 // zipSize is more than the kernel buffers between a server and a client on loopback hold

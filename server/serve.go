@@ -81,7 +81,10 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 	case "mod":
 		s.serveContent(w, r, "mod", immutable, e.etags["mod"], bytes.NewReader(e.mod))
 	case "zip":
-		key := storage.Key(req.path, req.version, "zip")
+		key, err := storage.Key(req.path, req.version, "zip")
+		if err != nil {
+			return err
+		}
 		// A URL presigned for GET does not sign a HEAD: HEAD is answered here.
 		if p, ok := s.cfg.Blobs.(Presigner); ok && s.cfg.ZipRedirect > 0 && r.Method == http.MethodGet {
 			url, err := p.PresignGet(ctx, key, s.cfg.ZipRedirect)
@@ -199,10 +202,18 @@ func (s *Server) load(ctx context.Context, key, path, version string) (*entry, e
 			"mod":  headerValue(`"` + rec.Mod.SHA256 + `"`),
 			"zip":  headerValue(`"` + rec.Zip.SHA256 + `"`),
 		}}
-		if e.info, err = s.readBlob(ctx, storage.Key(path, version, "info")); err != nil {
+		info, err := storage.Key(path, version, "info")
+		if err != nil {
 			return nil, err
 		}
-		if e.mod, err = s.readBlob(ctx, storage.Key(path, version, "mod")); err != nil {
+		mod, err := storage.Key(path, version, "mod")
+		if err != nil {
+			return nil, err
+		}
+		if e.info, err = s.readBlob(ctx, info); err != nil {
+			return nil, err
+		}
+		if e.mod, err = s.readBlob(ctx, mod); err != nil {
 			return nil, err
 		}
 		s.versions.add(key, e, int64(len(key)+len(e.info)+len(e.mod))+512)

@@ -29,6 +29,7 @@ import (
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -70,9 +71,9 @@ func TestSmallZipServedFromMemory(t *testing.T) {
 		{"v1.1.0", server.MaxHeldZip + 1, true},
 	} {
 		zip := storeVersion(t, disk, meta, c.version, c.zipSize)["zip"]
-		key := storage.Key(benchPath, c.version, "zip")
+		key := storagetest.Key(t, benchPath, c.version, "zip")
 		etag := `"` + sha256hex(zip) + `"`
-		resp, err := http.Get(srv.URL + "/" + storage.Key(benchPath, c.version, "mod"))
+		resp, err := http.Get(srv.URL + "/" + storagetest.Key(t, benchPath, c.version, "mod"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +134,7 @@ func TestRequestLogCountsBodyBytes(t *testing.T) {
 		files := storeVersion(t, disk, meta, c.version, c.zipSize)
 		for _, ext := range []string{"info", "mod", "zip", "zip"} {
 			w := httptest.NewRecorder()
-			srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, c.version, ext), nil))
+			srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storagetest.Key(t, benchPath, c.version, ext), nil))
 			all := logs.TakeAll()
 			if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), files[ext]) || len(all) != 1 {
 				t.Fatalf("%s %s: %d, %d bytes, %d log lines", c.version, ext, w.Code, w.Body.Len(), len(all))
@@ -163,10 +164,11 @@ func TestConcurrentFirstHitsShareOneRead(t *testing.T) {
 	const n = 50
 	var wg sync.WaitGroup
 	for _, ext := range []string{"info", "zip"} {
+		key := storagetest.Key(t, benchPath, benchVersion, ext)
 		for range n {
 			wg.Go(func() {
 				w := httptest.NewRecorder()
-				srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, benchVersion, ext), nil))
+				srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+key, nil))
 				if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), files[ext]) {
 					t.Errorf("%s: %d, %d bytes", ext, w.Code, w.Body.Len())
 				}
@@ -175,7 +177,7 @@ func TestConcurrentFirstHitsShareOneRead(t *testing.T) {
 	}
 	wg.Wait()
 	for _, ext := range []string{"info", "mod", "zip"} {
-		if got := blobs.count(storage.Key(benchPath, benchVersion, ext)); got > n/10 {
+		if got := blobs.count(storagetest.Key(t, benchPath, benchVersion, ext)); got > n/10 {
 			t.Errorf("%d concurrent requests read the %s %d times", n, ext, got)
 		}
 	}
@@ -228,8 +230,9 @@ func TestGoneRequestStopsWaitingForTheStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	done := make(chan struct{})
+	key := storagetest.Key(t, benchPath, benchVersion, "info")
 	go func() {
-		srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/"+storage.Key(benchPath, benchVersion, "info"), nil).WithContext(ctx))
+		srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/"+key, nil).WithContext(ctx))
 		close(done)
 	}()
 	select {
@@ -302,7 +305,7 @@ func TestRequestAfterFetchReadsWhatItStored(t *testing.T) {
 	codes := make(chan int, 2)
 	serve := func() {
 		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, benchVersion, "info"), nil))
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storagetest.Key(t, benchPath, benchVersion, "info"), nil))
 		codes <- w.Code
 	}
 	go serve() // misses and waits for the fetch
@@ -345,7 +348,7 @@ func TestMissingVersionIsNotWaitedFor(t *testing.T) {
 	up := &upstreamInfo{err: gofer.Errorf(gofer.ErrNotFound, "GET http://upstream.test/x: 404 Not Found")}
 	srv := server.New(server.Config{Blobs: disk, Meta: m, Upstream: up, Temporal: fetchStarter{run}, FetchWait: 5 * time.Second})
 	w := httptest.NewRecorder()
-	srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, "v1.9.9", "info"), nil))
+	srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storagetest.Key(t, benchPath, "v1.9.9", "info"), nil))
 	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "upstream.test") {
 		t.Errorf("missing version: %d %q, want 404 naming the upstream's answer", w.Code, w.Body)
 	}
@@ -355,9 +358,10 @@ func TestMissingVersionIsNotWaitedFor(t *testing.T) {
 
 	up.err = nil
 	codes := make(chan int, 1)
+	key := storagetest.Key(t, benchPath, "v1.0.1", "info")
 	go func() {
 		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, "v1.0.1", "info"), nil))
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+key, nil))
 		codes <- w.Code
 	}()
 	<-run.waiting
@@ -426,7 +430,7 @@ func TestFetchesAreCapped(t *testing.T) {
 		Direct: &upstreamInfo{}, Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")})
 	get := func(path, version string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(path, version, "mod"), nil))
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storagetest.Key(t, path, version, "mod"), nil))
 		return w
 	}
 	var wg sync.WaitGroup
@@ -516,7 +520,7 @@ func TestWaitEndsStillRunning(t *testing.T) {
 	for _, err := range []error{context.DeadlineExceeded, errors.New("stream error: stream ID 5; CANCEL; received from peer")} {
 		srv := server.New(server.Config{Blobs: disk, Meta: meta, Upstream: &upstreamInfo{}, Temporal: failingStarter{failingRun{err: err}}, FetchWait: 300 * time.Millisecond})
 		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storage.Key(benchPath, "v1.0.1", "mod"), nil))
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/"+storagetest.Key(t, benchPath, "v1.0.1", "mod"), nil))
 		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "still running after 300ms; retry later") {
 			t.Errorf("wait ended by %q: %d %q, want 503 still running", err, w.Code, w.Body)
 		}

@@ -5,7 +5,9 @@
 package storage
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 
@@ -21,7 +23,9 @@ type Reader interface {
 	io.ReaderAt
 }
 
-// Blobs stores immutable files under string keys.
+// Blobs stores immutable files under string keys. A store may also implement server.Presigner,
+// as the S3 store does: with server.Config.ZipRedirect set, the server then answers a GET of a
+// .zip with a redirect to a short-lived URL of its blob in the store, instead of streaming it.
 type Blobs interface {
 	// Put stores the bytes of r under key, unless key already holds a blob: then it reads
 	// nothing more and returns an error matching gofer.ErrExists. A Put that fails leaves no
@@ -66,10 +70,14 @@ type Metadata interface {
 }
 
 // Key is the blob key of one file of a stored version: the go command's own escaped layout,
-// "<escaped path>/@v/<escaped version>.<ext>", with ext one of info, mod, zip.
-// path and version must already be valid (module.Check).
-func Key(path, version, ext string) string {
-	return escape(path, version) + "." + ext
+// "<escaped path>/@v/<escaped version>.<ext>", with ext one of info, mod, zip. A path or
+// version that cannot be escaped fails with an error matching gofer.ErrNotFound (see escape).
+func Key(path, version, ext string) (string, error) {
+	v, err := escape(path, version)
+	if err != nil {
+		return "", err
+	}
+	return v + "." + ext, nil
 }
 
 // ParseKey is the inverse of Key: it reports the module path, version and file extension a
@@ -89,7 +97,10 @@ func ParseKey(key string) (path, version, ext string, ok bool) {
 		return "", "", "", false
 	}
 	version, err = module.UnescapeVersion(key[i+len("/@v/") : dot])
-	if err != nil || module.Check(path, version) != nil || Key(path, version, ext) != key {
+	if err != nil || module.Check(path, version) != nil {
+		return "", "", "", false
+	}
+	if k, err := Key(path, version, ext); err != nil || k != key {
 		return "", "", "", false
 	}
 	return path, version, ext, true
@@ -100,15 +111,23 @@ const Staging = "_staging/"
 
 // StagingKey is where one download attempt keeps a file until it is verified and committed;
 // staged blobs are never served. stage names the attempt, under StagingPrefix of its run, so
-// that a late attempt can never overwrite what an earlier one had verified.
-func StagingKey(path, version, stage, ext string) string {
-	return Staging + escape(path, version) + "/" + stage + "." + ext
+// that a late attempt can never overwrite what an earlier one had verified. It fails as Key does.
+func StagingKey(path, version, stage, ext string) (string, error) {
+	v, err := escape(path, version)
+	if err != nil {
+		return "", err
+	}
+	return Staging + v + "/" + stage + "." + ext, nil
 }
 
 // StagingPrefix is the prefix of every staged blob of one fetch run: stage names that start
-// with runID + "/".
-func StagingPrefix(path, version, runID string) string {
-	return Staging + escape(path, version) + "/" + runID + "/"
+// with runID + "/". It fails as Key does.
+func StagingPrefix(path, version, runID string) (string, error) {
+	v, err := escape(path, version)
+	if err != nil {
+		return "", err
+	}
+	return Staging + v + "/" + runID + "/", nil
 }
 
 // ParseStagingKey reports the module path, version and fetch run of a staged blob's key (any key
@@ -123,22 +142,25 @@ func ParseStagingKey(key string) (path, version, runID string, ok bool) {
 	runID, _, ok = strings.Cut(after, "/")
 	path, perr := module.UnescapePath(rest[:i])
 	version, verr := module.UnescapeVersion(vers)
-	if !ok || runID == "" || perr != nil || verr != nil || !strings.HasPrefix(key, StagingPrefix(path, version, runID)) {
+	if !ok || runID == "" || perr != nil || verr != nil {
+		return "", "", "", false
+	}
+	if prefix, err := StagingPrefix(path, version, runID); err != nil || !strings.HasPrefix(key, prefix) {
 		return "", "", "", false
 	}
 	return path, version, runID, true
 }
 
-func escape(path, version string) string {
-	p, err := module.EscapePath(path)
-	if err != nil {
-		panic("storage: key for invalid module path " + path)
+// escape is "<escaped path>/@v/<escaped version>". A path or version the go command cannot
+// escape names no module version that can exist, so no blob can be stored under it: the
+// error is gofer.ErrNotFound, what a client asking for it is told.
+func escape(path, version string) (string, error) {
+	p, perr := module.EscapePath(path)
+	v, verr := module.EscapeVersion(version)
+	if err := cmp.Or(perr, verr); err != nil {
+		return "", fmt.Errorf("storage: no key for %s@%s: %w: %w", path, version, gofer.ErrNotFound, err)
 	}
-	v, err := module.EscapeVersion(version)
-	if err != nil {
-		panic("storage: key for invalid version " + version)
-	}
-	return p + "/@v/" + v
+	return p + "/@v/" + v, nil
 }
 
 // ContextReader stops reading r once ctx is done, so that a store's long copy (a 500 MiB zip)

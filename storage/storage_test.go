@@ -1,6 +1,12 @@
 package storage
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/goferproxy/gofer"
+)
 
 func TestParseKey(t *testing.T) {
 	for i, c := range []struct {
@@ -21,8 +27,11 @@ func TestParseKey(t *testing.T) {
 		if ok != c.ok || path != c.path || version != c.version || ext != c.ext {
 			t.Errorf("%d: ParseKey(%q) = %q %q %q %v", i, c.key, path, version, ext, ok)
 		}
-		if ok && Key(path, version, ext) != c.key {
-			t.Errorf("%d: Key does not invert ParseKey", i)
+		if !ok {
+			continue
+		}
+		if key, err := Key(path, version, ext); err != nil || key != c.key {
+			t.Errorf("%d: Key does not invert ParseKey: %q, %v", i, key, err)
 		}
 	}
 }
@@ -33,8 +42,8 @@ func TestParseStagingKey(t *testing.T) {
 		path, version, runID string
 		ok                   bool
 	}{
-		0: {StagingKey("example.com/m", "v1.0.0", "run-1/2", "zip"), "example.com/m", "v1.0.0", "run-1", true},
-		1: {StagingKey("github.com/Azure/sdk", "v1.0.0-RC1", "r/1", "info"), "github.com/Azure/sdk", "v1.0.0-RC1", "r", true},
+		0: {stagingKey(t, "example.com/m", "v1.0.0", "run-1/2", "zip"), "example.com/m", "v1.0.0", "run-1", true},
+		1: {stagingKey(t, "github.com/Azure/sdk", "v1.0.0-RC1", "r/1", "info"), "github.com/Azure/sdk", "v1.0.0-RC1", "r", true},
 		2: {"_staging/example.com/m/@v/v1.0.0/run/.1.zip.tmp-42", "example.com/m", "v1.0.0", "run", true},
 		3: {"example.com/m/@v/v1.0.0.zip", "", "", "", false},
 		4: {"_staging/example.com/m/@v/v1.0.0.zip", "", "", "", false},
@@ -44,6 +53,38 @@ func TestParseStagingKey(t *testing.T) {
 		path, version, runID, ok := ParseStagingKey(c.key)
 		if ok != c.ok || path != c.path || version != c.version || runID != c.runID {
 			t.Errorf("%d: ParseStagingKey(%q) = %q %q %q %v", i, c.key, path, version, runID, ok)
+		}
+	}
+}
+
+func stagingKey(t *testing.T, path, version, stage, ext string) string {
+	t.Helper()
+	key, err := StagingKey(path, version, stage, ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// A path or version that cannot be escaped names nothing that can exist: every key of it is an
+// error a client is told as not found, naming what was wrong, never a panic in the server.
+func TestKeyOfInvalid(t *testing.T) {
+	for i, c := range []struct{ path, version, bad string }{
+		0: {"example.com/m", "v1.0.0!", "v1.0.0!"}, // '!' is the escape character
+		1: {"example.com/m", "", `version ""`},
+		2: {"example.com/m/", "v1.0.0", "example.com/m/"},
+		3: {"-example.com/m", "v1.0.0", "-example.com/m"},
+	} {
+		keys := map[string]func() (string, error){
+			"Key":           func() (string, error) { return Key(c.path, c.version, "zip") },
+			"StagingKey":    func() (string, error) { return StagingKey(c.path, c.version, "run/1", "zip") },
+			"StagingPrefix": func() (string, error) { return StagingPrefix(c.path, c.version, "run") },
+		}
+		for name, key := range keys {
+			got, err := key()
+			if !errors.Is(err, gofer.ErrNotFound) || !strings.Contains(err.Error(), c.bad) {
+				t.Errorf("%d: %s(%q, %q) = %q, %v; want an error matching gofer.ErrNotFound that names %q", i, name, c.path, c.version, got, err, c.bad)
+			}
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/egress"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/mem"
 )
 
 const (
@@ -83,7 +84,7 @@ type Checker struct {
 
 func (c *Checker) init() {
 	c.initOnce.Do(func() {
-		c.mem = &memBlobs{}
+		c.mem = mem.New()
 		c.hc = c.Client
 		if c.hc == nil {
 			c.hc = &http.Client{Timeout: fetchTimeout, Transport: c.Egress.With(c.DB.hosts()...).Transport()}

@@ -1,9 +1,9 @@
 // Package upstream is gofer's client for upstream GOPROXY servers: it parses a GOPROXY value
 // with the go command's syntax, fetches @v/list, @latest, .info, .mod and .zip files over HTTP
 // in-process, walks the entries in order with the go command's fall-through rules, and turns
-// every failure into exactly one of gofer's error kinds. The "direct" entry is delegated to a
-// Source given by the caller (Chain.Direct). It must never run the go command itself, never hard-code a host
-// (every URL comes from the GOPROXY value it is given), and never hold a zip in memory.
+// every failure into exactly one of gofer's error kinds. The "direct" entry is delegated to the
+// Source given as Chain.Direct. It must never run the go command itself, never hard-code a
+// host (every URL comes from the GOPROXY value it is given), and never hold a zip in memory.
 package upstream
 
 import (
@@ -27,15 +27,10 @@ import (
 	"github.com/goferproxy/gofer/egress"
 )
 
-// The go command's own limits (modfetch.MaxGoMod, modfetch.MaxZipFile), exported because they
-// are the limits of what gofer stores: a file the go command would
-// refuse is not worth downloading. The metadata files are tiny in practice; 1 MiB bounds the
-// memory a misbehaving upstream can make us spend on them.
-const (
-	maxSmall   = 1 << 20   // .info, @v/list, @latest
-	MaxModSize = 16 << 20  // .mod
-	MaxZipSize = 500 << 20 // .zip
-)
+// maxSmall bounds the metadata files (.info, @v/list, @latest), which are tiny in practice:
+// 1 MiB bounds the memory a misbehaving upstream can make us spend on them. A .mod and a .zip
+// are bounded by the go command's own limits, gofer.MaxModSize and gofer.MaxZipSize.
+const maxSmall = 1 << 20
 
 // Chain is a parsed GOPROXY list. Its methods are safe for concurrent use.
 type Chain struct {
@@ -251,7 +246,7 @@ func (c *Chain) Mod(ctx context.Context, path, version string) ([]byte, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	return c.small(ctx, path+"@"+version, path, file, MaxModSize, func(d Source) ([]byte, string, error) { return d.Mod(ctx, path, version) })
+	return c.small(ctx, path+"@"+version, path, file, gofer.MaxModSize, func(d Source) ([]byte, string, error) { return d.Mod(ctx, path, version) })
 }
 
 // Zip opens the zip of path at version and returns its body as a stream, with the base URL
@@ -274,7 +269,7 @@ func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, s
 		if err != nil {
 			return err
 		}
-		body, err = limitBody(ctx, u, resp, MaxZipSize)
+		body, err = limitBody(ctx, u, resp, gofer.MaxZipSize)
 		return err
 	}, func(d Source) (err error) {
 		body, _, err = d.Zip(ctx, path, version)

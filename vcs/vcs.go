@@ -27,7 +27,6 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/egress"
-	"github.com/goferproxy/gofer/upstream"
 )
 
 // Source is the source every answer of a Fetcher names: the go command's word for fetching
@@ -137,7 +136,7 @@ func (f *Fetcher) Mod(ctx context.Context, path, version string) ([]byte, string
 		return nil, "", err
 	}
 	defer f.release(d)
-	data, err := readFile(d.mod, upstream.MaxModSize, path+"@"+version+" .mod")
+	data, err := readFile(d.mod, gofer.MaxModSize, path+"@"+version+" .mod")
 	return data, Source, err
 }
 
@@ -155,10 +154,10 @@ func (f *Fetcher) Zip(ctx context.Context, path, version string) (io.ReadCloser,
 	file, err := os.Open(d.zip)
 	if err == nil {
 		var fi os.FileInfo
-		if fi, err = file.Stat(); err == nil && fi.Size() > upstream.MaxZipSize {
+		if fi, err = file.Stat(); err == nil && fi.Size() > gofer.MaxZipSize {
 			file.Close()
 			f.release(d)
-			return nil, "", gofer.Errorf(gofer.ErrInvalid, "%s@%s: zip larger than %d bytes", path, version, upstream.MaxZipSize)
+			return nil, "", gofer.Errorf(gofer.ErrInvalid, "%s@%s: zip larger than %d bytes", path, version, gofer.MaxZipSize)
 		}
 	}
 	if err != nil {

@@ -14,9 +14,9 @@ import (
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/teststores"
-	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/storage/disk"
 	"github.com/goferproxy/gofer/storage/embedded"
+	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -83,7 +83,7 @@ func (f *fixture) assertNothingStored(t *testing.T, path, version string) {
 		t.Errorf("metadata of %s@%s: err = %v, want not found", path, version, err)
 	}
 	for _, ext := range []string{"info", "mod", "zip"} {
-		key := storage.Key(path, version, ext)
+		key := storagetest.Key(t, path, version, ext)
 		if r, _, err := f.blobs.Open(ctx, key); err == nil {
 			r.Close()
 			t.Errorf("blob %s exists", key)
@@ -121,7 +121,7 @@ func TestFetchStoresVersion(t *testing.T) {
 		t.Errorf("incomplete record %+v", rec)
 	}
 	for _, ext := range []string{"info", "mod", "zip"} {
-		r, size, err := f.blobs.Open(context.Background(), storage.Key("example.com/hello", "v1.0.0", ext))
+		r, size, err := f.blobs.Open(context.Background(), storagetest.Key(t, "example.com/hello", "v1.0.0", ext))
 		if err != nil {
 			t.Fatalf("final %s blob: %v", ext, err)
 		}
@@ -288,7 +288,7 @@ func TestFetchModThenZip(t *testing.T) {
 	if stored, err := f.meta.Get(context.Background(), path, version); err != nil || stored != rec {
 		t.Errorf("stored %+v, %v; want %+v", stored, err, rec)
 	}
-	if r, _, err := f.blobs.Open(context.Background(), storage.Key(path, version, "zip")); err == nil {
+	if r, _, err := f.blobs.Open(context.Background(), storagetest.Key(t, path, version, "zip")); err == nil {
 		r.Close()
 		t.Error("a zip blob is stored")
 	}

@@ -25,9 +25,9 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
-	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/storage/disk"
 	"github.com/goferproxy/gofer/storage/embedded"
+	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -87,7 +87,7 @@ func (f *scrubFixture) store(t *testing.T, path, version string) gofer.Version {
 	rec := gofer.Version{Path: path, Version: version, Time: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
 		Info: sha(info), Mod: sha(mod), Zip: sha(string(zip)), ZipHash: zipHash, ModHash: modHash, VerifiedBy: cmp.Or(f.verifiedBy, "sumdb test")}
 	for ext, body := range map[string]string{"info": info, "mod": mod, "zip": string(zip)} {
-		if err := f.blobs.Put(ctx, storage.Key(path, version, ext), strings.NewReader(body)); err != nil {
+		if err := f.blobs.Put(ctx, storagetest.Key(t, path, version, ext), strings.NewReader(body)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,15 +103,16 @@ func sha(s string) gofer.File {
 }
 
 // file is where the disk store keeps the ext blob of path@version.
-func (f *scrubFixture) file(path, version, ext string) string {
-	return filepath.Join(f.root, filepath.FromSlash(storage.Key(path, version, ext)))
+func (f *scrubFixture) file(t *testing.T, path, version, ext string) string {
+	t.Helper()
+	return filepath.Join(f.root, filepath.FromSlash(storagetest.Key(t, path, version, ext)))
 }
 
 // corrupt flips one byte in the middle of a stored blob, behind the store's back, and returns
 // the corrupted bytes.
 func (f *scrubFixture) corrupt(t *testing.T, path, version, ext string) []byte {
 	t.Helper()
-	name := f.file(path, version, ext)
+	name := f.file(t, path, version, ext)
 	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
@@ -217,10 +218,10 @@ func TestScrubCleanStore(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	if err := f.blobs.Put(ctx, storage.Key("example.com/inflight", "v1.0.0", "info"), strings.NewReader("{}")); err != nil {
+	if err := f.blobs.Put(ctx, storagetest.Key(t, "example.com/inflight", "v1.0.0", "info"), strings.NewReader("{}")); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.blobs.Put(ctx, storage.StagingKey("example.com/hello", "v9.0.0", "run/1", "zip"), strings.NewReader("x")); err != nil {
+	if err := f.blobs.Put(ctx, storagetest.StagingKey(t, "example.com/hello", "v9.0.0", "run/1", "zip"), strings.NewReader("x")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -260,7 +261,7 @@ func TestScrubReportsCorruptZip(t *testing.T) {
 	if after := f.keys(t); strings.Join(after, " ") != strings.Join(keys, " ") {
 		t.Errorf("blobs before the scrub %v, after %v", keys, after)
 	}
-	if b, err := os.ReadFile(f.file("example.com/b", "v1.0.0", "zip")); err != nil || string(b) != string(corrupted) {
+	if b, err := os.ReadFile(f.file(t, "example.com/b", "v1.0.0", "zip")); err != nil || string(b) != string(corrupted) {
 		t.Errorf("the corrupted zip was changed or removed (err %v)", err)
 	}
 	if got, err := f.meta.Get(context.Background(), "example.com/b", "v1.0.0"); err != nil || got != rec {
@@ -277,7 +278,7 @@ func TestScrubReportsMissingBlobs(t *testing.T) {
 	}
 	gone := []struct{ path, ext string }{{"example.com/a", "mod"}, {"example.com/b", "info"}, {"example.com/c", "info"}, {"example.com/c", "mod"}}
 	for _, g := range gone {
-		if err := os.Remove(f.file(g.path, "v1.0.0", g.ext)); err != nil {
+		if err := os.Remove(f.file(t, g.path, "v1.0.0", g.ext)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -360,7 +361,7 @@ func TestScrubContinuesAsNew(t *testing.T) {
 		f.store(t, "example.com/many", fmt.Sprintf("v1.0.%d", i))
 	}
 	for i := range damaged {
-		if err := os.Remove(f.file("example.com/many", fmt.Sprintf("v1.0.%d", i), "info")); err != nil {
+		if err := os.Remove(f.file(t, "example.com/many", fmt.Sprintf("v1.0.%d", i), "info")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -396,7 +397,7 @@ func TestScrubPageResumesFromHeartbeat(t *testing.T) {
 	f.corrupt(t, "example.com/c", "v1.0.0", "mod")
 	found := activities.Mismatch{Path: "example.com/a", Version: "v1.0.0", File: "zip", Problem: "found by the first attempt"}
 	// The first attempt had checked a and b, and was on b's mod when it died.
-	heartbeat := activities.ScrubPageResult{Cursor: storage.Key("example.com/b", "v1.0.0", "mod"), Versions: 2, Files: 5, Mismatches: []activities.Mismatch{found}}
+	heartbeat := activities.ScrubPageResult{Cursor: storagetest.Key(t, "example.com/b", "v1.0.0", "mod"), Versions: 2, Files: 5, Mismatches: []activities.Mismatch{found}}
 
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
@@ -419,7 +420,7 @@ func TestScrubPageResumesFromHeartbeat(t *testing.T) {
 	if n := f.alarms(t, "scrub-mismatch"); n != 1 {
 		t.Errorf("%d alarms, want 1 (example.com/a's was raised by the first attempt)", n)
 	}
-	if want := storage.Key("example.com/d", "v1.0.0", "zip"); res.Cursor != want {
+	if want := storagetest.Key(t, "example.com/d", "v1.0.0", "zip"); res.Cursor != want {
 		t.Errorf("cursor %q, want the last key %q", res.Cursor, want)
 	}
 }

@@ -73,7 +73,7 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%d orphaned blobs\n", n)
 	runs, err := stagedRuns(ctx, blobs)
 	for _, r := range runs {
-		fmt.Fprintf(stdout, "%s\t%d files\t%d bytes\n", storage.StagingPrefix(r.path, r.version, r.runID), len(r.keys), r.size)
+		fmt.Fprintf(stdout, "%s\t%d files\t%d bytes\n", r.prefix, len(r.keys), r.size)
 	}
 	if err == nil {
 		fmt.Fprintf(stdout, "%d fetch runs with staged files (gofer gc --remove-staged removes those of runs that have ended)\n", len(runs))
@@ -108,6 +108,7 @@ func orphans(ctx context.Context, blobs storage.Blobs, meta storage.Metadata, fo
 // stagedRun is the staged files of one fetch run.
 type stagedRun struct {
 	path, version, runID string
+	prefix               string // the storage.StagingPrefix of its files, what names it to operators
 	keys                 []string
 	size                 int64
 }
@@ -121,7 +122,11 @@ func stagedRuns(ctx context.Context, blobs storage.Blobs) ([]*stagedRun, error) 
 			return nil
 		}
 		if n := len(runs); n == 0 || runs[n-1].path != path || runs[n-1].version != version || runs[n-1].runID != runID {
-			runs = append(runs, &stagedRun{path: path, version: version, runID: runID})
+			prefix, err := storage.StagingPrefix(path, version, runID)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, &stagedRun{path: path, version: version, runID: runID, prefix: prefix})
 		}
 		r := runs[len(runs)-1]
 		r.keys = append(r.keys, key)
@@ -170,7 +175,7 @@ func removeEnded(ctx context.Context, blobs storage.Blobs, tc client.Client, nam
 		case err != nil:
 			return fmt.Errorf("asking Temporal about %s: %w", id, err)
 		case d.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
-			fmt.Fprintf(stdout, "%s\tkept: running\n", storage.StagingPrefix(r.path, r.version, r.runID))
+			fmt.Fprintf(stdout, "%s\tkept: running\n", r.prefix)
 			continue
 		}
 		for _, key := range r.keys {
@@ -179,7 +184,7 @@ func removeEnded(ctx context.Context, blobs storage.Blobs, tc client.Client, nam
 			}
 		}
 		removed++
-		fmt.Fprintf(stdout, "%s\tremoved %d files, %d bytes\n", storage.StagingPrefix(r.path, r.version, r.runID), len(r.keys), r.size)
+		fmt.Fprintf(stdout, "%s\tremoved %d files, %d bytes\n", r.prefix, len(r.keys), r.size)
 	}
 	fmt.Fprintf(stdout, "%d of %d fetch runs with staged files had ended; their files are removed\n", removed, len(runs))
 	return nil

@@ -15,7 +15,7 @@ import (
 	"github.com/goferproxy/gofer/app"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/internal/teststores"
-	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -32,12 +32,12 @@ func TestGCListsOrphans(t *testing.T) {
 		}
 	}
 	for _, ext := range []string{"info", "mod", "zip"} {
-		put(storage.Key("example.com/kept", "v1.0.0", ext))
-		put(storage.Key("example.com/modonly", "v1.0.0", ext))
+		put(storagetest.Key(t, "example.com/kept", "v1.0.0", ext))
+		put(storagetest.Key(t, "example.com/modonly", "v1.0.0", ext))
 	}
-	put(storage.Key("example.com/orphan", "v1.0.0", "zip"))
-	put(storage.Key("example.com/ziponly", "v1.0.0", "zip"))
-	put(storage.StagingKey("example.com/kept", "v1.1.0", "run/1", "zip"))
+	put(storagetest.Key(t, "example.com/orphan", "v1.0.0", "zip"))
+	put(storagetest.Key(t, "example.com/ziponly", "v1.0.0", "zip"))
+	put(storagetest.StagingKey(t, "example.com/kept", "v1.1.0", "run/1", "zip"))
 	if err := meta.Insert(ctx, gofer.Version{Path: "example.com/kept", Version: "v1.0.0", ZipHash: "h1:x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,11 +91,11 @@ func TestGCRemovesStagedFilesOfEndedRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	keep := storage.StagingKey(req.Path, req.Version, running.GetRunID()+"/1", "zip")
+	keep := storagetest.StagingKey(t, req.Path, req.Version, running.GetRunID()+"/1", "zip")
 	put(keep)
-	gone := storage.StagingKey("example.com/gone", "v1.0.0", "0b9b6a3e-0000-4000-8000-00000000dead/1", "zip")
+	gone := storagetest.StagingKey(t, "example.com/gone", "v1.0.0", "0b9b6a3e-0000-4000-8000-00000000dead/1", "zip")
 	put(gone)
-	stray := filepath.Join(dir, "blobs", filepath.FromSlash(storage.StagingPrefix("example.com/gone", "v1.0.0", "0b9b6a3e-0000-4000-8000-00000000dead")), ".2.zip.tmp-42")
+	stray := filepath.Join(dir, "blobs", filepath.FromSlash(storagetest.StagingPrefix(t, "example.com/gone", "v1.0.0", "0b9b6a3e-0000-4000-8000-00000000dead")), ".2.zip.tmp-42")
 	if err := os.WriteFile(stray, []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
 	}

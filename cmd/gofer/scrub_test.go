@@ -11,7 +11,7 @@ import (
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/teststores"
-	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/worker"
 	"github.com/goferproxy/gofer/workflows"
@@ -50,7 +50,7 @@ func TestScrubCommand(t *testing.T) {
 		t.Errorf("scrub printed:\n%s", &out)
 	}
 
-	zip := filepath.Join(dir, "blobs", filepath.FromSlash(storage.Key("example.com/hello", "v1.0.0", "zip")))
+	zip := filepath.Join(dir, "blobs", filepath.FromSlash(storagetest.Key(t, "example.com/hello", "v1.0.0", "zip")))
 	b, err := os.ReadFile(zip)
 	if err != nil {
 		t.Fatal(err)

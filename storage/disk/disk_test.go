@@ -56,7 +56,7 @@ func TestNewCreatesRoot(t *testing.T) {
 	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
 		t.Fatalf("New did not create root %s: %v", root, err)
 	}
-	key := storage.Key("example.com/m", "v1.0.0", "mod")
+	key := storagetest.Key(t, "example.com/m", "v1.0.0", "mod")
 	if err := s.Put(t.Context(), key, strings.NewReader("module example.com/m\n")); err != nil {
 		t.Fatalf("Put into a created root: %v", err)
 	}
@@ -77,7 +77,7 @@ func TestNewRootIsFile(t *testing.T) {
 func TestLayout(t *testing.T) {
 	root := t.TempDir()
 	s := newStore(t, root)
-	key := storage.Key("github.com/Azure/sdk", "v2.0.0+incompatible", "zip")
+	key := storagetest.Key(t, "github.com/Azure/sdk", "v2.0.0+incompatible", "zip")
 	data := []byte("zip bytes")
 	if err := s.Put(t.Context(), key, bytes.NewReader(data)); err != nil {
 		t.Fatalf("Put(%s): %v", key, err)
@@ -124,7 +124,7 @@ func TestNoTemporaryFilesLeft(t *testing.T) {
 	root := t.TempDir()
 	s := newStore(t, root)
 	ctx := t.Context()
-	key := storage.Key("example.com/m", "v1.0.0", "zip")
+	key := storagetest.Key(t, "example.com/m", "v1.0.0", "zip")
 	failing := io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(errors.New("reset")))
 	if err := s.Put(ctx, key, failing); err == nil {
 		t.Fatal("Put with a failing reader succeeded")
@@ -159,7 +159,7 @@ func (c *cancelReader) Read(p []byte) (int, error) {
 func TestPutCancelled(t *testing.T) {
 	s := newStore(t, t.TempDir())
 	ctx, cancel := context.WithCancel(t.Context())
-	key := storage.Key("example.com/m", "v1.0.0", "zip")
+	key := storagetest.Key(t, "example.com/m", "v1.0.0", "zip")
 	r := &cancelReader{cancel: cancel, r: bytes.NewReader(make([]byte, 1<<20))}
 	if err := s.Put(ctx, key, r); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put with a cancelled context = %v, want context.Canceled", err)
@@ -174,7 +174,7 @@ func TestPutCancelled(t *testing.T) {
 func TestDirectoryKeys(t *testing.T) {
 	s := newStore(t, t.TempDir())
 	ctx := t.Context()
-	key := storage.Key("example.com/m", "v1.0.0", "zip")
+	key := storagetest.Key(t, "example.com/m", "v1.0.0", "zip")
 	if err := s.Put(ctx, key, strings.NewReader("zip")); err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestDirectoryKeys(t *testing.T) {
 func TestWalkSkipsTemporaryFiles(t *testing.T) {
 	root := t.TempDir()
 	s := newStore(t, root)
-	key := storage.Key("example.com/m", "v1.0.0", "zip")
+	key := storagetest.Key(t, "example.com/m", "v1.0.0", "zip")
 	if err := s.Put(t.Context(), key, strings.NewReader("zip")); err != nil {
 		t.Fatal(err)
 	}
@@ -221,16 +221,16 @@ func TestWalkSkipsTemporaryFiles(t *testing.T) {
 func TestStagedTemporaryFilesAreDiscarded(t *testing.T) {
 	root := t.TempDir()
 	s := newStore(t, root)
-	staged := storage.StagingKey("example.com/m", "v1.0.0", "run/2", "zip")
+	staged := storagetest.StagingKey(t, "example.com/m", "v1.0.0", "run/2", "zip")
 	if err := s.Put(t.Context(), staged, strings.NewReader("zip")); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(root, filepath.FromSlash(storage.StagingPrefix("example.com/m", "v1.0.0", "run")))
+	dir := filepath.Join(root, filepath.FromSlash(storagetest.StagingPrefix(t, "example.com/m", "v1.0.0", "run")))
 	if err := os.WriteFile(filepath.Join(dir, ".1.zip.tmp-123456"), []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	err := s.Walk(t.Context(), storage.StagingPrefix("example.com/m", "v1.0.0", "run"), "", func(key string, _ int64) error {
+	err := s.Walk(t.Context(), storagetest.StagingPrefix(t, "example.com/m", "v1.0.0", "run"), "", func(key string, _ int64) error {
 		got = append(got, key)
 		return s.Delete(t.Context(), key)
 	})
@@ -245,7 +245,7 @@ func TestStagedTemporaryFilesAreDiscarded(t *testing.T) {
 func TestWalkCancelled(t *testing.T) {
 	s := newStore(t, t.TempDir())
 	for _, v := range []string{"v1.0.0", "v1.0.1"} {
-		if err := s.Put(t.Context(), storage.Key("example.com/m", v, "zip"), strings.NewReader("zip")); err != nil {
+		if err := s.Put(t.Context(), storagetest.Key(t, "example.com/m", v, "zip"), strings.NewReader("zip")); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -87,7 +87,7 @@ func TestPrefixLayout(t *testing.T) {
 	cfg := testConfig(t, newBucket())
 	cfg.Prefix = "gofer/blobs"
 	s := newStore(t, cfg)
-	key := storage.Key("github.com/Azure/sdk", "v1.0.0", "mod")
+	key := storagetest.Key(t, "github.com/Azure/sdk", "v1.0.0", "mod")
 	if err := s.Put(t.Context(), key, strings.NewReader("module github.com/Azure/sdk\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestMultipart(t *testing.T) {
 	for i, size := range []int{partSize, partSize + 1, 2 * partSize, 40 << 20} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			ctx := t.Context()
-			key := storage.Key("example.com/big", fmt.Sprintf("v1.0.%d", i), "zip")
+			key := storagetest.Key(t, "example.com/big", fmt.Sprintf("v1.0.%d", i), "zip")
 			want := data[:size]
 
 			var before, after runtime.MemStats
@@ -211,7 +211,7 @@ func TestFailedMultipart(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key := storage.StagingKey("example.com/failed", "v1.0.0", fmt.Sprint("run-", i), "zip")
+			key := storagetest.StagingKey(t, "example.com/failed", "v1.0.0", fmt.Sprint("run-", i), "zip")
 			err := tt.put(key)
 			if !errors.Is(err, tt.want) || errors.Is(err, gofer.ErrExists) {
 				t.Errorf("Put failing after 20 MiB = %v, want an error matching %v (and not ErrExists)", err, tt.want)
@@ -239,7 +239,7 @@ func TestConditionalWrites(t *testing.T) {
 	// Past the HeadObject check, the conditional write alone must refuse a taken key: a
 	// writer that lost the race learns it from the write itself.
 	ctx := t.Context()
-	key := storage.Key("example.com/cond", "v1.0.0", "zip")
+	key := storagetest.Key(t, "example.com/cond", "v1.0.0", "zip")
 	obj := s.prefix + key
 	for _, size := range []int{100, partSize + 100} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -271,7 +271,7 @@ func TestFallbackWithoutConditionalWrites(t *testing.T) {
 	s := newStore(t, testConfig(t, newBucket()))
 	s.conditionalPut, s.conditionalComplete = false, false
 	ctx := t.Context()
-	key := storage.Key("example.com/fallback", "v1.0.0", "zip")
+	key := storagetest.Key(t, "example.com/fallback", "v1.0.0", "zip")
 	first := storagetest.RandomBytes(6, 100)
 	if err := s.Put(ctx, key, bytes.NewReader(first)); err != nil {
 		t.Fatal(err)
@@ -280,7 +280,7 @@ func TestFallbackWithoutConditionalWrites(t *testing.T) {
 		t.Errorf("Put of a taken key = %v, want ErrExists", err)
 	}
 	// A multipart Put checks again before completing.
-	late := storage.Key("example.com/fallback", "v1.0.1", "zip")
+	late := storagetest.Key(t, "example.com/fallback", "v1.0.1", "zip")
 	lateObj := s.prefix + late
 	err := s.Put(ctx, late, &failingReader{r: bytes.NewReader(storagetest.RandomBytes(8, partSize+100)), n: partSize + 100, err: io.EOF, before: func() {
 		if _, err := s.client.PutObject(ctx, &awss3.PutObjectInput{Bucket: &s.bucket, Key: &lateObj, Body: bytes.NewReader(first)}); err != nil {
@@ -375,7 +375,7 @@ func TestNewUnreachable(t *testing.T) {
 func TestPresignGet(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, testConfig(t, newBucket()))
-	key := storage.Key("github.com/Azure/sdk", "v1.0.0+incompatible", "zip")
+	key := storagetest.Key(t, "github.com/Azure/sdk", "v1.0.0+incompatible", "zip")
 	data := storagetest.RandomBytes(9, 3<<20)
 	if err := s.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
@@ -446,7 +446,7 @@ func TestReaderRequests(t *testing.T) {
 	s := newStore(t, testConfig(t, newBucket()))
 	const size = 1 << 20
 	data := storagetest.RandomBytes(10, size)
-	key := storage.Key("example.com/requests", "v1.0.0", "zip")
+	key := storagetest.Key(t, "example.com/requests", "v1.0.0", "zip")
 	if err := s.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +510,7 @@ func TestReaderRequests(t *testing.T) {
 func TestReplacedWhileReading(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, testConfig(t, newBucket()))
-	key := storage.Key("example.com/replaced", "v1.0.0", "zip")
+	key := storagetest.Key(t, "example.com/replaced", "v1.0.0", "zip")
 	if err := s.Put(ctx, key, bytes.NewReader(storagetest.RandomBytes(11, 10_000))); err != nil {
 		t.Fatal(err)
 	}
@@ -536,7 +536,7 @@ func TestReplacedWhileReading(t *testing.T) {
 func TestOutage(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, testConfig(t, newBucket()))
-	key := storage.Key("example.com/outage", "v1.0.0", "zip")
+	key := storagetest.Key(t, "example.com/outage", "v1.0.0", "zip")
 	data := storagetest.RandomBytes(13, 100_000)
 	if err := s.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
@@ -556,7 +556,7 @@ func TestOutage(t *testing.T) {
 			}
 		}
 	}()
-	missing := storage.Key("example.com/outage", "v9.0.0", "zip")
+	missing := storagetest.Key(t, "example.com/outage", "v9.0.0", "zip")
 	checks := map[string]error{}
 	_, _, checks["Open of a stored blob"] = s.Open(ctx, key)
 	_, _, checks["Open of a missing blob"] = s.Open(ctx, missing)

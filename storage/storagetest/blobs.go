@@ -111,7 +111,7 @@ func testPutOpen(t *testing.T, s storage.Blobs) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key := storage.Key("example.com/putopen", fmt.Sprintf("v1.0.%d", i), "zip")
+			key := Key(t, "example.com/putopen", fmt.Sprintf("v1.0.%d", i), "zip")
 			if err := s.Put(t.Context(), key, tt.r); err != nil {
 				t.Fatalf("Put(%s): %v", key, err)
 			}
@@ -122,14 +122,14 @@ func testPutOpen(t *testing.T, s storage.Blobs) {
 
 func testOpenMissing(t *testing.T, s storage.Blobs) {
 	const path, version = "example.com/missing", "v1.0.0"
-	wantNotFound(t, s, storage.Key(path, version, "info"))
+	wantNotFound(t, s, Key(t, path, version, "info"))
 
 	// A stored neighbour must not make its siblings, other versions or staged copies appear.
-	mustPut(t, s, storage.Key(path, version, "info"), RandomBytes(3, 10))
-	wantNotFound(t, s, storage.Key(path, version, "mod"))
-	wantNotFound(t, s, storage.Key(path, "v1.0.1", "info"))
-	wantNotFound(t, s, storage.Key(path+"/v2", "v2.0.0", "info"))
-	wantNotFound(t, s, storage.StagingKey(path, version, "run-1", "info"))
+	mustPut(t, s, Key(t, path, version, "info"), RandomBytes(3, 10))
+	wantNotFound(t, s, Key(t, path, version, "mod"))
+	wantNotFound(t, s, Key(t, path, "v1.0.1", "info"))
+	wantNotFound(t, s, Key(t, path+"/v2", "v2.0.0", "info"))
+	wantNotFound(t, s, StagingKey(t, path, version, "run-1", "info"))
 }
 
 func testPutExisting(t *testing.T, s storage.Blobs) {
@@ -144,7 +144,7 @@ func testPutExisting(t *testing.T, s storage.Blobs) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key := storage.Key("example.com/existing", fmt.Sprintf("v1.0.%d", i), "mod")
+			key := Key(t, "example.com/existing", fmt.Sprintf("v1.0.%d", i), "mod")
 			mustPut(t, s, key, tt.first)
 
 			for _, second := range [][]byte{RandomBytes(5, 5000), tt.first} {
@@ -169,7 +169,7 @@ func testFailedPut(t *testing.T, s storage.Blobs) {
 	data := RandomBytes(6, 4<<20)
 	for i, failAfter := range []int{0, 1000, 3 << 20} {
 		t.Run(fmt.Sprintf("after %d bytes", failAfter), func(t *testing.T) {
-			key := storage.StagingKey("example.com/failed", "v1.0.0", fmt.Sprintf("run-%d", i), "zip")
+			key := StagingKey(t, "example.com/failed", "v1.0.0", fmt.Sprintf("run-%d", i), "zip")
 			r := io.MultiReader(bytes.NewReader(data[:failAfter]), iotest.ErrReader(errRead))
 			err := s.Put(t.Context(), key, plainReader{r})
 			if err == nil {
@@ -190,7 +190,7 @@ func testFailedPut(t *testing.T, s storage.Blobs) {
 func testReader(t *testing.T, s storage.Blobs) {
 	const size = 100_000
 	data := RandomBytes(7, size)
-	key := storage.Key("example.com/reader", "v1.0.0", "zip")
+	key := Key(t, "example.com/reader", "v1.0.0", "zip")
 	mustPut(t, s, key, data)
 
 	r, n, err := s.Open(t.Context(), key)
@@ -307,7 +307,7 @@ func testReader(t *testing.T, s storage.Blobs) {
 func testDelete(t *testing.T, s storage.Blobs) {
 	ctx := t.Context()
 	const path, version = "example.com/delete", "v1.0.0"
-	info, mod := storage.Key(path, version, "info"), storage.Key(path, version, "mod")
+	info, mod := Key(t, path, version, "info"), Key(t, path, version, "mod")
 	mustPut(t, s, info, RandomBytes(8, 100))
 	modData := RandomBytes(9, 200)
 	mustPut(t, s, mod, modData)
@@ -321,7 +321,7 @@ func testDelete(t *testing.T, s storage.Blobs) {
 	if err := s.Delete(ctx, info); err != nil {
 		t.Errorf("Delete(%s) a second time: %v, want nil", info, err)
 	}
-	never := storage.Key(path, "v9.9.9", "zip")
+	never := Key(t, path, "v9.9.9", "zip")
 	if err := s.Delete(ctx, never); err != nil {
 		t.Errorf("Delete(%s) of a key never stored: %v, want nil", never, err)
 	}
@@ -335,19 +335,19 @@ func testDelete(t *testing.T, s storage.Blobs) {
 
 func testKeys(t *testing.T, s storage.Blobs) {
 	keys := []string{
-		storage.Key("github.com/Azure/sdk", "v1.2.3", "info"), // github.com/!azure/sdk
-		storage.Key("github.com/azure/sdk", "v1.2.3", "info"), // must not collide with the above
-		storage.Key("github.com/Azure/sdk", "v2.0.0+incompatible", "mod"),
-		storage.Key("github.com/Azure/sdk", "v2.0.0+incompatible", "zip"),
-		storage.Key("example.com/UPPER/Case", "v1.0.0-RC.1", "info"), // upper case in the version too
-		storage.Key("example.com/a", "v1.0.0", "zip"),
-		storage.Key("example.com/ab", "v1.0.0", "zip"),
-		storage.Key("example.com/a/v2", "v2.0.0", "zip"),
-		storage.Key("gopkg.in/yaml.v3", "v3.0.1", "mod"),
-		storage.Key("example.com/m", "v0.0.0-20240101120000-abcdefabcdef", "info"),
-		storage.Key("example.com/t~i-l_d.e", "v1.0.0", "mod"),
-		storage.StagingKey("github.com/Azure/sdk", "v2.0.0+incompatible", "0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", "zip"),
-		storage.StagingKey("github.com/Azure/sdk", "v2.0.0+incompatible", "0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7c", "zip"),
+		Key(t, "github.com/Azure/sdk", "v1.2.3", "info"), // github.com/!azure/sdk
+		Key(t, "github.com/azure/sdk", "v1.2.3", "info"), // must not collide with the above
+		Key(t, "github.com/Azure/sdk", "v2.0.0+incompatible", "mod"),
+		Key(t, "github.com/Azure/sdk", "v2.0.0+incompatible", "zip"),
+		Key(t, "example.com/UPPER/Case", "v1.0.0-RC.1", "info"), // upper case in the version too
+		Key(t, "example.com/a", "v1.0.0", "zip"),
+		Key(t, "example.com/ab", "v1.0.0", "zip"),
+		Key(t, "example.com/a/v2", "v2.0.0", "zip"),
+		Key(t, "gopkg.in/yaml.v3", "v3.0.1", "mod"),
+		Key(t, "example.com/m", "v0.0.0-20240101120000-abcdefabcdef", "info"),
+		Key(t, "example.com/t~i-l_d.e", "v1.0.0", "mod"),
+		StagingKey(t, "github.com/Azure/sdk", "v2.0.0+incompatible", "0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", "zip"),
+		StagingKey(t, "github.com/Azure/sdk", "v2.0.0+incompatible", "0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7c", "zip"),
 	}
 	data := make(map[string][]byte)
 	for i, key := range keys {
@@ -372,7 +372,7 @@ func testLarge(t *testing.T, s storage.Blobs) {
 	for i, size := range []int{5<<20 - 1, 5 << 20, 5<<20 + 1} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			data := RandomBytes(uint64(20+i), size)
-			key := storage.Key("example.com/large", fmt.Sprintf("v1.0.%d", i), "zip")
+			key := Key(t, "example.com/large", fmt.Sprintf("v1.0.%d", i), "zip")
 			if err := s.Put(t.Context(), key, iotest.HalfReader(reader(data))); err != nil {
 				t.Fatalf("Put(%s, %d bytes): %v", key, size, err)
 			}
@@ -403,7 +403,7 @@ func testLarge(t *testing.T, s storage.Blobs) {
 func testConcurrentPut(t *testing.T, s storage.Blobs, same bool) {
 	const writers, readers, size = 20, 4, 1 << 20
 	ctx := t.Context()
-	key := storage.Key("example.com/race", "v1.0.0", "zip")
+	key := Key(t, "example.com/race", "v1.0.0", "zip")
 	blobs := make([][]byte, writers)
 	for i := range blobs {
 		if same {
@@ -531,21 +531,21 @@ func testWalk(t *testing.T, s storage.Blobs) {
 	// prefix of the neighbour's ("a" against "a-b", "a.b" and "ab"): the bytes '-' and '.' sort
 	// before '/', so walking directory by directory (a, a-b, a.b) is not lexical order of keys.
 	keys := []string{
-		storage.Key("gopkg.in/yaml.v3", "v3.0.1", "mod"),
-		storage.Key("example.com/a", "v1.0.0", "zip"),
-		storage.Key("example.com/a", "v1.0.0", "info"),
-		storage.Key("example.com/a", "v1.0.0", "mod"),
-		storage.Key("example.com/a", "v1.10.0", "zip"),
-		storage.Key("example.com/a", "v1.0.0-pre", "zip"),
-		storage.Key("example.com/a/v2", "v2.0.0", "zip"),
-		storage.Key("example.com/ab", "v1.0.0", "zip"),
-		storage.Key("example.com/a-b", "v1.0.0", "zip"),
-		storage.Key("example.com/a.b", "v1.0.0", "zip"),
-		storage.Key("example.com/A", "v1.0.0", "zip"), // example.com/!a
-		storage.Key("github.com/Azure/sdk", "v1.2.3", "info"),
-		storage.StagingKey("example.com/a", "v1.0.0", "run-2", "zip"),
-		storage.StagingKey("example.com/a", "v1.0.0", "run-1", "zip"),
-		storage.StagingKey("example.com/a", "v1.0.0-pre", "run-1", "zip"),
+		Key(t, "gopkg.in/yaml.v3", "v3.0.1", "mod"),
+		Key(t, "example.com/a", "v1.0.0", "zip"),
+		Key(t, "example.com/a", "v1.0.0", "info"),
+		Key(t, "example.com/a", "v1.0.0", "mod"),
+		Key(t, "example.com/a", "v1.10.0", "zip"),
+		Key(t, "example.com/a", "v1.0.0-pre", "zip"),
+		Key(t, "example.com/a/v2", "v2.0.0", "zip"),
+		Key(t, "example.com/ab", "v1.0.0", "zip"),
+		Key(t, "example.com/a-b", "v1.0.0", "zip"),
+		Key(t, "example.com/a.b", "v1.0.0", "zip"),
+		Key(t, "example.com/A", "v1.0.0", "zip"), // example.com/!a
+		Key(t, "github.com/Azure/sdk", "v1.2.3", "info"),
+		StagingKey(t, "example.com/a", "v1.0.0", "run-2", "zip"),
+		StagingKey(t, "example.com/a", "v1.0.0", "run-1", "zip"),
+		StagingKey(t, "example.com/a", "v1.0.0-pre", "run-1", "zip"),
 	}
 	var all []walked
 	for i, key := range keys {
@@ -647,7 +647,7 @@ func testWalk(t *testing.T, s storage.Blobs) {
 		t.Fatalf("Delete(%s): %v", all[0].key, err)
 	}
 	all = all[1:]
-	failed := storage.StagingKey("example.com/a", "v1.0.0", "run-3", "zip")
+	failed := StagingKey(t, "example.com/a", "v1.0.0", "run-3", "zip")
 	r := io.MultiReader(bytes.NewReader(RandomBytes(2100, 1000)), iotest.ErrReader(errors.New("storagetest: reset")))
 	if err := s.Put(ctx, failed, plainReader{r}); err == nil {
 		t.Fatalf("Put(%s) with a failing reader succeeded", failed)
@@ -657,7 +657,7 @@ func testWalk(t *testing.T, s storage.Blobs) {
 	// While a Put is in progress, a walk sees the blob whole or not at all: the gc that walks
 	// the store must never find a half-written blob, or a temporary file, to judge.
 	const size = 1 << 20
-	key := storage.Key("example.com/walking", "v1.0.0", "zip")
+	key := Key(t, "example.com/walking", "v1.0.0", "zip")
 	putErr := make(chan error, 1)
 	go func() {
 		putErr <- s.Put(ctx, key, &slowReader{b: RandomBytes(2200, size), chunk: 16 << 10, pause: time.Millisecond})

@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"testing"
 	"time"
+
+	"github.com/goferproxy/gofer/storage"
 )
 
 // RandomBytes returns n reproducible bytes that differ for every seed, so that a blob that is
@@ -22,6 +25,35 @@ func RandomBytes(seed uint64, n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.NewChaCha8(s).Read(b)
 	return b
+}
+
+// Key is storage.Key of a path and version that tb knows to be valid; an error stops tb.
+func Key(tb testing.TB, path, version, ext string) string {
+	tb.Helper()
+	return valid(tb)(storage.Key(path, version, ext))
+}
+
+// StagingKey is storage.StagingKey of a valid path and version, as Key is storage.Key.
+func StagingKey(tb testing.TB, path, version, stage, ext string) string {
+	tb.Helper()
+	return valid(tb)(storage.StagingKey(path, version, stage, ext))
+}
+
+// StagingPrefix is storage.StagingPrefix of a valid path and version, as Key is storage.Key.
+func StagingPrefix(tb testing.TB, path, version, runID string) string {
+	tb.Helper()
+	return valid(tb)(storage.StagingPrefix(path, version, runID))
+}
+
+// valid takes what a key function returns, so that one call can pass it on whole.
+func valid(tb testing.TB) func(key string, err error) string {
+	return func(key string, err error) string {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return key
+	}
 }
 
 // Stream hides every method of r but Read, so that no implementation can come to depend on
