@@ -1,6 +1,8 @@
 // Command gofer is the gofer module proxy: `gofer serve` runs the GOPROXY front end (and, by
 // default, a worker in the same process), `gofer worker` runs a worker only, `gofer version`
-// prints the build. It only parses settings and wires packages together; the work lives in them.
+// prints the build; gc, scrub and warm are an operator's tools. It reads the settings and the
+// environment, opens the stores and clients they name, and hands them to package app, which
+// assembles the process; it decides nothing a package decides.
 package main
 
 import (
