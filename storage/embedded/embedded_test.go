@@ -40,19 +40,10 @@ func mustOpen(t *testing.T, path string) *Store {
 	return s
 }
 
-func testVersion(path, version string) gofer.Version {
-	at := time.Date(2025, time.January, 2, 3, 4, 5, 678_000_000, time.UTC)
-	return gofer.Version{
-		Path: path, Version: version, Time: at, FetchedAt: at.Add(time.Hour),
-		Zip: gofer.File{Size: 1234, SHA256: "ab"}, ZipHash: "h1:zip=", ModHash: "h1:mod=",
-		Source: "https://proxy.example/", WorkflowID: "fetch:" + path + "@" + version, RunID: "run",
-	}
-}
-
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "meta.db")
 	ctx := t.Context()
-	want := []gofer.Version{testVersion("example.com/a", "v1.0.0"), testVersion("example.com/a", "v1.1.0")}
+	want := []gofer.Version{storagetest.Record("example.com/a", "v1.0.0", 0), storagetest.Record("example.com/a", "v1.1.0", 0)}
 
 	s := mustOpen(t, path)
 	for _, v := range want {
@@ -78,7 +69,7 @@ func TestReopen(t *testing.T) {
 		t.Errorf("after reopen, Versions = %q, %v", versions, err)
 	}
 	// Insert-once holds across restarts too.
-	if err := s.Insert(ctx, testVersion("example.com/a", "v1.0.0")); !errors.Is(err, gofer.ErrExists) {
+	if err := s.Insert(ctx, storagetest.Record("example.com/a", "v1.0.0", 0)); !errors.Is(err, gofer.ErrExists) {
 		t.Errorf("Insert of a record stored before reopening = %v, want ErrExists", err)
 	}
 }
@@ -118,7 +109,7 @@ func TestLocked(t *testing.T) {
 func TestFormat(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "meta.db")
 	s := mustOpen(t, path)
-	v := testVersion("github.com/Azure/sdk", "v2.0.0+incompatible")
+	v := storagetest.Record("github.com/Azure/sdk", "v2.0.0+incompatible", 0)
 	if err := s.Insert(t.Context(), v); err != nil {
 		t.Fatal(err)
 	}
@@ -160,9 +151,9 @@ func TestInsertInvalid(t *testing.T) {
 	ctx := t.Context()
 	// "example.com/a@v1" with version "x" would share its key prefix with example.com/a.
 	for _, v := range []gofer.Version{
-		testVersion("example.com/a@v1", "x"),
-		testVersion("", "v1.0.0"),
-		testVersion("example.com/a", ""),
+		storagetest.Record("example.com/a@v1", "x", 0),
+		storagetest.Record("", "v1.0.0", 0),
+		storagetest.Record("example.com/a", "", 0),
 	} {
 		if err := s.Insert(ctx, v); !errors.Is(err, gofer.ErrInvalid) {
 			t.Errorf("Insert(%q@%q) = %v, want an error matching gofer.ErrInvalid", v.Path, v.Version, err)
@@ -195,7 +186,7 @@ func TestCatalogOrder(t *testing.T) {
 		paths = longer
 		for _, p := range paths {
 			for _, v := range []string{"v1", "v2"} {
-				if err := s.Insert(t.Context(), testVersion(p, v)); err != nil {
+				if err := s.Insert(t.Context(), storagetest.Record(p, v, 0)); err != nil {
 					t.Fatal(err)
 				}
 				want = append(want, module.Version{Path: p, Version: v})

@@ -58,21 +58,12 @@ func TestMetadata(t *testing.T) {
 	})
 }
 
-func testVersion(path, version string) gofer.Version {
-	at := time.Date(2025, time.January, 2, 3, 4, 5, 678_000_000, time.UTC)
-	return gofer.Version{
-		Path: path, Version: version, Time: at, FetchedAt: at.Add(time.Hour),
-		Zip: gofer.File{Size: 1234, SHA256: "ab"}, ZipHash: "h1:zip=", ModHash: "h1:mod=",
-		Source: "https://proxy.example/", WorkflowID: "fetch:" + path + "@" + version, RunID: "run",
-	}
-}
-
 // Get hands times back in UTC, not merely as the same instant, so that records print and
 // compare with == as they were written.
 func TestTimesUTC(t *testing.T) {
 	s := mustOpen(t, newDatabase())
 	defer s.Close()
-	want := testVersion("example.com/utc", "v1.0.0")
+	want := storagetest.Record("example.com/utc", "v1.0.0", 0)
 	if err := s.Insert(t.Context(), want); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +172,7 @@ func TestOpenTwice(t *testing.T) {
 	b := mustOpen(t, db)
 	defer b.Close()
 	ctx := t.Context()
-	v := testVersion("example.com/twice", "v1.0.0")
+	v := storagetest.Record("example.com/twice", "v1.0.0", 0)
 	if err := a.Insert(ctx, v); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +201,7 @@ func TestConcurrentInsertOneDocument(t *testing.T) {
 	for i, s := range stores {
 		wg.Go(func() {
 			<-start
-			v := testVersion("example.com/race", "v1.0.0")
+			v := storagetest.Record("example.com/race", "v1.0.0", 0)
 			v.RunID = fmt.Sprintf("run-%d", i)
 			errs[i] = s.Insert(ctx, v)
 		})
@@ -241,7 +232,7 @@ func TestConcurrentInsertOneDocument(t *testing.T) {
 func TestInsertInvalid(t *testing.T) {
 	s := mustOpen(t, newDatabase())
 	defer s.Close()
-	for _, v := range []gofer.Version{testVersion("", "v1.0.0"), testVersion("example.com/a", "")} {
+	for _, v := range []gofer.Version{storagetest.Record("", "v1.0.0", 0), storagetest.Record("example.com/a", "", 0)} {
 		if err := s.Insert(t.Context(), v); !errors.Is(err, gofer.ErrInvalid) {
 			t.Errorf("Insert(%q@%q) = %v, want an error matching gofer.ErrInvalid", v.Path, v.Version, err)
 		}
@@ -254,7 +245,7 @@ func TestInsertInvalid(t *testing.T) {
 func TestOutage(t *testing.T) {
 	s := mustOpen(t, newDatabase())
 	defer s.Close()
-	stored := testVersion("example.com/outage", "v1.0.0")
+	stored := storagetest.Record("example.com/outage", "v1.0.0", 0)
 	if err := s.Insert(t.Context(), stored); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +278,7 @@ func TestOutage(t *testing.T) {
 		}},
 		{"Insert of a stored version", func(ctx context.Context) error { return s.Insert(ctx, stored) }},
 		{"Insert of a new version", func(ctx context.Context) error {
-			return s.Insert(ctx, testVersion(stored.Path, "v1.1.0"))
+			return s.Insert(ctx, storagetest.Record(stored.Path, "v1.1.0", 0))
 		}},
 		{"Versions", func(ctx context.Context) error {
 			_, err := s.Versions(ctx, stored.Path)
@@ -343,7 +334,7 @@ func TestOutage(t *testing.T) {
 	if err := s.Insert(t.Context(), stored); !errors.Is(err, gofer.ErrExists) {
 		t.Errorf("Insert of a stored version after the outage = %v, want ErrExists", err)
 	}
-	next := testVersion(stored.Path, "v1.1.0")
+	next := storagetest.Record(stored.Path, "v1.1.0", 0)
 	if err := s.Insert(t.Context(), next); err != nil {
 		t.Errorf("Insert of a new version after the outage: %v", err)
 	}

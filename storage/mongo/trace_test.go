@@ -11,6 +11,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/goferproxy/gofer/storage/storagetest"
 )
 
 // Each command is a client span under its caller's span, named after the command and the
@@ -25,7 +27,7 @@ func TestCommandSpans(t *testing.T) {
 	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()) })
 
 	ctx, parent := tp.Tracer("test").Start(context.Background(), "request")
-	if err := s.Insert(ctx, testVersion("example.com/secret-module", "v1.0.0")); err != nil {
+	if err := s.Insert(ctx, storagetest.Record("example.com/secret-module", "v1.0.0", 0)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, "example.com/secret-module", "v1.0.0"); err != nil {

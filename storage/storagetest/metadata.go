@@ -37,17 +37,17 @@ func TestMetadata(t *testing.T, newStore func(t *testing.T) storage.Metadata) {
 	t.Run("ZipLater", func(t *testing.T) { testZipLater(t, open(t)) })
 	t.Run("Close", func(t *testing.T) {
 		s := newStore(t)
-		mustInsert(t, s, record("example.com/close", "v1.0.0", 1))
+		mustInsert(t, s, Record("example.com/close", "v1.0.0", 1))
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	})
 }
 
-// record returns a version record with every field set and distinct for each seed, so that a
+// Record returns a version record with every field set and distinct for each seed, so that a
 // store that drops, swaps or rounds any field fails the comparison. Times carry milliseconds
 // in UTC, the precision MongoDB keeps.
-func record(path, version string, seed int) gofer.Version {
+func Record(path, version string, seed int) gofer.Version {
 	base := time.Date(2024, time.March, 9, 10, 11, 12, 345_000_000, time.UTC)
 	return gofer.Version{
 		Path:       path,
@@ -121,11 +121,11 @@ func wantVersions(t *testing.T, s storage.Metadata, path string, want ...string)
 func testInsertGet(t *testing.T, s storage.Metadata) {
 	// Records that share a path or a version with another must each come back as themselves.
 	recs := []gofer.Version{
-		record("example.com/get", "v1.0.0", 1),
-		record("example.com/get", "v1.1.0", 2),
-		record("example.com/get/v2", "v2.0.0+incompatible", 3),
-		record("example.com/other", "v1.0.0", 4),
-		record("github.com/Azure/sdk", "v0.0.0-20240101120000-abcdefabcdef", 5),
+		Record("example.com/get", "v1.0.0", 1),
+		Record("example.com/get", "v1.1.0", 2),
+		Record("example.com/get/v2", "v2.0.0+incompatible", 3),
+		Record("example.com/other", "v1.0.0", 4),
+		Record("github.com/Azure/sdk", "v0.0.0-20240101120000-abcdefabcdef", 5),
 	}
 	for _, v := range recs {
 		mustInsert(t, s, v)
@@ -137,7 +137,7 @@ func testInsertGet(t *testing.T, s storage.Metadata) {
 
 func testGetMissing(t *testing.T, s storage.Metadata) {
 	wantNoRecord(t, s, "example.com/a", "v1.0.0")
-	mustInsert(t, s, record("example.com/a", "v1.0.0", 1))
+	mustInsert(t, s, Record("example.com/a", "v1.0.0", 1))
 	wantNoRecord(t, s, "example.com/a", "v1.0.1")
 	wantNoRecord(t, s, "example.com/ab", "v1.0.0")
 	wantNoRecord(t, s, "example.com/A", "v1.0.0") // module paths are case-sensitive
@@ -146,9 +146,9 @@ func testGetMissing(t *testing.T, s storage.Metadata) {
 }
 
 func testInsertExisting(t *testing.T, s storage.Metadata) {
-	first := record("example.com/existing", "v1.0.0", 1)
+	first := Record("example.com/existing", "v1.0.0", 1)
 	mustInsert(t, s, first)
-	for _, second := range []gofer.Version{record(first.Path, first.Version, 2), first} {
+	for _, second := range []gofer.Version{Record(first.Path, first.Version, 2), first} {
 		err := s.Insert(t.Context(), second)
 		if !errors.Is(err, gofer.ErrExists) {
 			t.Errorf("second Insert(%s@%s) = %v, want an error matching gofer.ErrExists", second.Path, second.Version, err)
@@ -171,7 +171,7 @@ func testVersions(t *testing.T, s storage.Metadata) {
 	for path, versions := range stored {
 		for _, v := range versions {
 			seed++
-			mustInsert(t, s, record(path, v, seed))
+			mustInsert(t, s, Record(path, v, seed))
 		}
 	}
 	for path, versions := range stored {
@@ -217,7 +217,7 @@ func testCatalog(t *testing.T, s storage.Metadata) {
 	}
 	for i := range want { // backwards, so that insertion order is no help
 		v := want[len(want)-1-i]
-		mustInsert(t, s, record(v.Path, v.Version, i))
+		mustInsert(t, s, Record(v.Path, v.Version, i))
 	}
 	if got := catalog(t, s, module.Version{}, 100); !slices.Equal(got, want) {
 		t.Errorf("Catalog(from the start, 100) =\n%v\nwant\n%v", got, want)
@@ -274,13 +274,13 @@ func testConcurrentInsert(t *testing.T, s storage.Metadata) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			errs[i] = s.Insert(ctx, record(path, "v1.0.0", i))
+			errs[i] = s.Insert(ctx, Record(path, "v1.0.0", i))
 		})
 	}
 	close(start)
 	wg.Wait()
 	winner := oneWinner(t, "Insert", errs)
-	wantRecord(t, s, record(path, "v1.0.0", winner))
+	wantRecord(t, s, Record(path, "v1.0.0", winner))
 
 	// Distinct versions inserted at once must all be kept: no insert may lose another.
 	want := []string{"v1.0.0"}
@@ -290,7 +290,7 @@ func testConcurrentInsert(t *testing.T, s storage.Metadata) {
 		want = append(want, v)
 		wg.Go(func() {
 			<-start
-			errs[i] = s.Insert(ctx, record(path, v, 100+i))
+			errs[i] = s.Insert(ctx, Record(path, v, 100+i))
 		})
 	}
 	close(start)
@@ -302,17 +302,17 @@ func testConcurrentInsert(t *testing.T, s storage.Metadata) {
 	}
 	wantVersions(t, s, path, want...)
 	for i := range n {
-		wantRecord(t, s, record(path, fmt.Sprintf("v1.1.%d", i), 100+i))
+		wantRecord(t, s, Record(path, fmt.Sprintf("v1.1.%d", i), 100+i))
 	}
 }
 
 // testZipLater stores versions the way a fetch of the .mod alone does, then their zips.
 func testZipLater(t *testing.T, s storage.Metadata) {
 	ctx := t.Context()
-	full := record("example.com/zip", "v1.0.0", 1)
+	full := Record("example.com/zip", "v1.0.0", 1)
 	mod := full
 	mod.Zip, mod.ZipHash = gofer.File{}, ""
-	zip := record("example.com/zip", "v1.0.0", 2).ZipOnly()
+	zip := Record("example.com/zip", "v1.0.0", 2).ZipOnly()
 	mustInsert(t, s, mod)
 	wantRecord(t, s, mod)
 	if v, _ := s.Get(ctx, mod.Path, mod.Version); v.HasZip() {
@@ -323,7 +323,7 @@ func testZipLater(t *testing.T, s storage.Metadata) {
 	}
 	// The zip's fields come from its record; those of the fetch stay the version's.
 	wantRecord(t, s, mod.WithZip(zip))
-	again := record("example.com/zip", "v1.0.0", 3).ZipOnly()
+	again := Record("example.com/zip", "v1.0.0", 3).ZipOnly()
 	if err := s.InsertZip(ctx, again); !errors.Is(err, gofer.ErrExists) {
 		t.Errorf("a second InsertZip = %v, want an error matching gofer.ErrExists", err)
 	}
@@ -337,7 +337,7 @@ func testZipLater(t *testing.T, s storage.Metadata) {
 	}
 
 	// A zip recorded before its version's record does not make the version stored.
-	early := record("example.com/zip", "v1.1.0", 4)
+	early := Record("example.com/zip", "v1.1.0", 4)
 	if err := s.InsertZip(ctx, early.ZipOnly()); err != nil {
 		t.Fatalf("InsertZip: %v", err)
 	}
@@ -349,9 +349,9 @@ func testZipLater(t *testing.T, s storage.Metadata) {
 	wantRecord(t, s, early)
 
 	// A record stored whole is served whole, whatever a zip record says.
-	whole := record("example.com/zip", "v1.2.0", 5)
+	whole := Record("example.com/zip", "v1.2.0", 5)
 	mustInsert(t, s, whole)
-	if err := s.InsertZip(ctx, record("example.com/zip", "v1.2.0", 6).ZipOnly()); err != nil {
+	if err := s.InsertZip(ctx, Record("example.com/zip", "v1.2.0", 6).ZipOnly()); err != nil {
 		t.Fatalf("InsertZip: %v", err)
 	}
 	wantRecord(t, s, whole)
