@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
@@ -50,23 +50,7 @@ func BenchmarkZipHit(b *testing.B) {
 			url := srv.URL + "/example.com/bench/@v/v1.0.0.zip"
 			b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0))) // 8 clients on this 2-core machine
 			b.SetBytes(size)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					resp, err := client.Get(url)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					n, _ := io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 || n != size {
-						b.Errorf("status %d, %d bytes", resp.StatusCode, n)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			testserver.GetParallel(b, client, url, size)
 		})
 	}
 }

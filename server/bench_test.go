@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
@@ -106,23 +107,7 @@ func BenchmarkHit(b *testing.B) {
 				url := srv.URL + "/" + storagetest.Key(b, benchPath, benchVersion, ext)
 				b.SetParallelism(32 / runtime.GOMAXPROCS(0)) // 32 clients in all
 				b.ReportAllocs()
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						resp, err := c.Get(url)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						n, _ := io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						if resp.StatusCode != 200 || n != int64(len(files[ext])) {
-							b.Errorf("%s: status %d, %d bytes", url, resp.StatusCode, n)
-							return
-						}
-					}
-				})
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+				testserver.GetParallel(b, c, url, int64(len(files[ext])))
 			})
 		}
 	}
