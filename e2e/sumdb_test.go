@@ -18,6 +18,16 @@ import (
 // /sumdb/<name>/ (as the public proxy serves the public one), and gofer checking against it.
 func withSumDB(t *testing.T, noSumDB string) (*fakeproxy.Proxy, *fakesumdb.DB, *proxy) {
 	t.Helper()
+	up, db, upURL, parsed := sumdbUpstream(t)
+	g := startGofer(t, upURL, options{sumdb: &sumdb.Checker{DB: parsed, NoSumDB: noSumDB}})
+	return up, db, g
+}
+
+// sumdbUpstream starts a fake upstream that also serves a local test checksum database of its
+// modules at /sumdb/<name>/, and returns them, the upstream's URL and the database as
+// GOFER_SUMDB names it.
+func sumdbUpstream(t *testing.T) (*fakeproxy.Proxy, *fakesumdb.DB, string, *sumdb.Database) {
+	t.Helper()
 	up := fakeproxy.New()
 	db := fakesumdb.New("sum.gofer.test", up.GoSum)
 	up.ServeSumDB(db.Name(), db.Handler())
@@ -26,8 +36,7 @@ func withSumDB(t *testing.T, noSumDB string) (*fakeproxy.Proxy, *fakesumdb.DB, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := startGofer(t, upURL, options{sumdb: &sumdb.Checker{DB: parsed, NoSumDB: noSumDB}})
-	return up, db, g
+	return up, db, upURL, parsed
 }
 
 // With GOPROXY=<gofer>, GOSUMDB=<test database> and no go.sum, the go command downloads and

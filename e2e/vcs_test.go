@@ -20,8 +20,6 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/egress"
-	"github.com/goferproxy/gofer/internal/fakeproxy"
-	"github.com/goferproxy/gofer/internal/fakesumdb"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/sumdb"
@@ -43,23 +41,8 @@ const (
 // git server that goes down in the middle of the fetch and comes back 20 seconds later only
 // delays the client, who gets the module.
 func TestVCS(t *testing.T) {
-	git, err := testserver.Git("gofer", vcsPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(git.Close)
-	for _, path := range []string{vcsModule, vcsOther} {
-		name := strings.TrimPrefix(path, "git.gofer.test/")
-		if _, err := git.Module(name, path, "v1.0.0", "v1.1.0"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gitconfig, netrc, err := git.ClientConfig(t.TempDir(), "git.gofer.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetcher := &vcs.Fetcher{NetrcFile: netrc, GitConfig: gitconfig, TempDir: t.TempDir(), Egress: (*egress.Policy)(nil).With(git.Host)}
-	t.Cleanup(func() { fetcher.Close() })
+	git := startPrivateGit(t, vcsModule, vcsOther)
+	fetcher, gitconfig, netrc := git.fetcher, git.gitconfig, git.netrc
 	direct := &countingDirect{Source: fetcher}
 	g := startGofer(t, "direct", options{direct: direct, fetchWait: 3 * time.Minute})
 
@@ -214,6 +197,37 @@ func directDownload(t *testing.T, gitconfig, netrc, pathVersion string) moduleJS
 	return m
 }
 
+// privateGit is a git server that holds modules under git.gofer.test behind basic auth, with
+// what a client needs to reach it with the credentials.
+type privateGit struct {
+	*testserver.GitServer
+	fetcher          *vcs.Fetcher // with the credentials, and allowed to connect to the server
+	gitconfig, netrc string
+}
+
+// startPrivateGit starts a privateGit holding paths (in git.gofer.test/<repository>.git form),
+// each tagged v1.0.0 and v1.1.0, and stops it when the test ends.
+func startPrivateGit(t *testing.T, paths ...string) *privateGit {
+	t.Helper()
+	git, err := testserver.Git("gofer", vcsPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(git.Close)
+	for _, path := range paths {
+		if _, err := git.Module(strings.TrimPrefix(path, "git.gofer.test/"), path, "v1.0.0", "v1.1.0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &privateGit{GitServer: git}
+	if p.gitconfig, p.netrc, err = git.ClientConfig(t.TempDir(), "git.gofer.test"); err != nil {
+		t.Fatal(err)
+	}
+	p.fetcher = &vcs.Fetcher{NetrcFile: p.netrc, GitConfig: p.gitconfig, TempDir: t.TempDir(), Egress: (*egress.Policy)(nil).With(git.Host)}
+	t.Cleanup(func() { p.fetcher.Close() })
+	return p
+}
+
 // countingDirect counts the unavailable failures of a version control source.
 type countingDirect struct {
 	upstream.Source
@@ -298,20 +312,8 @@ func (b byModule) Zip(ctx context.Context, path, version string) (io.ReadCloser,
 // control, its list and @latest come from version control too, and neither the upstream proxy
 // nor the checksum database ever sees its name.
 func TestPrivateRule(t *testing.T) {
-	git, err := testserver.Git("gofer", vcsPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(git.Close)
-	if _, err := git.Module("private/mod.git", vcsModule, "v1.0.0", "v1.1.0"); err != nil {
-		t.Fatal(err)
-	}
-	gitconfig, netrc, err := git.ClientConfig(t.TempDir(), "git.gofer.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetcher := &vcs.Fetcher{NetrcFile: netrc, GitConfig: gitconfig, TempDir: t.TempDir(), Egress: (*egress.Policy)(nil).With(git.Host)}
-	t.Cleanup(func() { fetcher.Close() })
+	git := startPrivateGit(t, vcsModule)
+	fetcher := git.fetcher
 	rulesFile := filepath.Join(t.TempDir(), "rules")
 	if err := os.WriteFile(rulesFile, []byte("git.gofer.test private\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -320,16 +322,9 @@ func TestPrivateRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := fakeproxy.New()
-	db := fakesumdb.New("sum.gofer.test", up.GoSum)
-	up.ServeSumDB(db.Name(), db.Handler())
-	upURL := up.Start(t)
-	parsed, err := sumdb.ParseGOSUMDB(db.VerifierKey(), []string{upURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checker := &sumdb.Checker{DB: parsed, Private: func(p string) bool { return rs.Match(p).Rule == rules.Private }}
-	g := startGofer(t, upURL, options{direct: fetcher, rules: rs, sumdb: checker, fetchWait: 3 * time.Minute})
+	up, db, upURL, parsed := sumdbUpstream(t)
+	// The checker is not told which modules are private: gofer tells it the rules' own.
+	g := startGofer(t, upURL, options{direct: fetcher, rules: rs, sumdb: &sumdb.Checker{DB: parsed}, fetchWait: 3 * time.Minute})
 
 	client := []string{"GOSUMDB=" + db.VerifierKey(), "GONOSUMDB=git.gofer.test"}
 	if _, err := download(t, g.URL, vcsModule+"@v1.0.0", client...); err != nil {
