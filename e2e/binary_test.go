@@ -266,10 +266,10 @@ func TestGoferServeChecksumDatabase(t *testing.T) {
 	if _, err := download(t, url, "example.com/hello@v1.0.0", "GOSUMDB="+db.VerifierKey()); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, body := get(t, "GET", url+"/example.com/hello/@v/v1.1.0.zip"); code != http.StatusGone {
+	if code, _, body := testserver.Get(t, "GET", url+"/example.com/hello/@v/v1.1.0.zip"); code != http.StatusGone {
 		t.Errorf("a version the database disagrees with: %d %q, want 410", code, body)
 	}
-	_, _, metrics := get(t, "GET", url+"/metrics")
+	_, _, metrics := testserver.Get(t, "GET", url+"/metrics")
 	var alarms string
 	for _, line := range strings.Split(string(metrics), "\n") {
 		if strings.HasPrefix(line, "gofer_checksum_alarms_total{") && strings.Contains(line, `reason="sumdb-mismatch"`) {

@@ -91,7 +91,7 @@ func TestChaos(t *testing.T) {
 
 	want := make([][]byte, versions)
 	for v := range versions {
-		_, _, want[v] = get(t, "GET", upURL+zipPath(v))
+		_, _, want[v] = testserver.Get(t, "GET", upURL+zipPath(v))
 	}
 	ok, retryable := 0, 0
 	for r := range results {
@@ -108,7 +108,7 @@ func TestChaos(t *testing.T) {
 
 	// Every version is (or, retried, becomes) available, stored exactly once.
 	for v := range versions {
-		if code, _, b := get(t, "GET", "http://"+addr+zipPath(v)); code != 200 || !bytes.Equal(b, want[v]) {
+		if code, _, b := testserver.Get(t, "GET", "http://"+addr+zipPath(v)); code != 200 || !bytes.Equal(b, want[v]) {
 			t.Errorf("v1.0.%d after the chaos: %d", v, code)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/storage/embedded"
 	"github.com/goferproxy/gofer/storage/storagetest"
@@ -117,16 +118,16 @@ func TestListAndLatestFallBackToStorage(t *testing.T) {
 	}
 	up.Hide("example.com/hello", "v1.0.0") // the upstream loses a version we have
 	up.Add("example.com/hello", "v1.2.0", map[string]string{"go.mod": "module example.com/hello\n"})
-	status, _, body := get(t, "GET", g.URL+"/example.com/hello/@v/list")
+	status, _, body := testserver.Get(t, "GET", g.URL+"/example.com/hello/@v/list")
 	if status != 200 || string(body) != "v1.0.0\nv1.1.0\nv1.2.0\n" {
 		t.Errorf("merged list: %d %q", status, body)
 	}
 	up.Close()
-	status, _, body = get(t, "GET", g.URL+"/example.com/hello/@v/list")
+	status, _, body = testserver.Get(t, "GET", g.URL+"/example.com/hello/@v/list")
 	if status != 200 || string(body) != "v1.0.0\n" {
 		t.Errorf("list with the upstream gone: %d %q", status, body)
 	}
-	status, _, body = get(t, "GET", g.URL+"/example.com/hello/@latest")
+	status, _, body = testserver.Get(t, "GET", g.URL+"/example.com/hello/@latest")
 	if status != 200 || !strings.Contains(string(body), `"Version":"v1.0.0"`) {
 		t.Errorf("latest with the upstream gone: %d %q", status, body)
 	}
@@ -241,7 +242,7 @@ func TestNotFoundFallsThrough(t *testing.T) {
 		second.Add("example.com/gone", version, files)
 		up.Fail("/example.com/gone/@v/"+version+".info", -1, status)
 
-		code, _, body := get(t, "GET", g.URL+"/example.com/gone/@v/"+version+".info")
+		code, _, body := testserver.Get(t, "GET", g.URL+"/example.com/gone/@v/"+version+".info")
 		if code != 404 && code != 410 {
 			t.Errorf("%d: upstream %d: gofer answered %d", i, status, code)
 		}
@@ -276,12 +277,12 @@ func TestInvalidRequestsStartNothing(t *testing.T) {
 		"/example.com/hello/@v/V1.0.0.zip", // upper-case version
 	}
 	for i, p := range paths {
-		code, _, body := get(t, "GET", g.URL+p)
+		code, _, body := testserver.Get(t, "GET", g.URL+p)
 		if code < 400 || code >= 500 {
 			t.Errorf("%d: %s: %d %q, want 4xx", i, p, code, body)
 		}
 	}
-	if code, _, _ := get(t, "POST", g.URL+"/example.com/hello/@v/v1.0.0.info"); code != http.StatusMethodNotAllowed {
+	if code, _, _ := testserver.Get(t, "POST", g.URL+"/example.com/hello/@v/v1.0.0.info"); code != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d", code)
 	}
 	if n := g.workflowCount(t); n != 0 {
@@ -309,7 +310,7 @@ func TestInvalidContentIsNotStored(t *testing.T) {
 	for i, c := range cases {
 		up.Add(path, c.version, map[string]string{"go.mod": "module example.com/bad\n", "bad.go": "package bad\n"})
 		up.SetFile(path, c.version, "zip", fakeproxy.RawZip(c.zip))
-		code, _, body := get(t, "GET", g.URL+"/"+path+"/@v/"+c.version+".zip")
+		code, _, body := testserver.Get(t, "GET", g.URL+"/"+path+"/@v/"+c.version+".zip")
 		if code != http.StatusGone || !strings.Contains(string(body), c.reason) {
 			t.Errorf("%d: %d %q, want 410 naming %q", i, code, body, c.reason)
 		}
@@ -360,7 +361,7 @@ func TestFaultBeforeCommitLeavesNothingVisible(t *testing.T) {
 		meta:      fault,
 	})
 	const info = "/example.com/hello/@v/v1.0.0.info"
-	code, hdr, body := get(t, "GET", g.URL+info)
+	code, hdr, body := testserver.Get(t, "GET", g.URL+info)
 	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 		t.Fatalf("during the fault: %d %q (Retry-After %q), want 503 with Retry-After", code, body, hdr.Get("Retry-After"))
 	}
@@ -400,7 +401,7 @@ func TestResponseHeaders(t *testing.T) {
 	base := g.URL + "/example.com/hello/@v/v1.0.0"
 	types := map[string]string{".info": "application/json", ".mod": "text/plain; charset=utf-8", ".zip": "application/zip"}
 	for ext, ctype := range types {
-		code, h, body := get(t, "GET", base+ext)
+		code, h, body := testserver.Get(t, "GET", base+ext)
 		if code != 200 || h.Get("Content-Type") != ctype || h.Get("Cache-Control") != "public, max-age=31536000, immutable" {
 			t.Errorf("%s: %d %v", ext, code, h)
 		}
@@ -408,25 +409,25 @@ func TestResponseHeaders(t *testing.T) {
 		if sum := sha256.Sum256(body); etag != `"`+hex.EncodeToString(sum[:])+`"` {
 			t.Errorf("%s: ETag %q is not the strong SHA-256 of the body", ext, etag)
 		}
-		if code, _, _ := get(t, "GET", base+ext, "If-None-Match", etag); code != http.StatusNotModified {
+		if code, _, _ := testserver.Get(t, "GET", base+ext, "If-None-Match", etag); code != http.StatusNotModified {
 			t.Errorf("%s: If-None-Match: %d", ext, code)
 		}
-		code, h, head := get(t, "HEAD", base+ext)
+		code, h, head := testserver.Get(t, "HEAD", base+ext)
 		if code != 200 || len(head) != 0 || h.Get("Content-Length") != fmt.Sprint(len(body)) {
 			t.Errorf("%s: HEAD: %d, %d body bytes, Content-Length %q", ext, code, len(head), h.Get("Content-Length"))
 		}
 		if ext == ".zip" {
-			code, _, part := get(t, "GET", base+ext, "Range", "bytes=10-19")
+			code, _, part := testserver.Get(t, "GET", base+ext, "Range", "bytes=10-19")
 			if code != http.StatusPartialContent || !bytes.Equal(part, body[10:20]) {
 				t.Errorf("range: %d %q", code, part)
 			}
 		}
 	}
-	code, h, _ := get(t, "GET", g.URL+"/example.com/hello/@v/list")
+	code, h, _ := testserver.Get(t, "GET", g.URL+"/example.com/hello/@v/list")
 	if code != 200 || h.Get("Cache-Control") != "public, max-age=60" {
 		t.Errorf("list: %d %v", code, h)
 	}
-	if code, _, body := get(t, "GET", g.URL+"/healthz"); code != 200 {
+	if code, _, body := testserver.Get(t, "GET", g.URL+"/healthz"); code != 200 {
 		t.Errorf("healthz: %d %q", code, body)
 	}
 }
@@ -476,7 +477,7 @@ func TestNotFoundIsRemembered(t *testing.T) {
 	}
 	// A query (a non-canonical version) that the upstream does not know is remembered too.
 	for range 10 {
-		get(t, "GET", g.URL+"/example.com/hello/@v/nosuchbranch.info")
+		testserver.Get(t, "GET", g.URL+"/example.com/hello/@v/nosuchbranch.info")
 	}
 	if n := up.Requests("/example.com/hello/@v/nosuchbranch.info"); n != 1 {
 		t.Errorf("10 queries for an unknown branch cost %d upstream requests, want 1", n)

@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,28 +285,6 @@ func download(t *testing.T, goproxy, pathVersion string, env ...string) (moduleJ
 
 type moduleJSON struct {
 	Path, Version, Error, Info, GoMod, Zip, Sum, GoModSum string
-}
-
-// get fetches url and returns the status, headers and body.
-func get(t *testing.T, method, url string, header ...string) (int, http.Header, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, body
 }
 
 // workflowCount counts the workflows ever started in g's namespace.

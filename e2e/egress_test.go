@@ -43,7 +43,7 @@ func TestRequestsCannotSteerConnections(t *testing.T) {
 		"127.0.0.1/x/@v/v1.0.0.info", "127.0.0.2/x/y/@v/v1.0.0.mod",
 		"127.0.0.1/x.git/@v/list", "127.0.0.2/x.git/@v/v1.0.0.mod", "127.0.0.1/x.git/sub/@v/v1.0.0.zip",
 	} {
-		status, _, body := get(t, "GET", g.URL+"/"+p)
+		status, _, body := testserver.Get(t, "GET", g.URL+"/"+p)
 		if status != 404 && status != 403 {
 			t.Errorf("GET /%s = %d %q, want 404 or 403", p, status, body)
 		}

@@ -80,7 +80,7 @@ func TestS3OutageDuringCommit(t *testing.T) {
 	t.Cleanup(func() { s3Server.Start() }) // in case the test fails while S3 is down
 	g := startGofer(t, up.Start(t), options{fetchWait: 5 * time.Second, blobs: &stopS3AtCommit{Blobs: blobs}, meta: meta, localZipLimit: 1})
 
-	code, hdr, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.zip")
+	code, hdr, body := testserver.Get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.zip")
 	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 		t.Fatalf("with S3 down mid-commit: %d %q, want 503 with Retry-After", code, body)
 	}
@@ -118,13 +118,13 @@ func TestMongoOutage(t *testing.T) {
 	}
 	fe := g.frontEnd(t, 20*time.Second)
 	hot := fe + "/example.com/hello/@v/v1.0.0"
-	if code, _, _ := get(t, "GET", hot+".info"); code != 200 { // now hot in fe's memory
+	if code, _, _ := testserver.Get(t, "GET", hot+".info"); code != 200 { // now hot in fe's memory
 		t.Fatalf("warming: %d", code)
 	}
 
 	mongoServer.Stop()
 	for _, ext := range []string{".info", ".mod", ".zip"} {
-		if code, _, body := get(t, "GET", hot+ext); code != 200 {
+		if code, _, body := testserver.Get(t, "GET", hot+ext); code != 200 {
 			t.Errorf("hot %s with MongoDB down: %d %q", ext, code, body)
 		}
 	}
@@ -132,7 +132,7 @@ func TestMongoOutage(t *testing.T) {
 		fe + "/example.com/dep/@v/v0.1.0.info",   // stored, but not in fe's memory
 		fe + "/example.com/hello/@v/v1.1.0.info", // not stored at all
 	} {
-		code, hdr, body := get(t, "GET", url)
+		code, hdr, body := testserver.Get(t, "GET", url)
 		if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 			t.Errorf("%s with MongoDB down: %d %q, want 503 with Retry-After", url, code, body)
 		}
@@ -197,7 +197,7 @@ func TestZipRedirectToPresignedURL(t *testing.T) {
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, s3Server.Endpoint+"/") {
 		t.Errorf("zip GET: %d to %q, want 302 to the S3 endpoint", resp.StatusCode, loc)
 	}
-	if code, h, _ := get(t, "HEAD", g.URL+"/example.com/hello/@v/v1.0.0.zip"); code != 200 || h.Get("Content-Length") == "" {
+	if code, h, _ := testserver.Get(t, "HEAD", g.URL+"/example.com/hello/@v/v1.0.0.zip"); code != 200 || h.Get("Content-Length") == "" {
 		t.Errorf("zip HEAD: %d %v", code, h)
 	}
 }
@@ -220,11 +220,11 @@ func TestTemporalOutage(t *testing.T) {
 
 	dev.Stop()
 	for _, ext := range []string{".info", ".mod", ".zip"} {
-		if code, _, body := get(t, "GET", fe+"/example.com/hello/@v/v1.0.0"+ext); code != 200 {
+		if code, _, body := testserver.Get(t, "GET", fe+"/example.com/hello/@v/v1.0.0"+ext); code != 200 {
 			t.Errorf("stored %s with Temporal down: %d %q", ext, code, body)
 		}
 	}
-	code, hdr, body := get(t, "GET", fe+"/example.com/hello/@v/v1.1.0.info")
+	code, hdr, body := testserver.Get(t, "GET", fe+"/example.com/hello/@v/v1.1.0.info")
 	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 		t.Errorf("a miss with Temporal down: %d %q, want 503 with Retry-After", code, body)
 	}

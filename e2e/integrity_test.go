@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -16,7 +17,7 @@ func TestRefetchWithOtherBytesKeepsTheStoredVersion(t *testing.T) {
 	up := fakeproxy.New()
 	g := startGofer(t, up.Start(t), options{})
 	url := g.URL + "/example.com/hello/@v/v1.0.0.zip"
-	_, _, original := get(t, "GET", url)
+	_, _, original := testserver.Get(t, "GET", url)
 	if len(original) == 0 {
 		t.Fatal("no zip")
 	}
@@ -36,7 +37,7 @@ func TestRefetchWithOtherBytesKeepsTheStoredVersion(t *testing.T) {
 	if n := g.alarms(t, "stored-mismatch"); n != 1 {
 		t.Errorf("%d stored-mismatch alarms, want 1", n)
 	}
-	if _, _, now := get(t, "GET", g.frontEnd(t, 0)+"/example.com/hello/@v/v1.0.0.zip"); !bytes.Equal(now, original) {
+	if _, _, now := testserver.Get(t, "GET", g.frontEnd(t, 0)+"/example.com/hello/@v/v1.0.0.zip"); !bytes.Equal(now, original) {
 		t.Error("the stored zip changed")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
 )
 
 // `gofer serve` with a trace exporter pointed at a closed port serves hits and misses as usual,
@@ -34,12 +35,12 @@ func TestGoferServeObservability(t *testing.T) {
 	if _, err := download(t, url, "example.com/dep@v0.1.0"); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _ := get(t, http.MethodGet, url+"/example.com/dep/@v/v0.9.9.info"); code != http.StatusNotFound {
+	if code, _, _ := testserver.Get(t, http.MethodGet, url+"/example.com/dep/@v/v0.9.9.info"); code != http.StatusNotFound {
 		t.Fatalf("missing version: %d", code)
 	}
 	time.Sleep(2 * time.Second) // several export attempts fail meanwhile
 
-	_, _, body := get(t, http.MethodGet, url+"/metrics")
+	_, _, body := testserver.Get(t, http.MethodGet, url+"/metrics")
 	for _, c := range []struct {
 		name   string
 		labels []string

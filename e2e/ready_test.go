@@ -73,7 +73,7 @@ func awaitReadyz(t *testing.T, url string, down ...string) {
 	for deadline := time.Now().Add(within); ; {
 		start := time.Now()
 		var hdr http.Header
-		code, hdr, body = get(t, "GET", url+"/readyz")
+		code, hdr, body = testserver.Get(t, "GET", url+"/readyz")
 		if d := time.Since(start); d > slowest {
 			t.Errorf("GET /readyz took %v, want under %v", d, slowest)
 		}
@@ -81,7 +81,7 @@ func awaitReadyz(t *testing.T, url string, down ...string) {
 			t.Logf("GET /readyz: %d\n%s", code, body)
 			break
 		}
-		if hc, _, hb := get(t, "GET", url+"/healthz"); hc != http.StatusOK {
+		if hc, _, hb := testserver.Get(t, "GET", url+"/healthz"); hc != http.StatusOK {
 			t.Errorf("GET /healthz: %d %q, want 200 whatever the dependencies", hc, hb)
 		}
 		if time.Now().After(deadline) {
@@ -89,10 +89,10 @@ func awaitReadyz(t *testing.T, url string, down ...string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if hc, _, hb := get(t, "GET", url+"/healthz"); hc != http.StatusOK {
+	if hc, _, hb := testserver.Get(t, "GET", url+"/healthz"); hc != http.StatusOK {
 		t.Errorf("GET /healthz: %d %q, want 200 whatever the dependencies", hc, hb)
 	}
-	if code, _, body := get(t, "HEAD", url+"/readyz"); code != wantCode || len(body) != 0 {
+	if code, _, body := testserver.Get(t, "HEAD", url+"/readyz"); code != wantCode || len(body) != 0 {
 		t.Errorf("HEAD /readyz with %v down: %d %q, want %d and no body", down, code, body, wantCode)
 	}
 }

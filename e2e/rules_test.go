@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
 )
 
 // Each rule and download mode of a GOFER_RULES file, through the real go command against the
@@ -45,7 +46,7 @@ example.com/cacheonly  none
 	}
 
 	// exclude: 403 with a reason, and never fetched.
-	if code, _, body := get(t, "GET", url+"/example.com/hello/v2/@v/v2.0.0.info"); code != http.StatusForbidden || !strings.Contains(string(body), "excluded") {
+	if code, _, body := testserver.Get(t, "GET", url+"/example.com/hello/v2/@v/v2.0.0.info"); code != http.StatusForbidden || !strings.Contains(string(body), "excluded") {
 		t.Errorf("excluded: %d %q", code, body)
 	}
 	if _, err := download(t, url, "example.com/hello/v2@v2.0.0"); err == nil || !strings.Contains(err.Error(), "403") {
@@ -64,14 +65,14 @@ example.com/cacheonly  none
 	}
 
 	// async: 404 at once, so a GOPROXY=gofer,upstream client falls through; then stored.
-	if code, _, _ := get(t, "GET", url+"/example.com/asyncmod/@v/v1.0.0.info"); code != http.StatusNotFound {
+	if code, _, _ := testserver.Get(t, "GET", url+"/example.com/asyncmod/@v/v1.0.0.info"); code != http.StatusNotFound {
 		t.Errorf("async miss: %d, want 404 at once", code)
 	}
 	if _, err := download(t, url+","+upURL, "example.com/asyncmod@v1.0.0"); err != nil {
 		t.Errorf("async with fall-through: %v", err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if code, _, _ := get(t, "GET", url+"/example.com/asyncmod/@v/v1.0.0.zip"); code == 200 {
+		if code, _, _ := testserver.Get(t, "GET", url+"/example.com/asyncmod/@v/v1.0.0.zip"); code == 200 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -100,7 +101,7 @@ example.com/cacheonly  none
 	}
 
 	// none: only what is stored; a miss is 404 and reaches nobody.
-	if code, _, body := get(t, "GET", url+"/example.com/cacheonly/@v/v1.0.0.info"); code != http.StatusNotFound || !strings.Contains(string(body), "none") {
+	if code, _, body := testserver.Get(t, "GET", url+"/example.com/cacheonly/@v/v1.0.0.info"); code != http.StatusNotFound || !strings.Contains(string(body), "none") {
 		t.Errorf("mode none: %d %q", code, body)
 	}
 	if n := up.Requests("/example.com/cacheonly/@v/v1.0.0.info"); n != 0 {
@@ -111,7 +112,7 @@ example.com/cacheonly  none
 	write("example.com/hello/v2 bogus\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	time.Sleep(500 * time.Millisecond)
-	if code, _, _ := get(t, "GET", url+"/example.com/hello/v2/@v/v2.0.0.info"); code != http.StatusForbidden {
+	if code, _, _ := testserver.Get(t, "GET", url+"/example.com/hello/v2/@v/v2.0.0.info"); code != http.StatusForbidden {
 		t.Errorf("after a bad reload: %d, want the old rules (403)", code)
 	}
 	write("example.com/cacheonly none\n")

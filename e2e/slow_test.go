@@ -10,6 +10,7 @@ import (
 
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -29,7 +30,7 @@ func TestSlowZipIsWaitedFor(t *testing.T) {
 
 	up.Delay(time.Minute) // stuck: nothing arrives
 	start := time.Now()
-	code, _, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.mod")
+	code, _, body := testserver.Get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.mod")
 	if took := time.Since(start); code != 503 || !strings.Contains(string(body), "still running") || took > 3*wait {
 		t.Errorf("a fetch that does not move: %d %q after %v, want 503 still running after about %v", code, body, took, wait)
 	}
@@ -56,7 +57,7 @@ func TestStuckModIsNotWaitedForLong(t *testing.T) {
 	g := startGofer(t, up.Start(t), options{fetchWait: wait, progressEvery: time.Second})
 	up.Delay(time.Minute)
 	start := time.Now()
-	code, _, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.mod")
+	code, _, body := testserver.Get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.mod")
 	if took := time.Since(start); code != 503 || took > wait+wait/2 {
 		t.Errorf("a .mod fetch that does not move: %d %q after %v, want 503 after about %v", code, body, took, wait)
 	}
@@ -68,7 +69,7 @@ func TestSlowModIsFetchedByAnActivity(t *testing.T) {
 	up := fakeproxy.New()
 	g := startGofer(t, up.Start(t), options{fetchWait: 30 * time.Second, progressEvery: time.Second})
 	up.Delay(1500 * time.Millisecond)
-	if code, _, body := get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.mod"); code != 200 || !strings.HasPrefix(string(body), "module example.com/hello") {
+	if code, _, body := testserver.Get(t, "GET", g.URL+"/example.com/hello/@v/v1.0.0.mod"); code != 200 || !strings.HasPrefix(string(body), "module example.com/hello") {
 		t.Fatalf("a slow .mod: %d %q", code, body)
 	}
 	id := workflows.FetchID("example.com/hello", "v1.0.0", activities.FilesMod)

@@ -10,6 +10,7 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/fakesumdb"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/sumdb"
 )
@@ -53,10 +54,10 @@ func TestGoVerifiesThroughGoferSumDB(t *testing.T) {
 	if err != nil || rec.VerifiedBy != "sumdb "+db.Name() {
 		t.Errorf("record verified by %q (%v), want the test database", rec.VerifiedBy, err)
 	}
-	if code, _, _ := get(t, "GET", g.URL+"/sumdb/"+db.Name()+"/supported"); code != 200 {
+	if code, _, _ := testserver.Get(t, "GET", g.URL+"/sumdb/"+db.Name()+"/supported"); code != 200 {
 		t.Errorf("supported: %d", code)
 	}
-	if code, _, _ := get(t, "GET", g.URL+"/sumdb/sum.other.test/supported"); code != 404 {
+	if code, _, _ := testserver.Get(t, "GET", g.URL+"/sumdb/sum.other.test/supported"); code != 404 {
 		t.Errorf("supported for a database not configured: %d, want 404", code)
 	}
 }
@@ -83,7 +84,7 @@ func TestSumDBMismatchIsRefused(t *testing.T) {
 		}
 		db.SetRecord("example.com/hello", c.version, []byte(zipLine+"\n"+modLine+"\n"))
 
-		code, _, body := get(t, "GET", g.URL+"/example.com/hello/@v/"+c.version+".zip")
+		code, _, body := testserver.Get(t, "GET", g.URL+"/example.com/hello/@v/"+c.version+".zip")
 		if code != http.StatusGone || !strings.Contains(string(body), "checksum mismatch") || !strings.Contains(string(body), bad) {
 			t.Errorf("%d: %s differs: %d %q, want 410 naming the mismatch", i, c.wrong, code, body)
 		}
@@ -133,7 +134,7 @@ func TestPrivateModulesStayPrivate(t *testing.T) {
 	if _, err := download(t, g.URL, "example.com/private/lib@v1.0.0", "GOSUMDB="+db.VerifierKey(), "GONOSUMDB=example.com/private"); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _ := get(t, "GET", g.URL+"/sumdb/"+db.Name()+"/lookup/example.com/private/lib@v1.0.0"); code != 404 {
+	if code, _, _ := testserver.Get(t, "GET", g.URL+"/sumdb/"+db.Name()+"/lookup/example.com/private/lib@v1.0.0"); code != 404 {
 		t.Errorf("lookup of a private module through gofer: %d, want 404", code)
 	}
 	rec, err := g.meta.Get(context.Background(), "example.com/private/lib", "v1.0.0")

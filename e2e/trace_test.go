@@ -21,6 +21,7 @@ import (
 
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -46,7 +47,7 @@ func TestOneTracePerMiss(t *testing.T) {
 	g := startGofer(t, up.Start(t), options{tracer: tp, blobs: blobs, meta: meta, zipRedirect: 5 * time.Minute})
 
 	// A zip that misses fetches the version's .mod and its zip.
-	if code, _, body := get(t, http.MethodGet, g.URL+"/example.com/traced/@v/"+version+".zip"); code != http.StatusOK {
+	if code, _, body := testserver.Get(t, http.MethodGet, g.URL+"/example.com/traced/@v/"+version+".zip"); code != http.StatusOK {
 		t.Fatalf("GET .zip: %d %s", code, body)
 	}
 
@@ -102,7 +103,7 @@ func TestOneTracePerMiss(t *testing.T) {
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || strings.Contains(strings.ToLower(loc), "traceparent") {
 		t.Errorf("zip GET: %d to %q, want a redirect to a presigned URL without the trace context", resp.StatusCode, loc)
-	} else if code, _, body := get(t, http.MethodGet, loc); code != http.StatusOK || len(body) == 0 {
+	} else if code, _, body := testserver.Get(t, http.MethodGet, loc); code != http.StatusOK || len(body) == 0 {
 		t.Errorf("presigned URL: %d, %d bytes", code, len(body))
 	}
 	if t.Failed() {
@@ -116,7 +117,7 @@ func TestOneTracePerMiss(t *testing.T) {
 	spans.Reset()
 	var wg sync.WaitGroup
 	for range 3 {
-		wg.Go(func() { get(t, http.MethodGet, g.URL+"/example.com/traced/@v/"+joined+".mod") })
+		wg.Go(func() { testserver.Get(t, http.MethodGet, g.URL+"/example.com/traced/@v/"+joined+".mod") })
 	}
 	wg.Wait()
 	runs := map[string]int{}

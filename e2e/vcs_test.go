@@ -333,10 +333,10 @@ func TestPrivateRule(t *testing.T) {
 	if m, err := download(t, g.URL, vcsModule+"@latest", client...); err != nil || m.Version != "v1.1.0" {
 		t.Errorf("@latest of a private module: %+v %v, want v1.1.0", m, err)
 	}
-	if code, _, body := get(t, "GET", g.URL+"/"+vcsModule+"/@v/list"); code != 200 || string(body) != "v1.0.0\nv1.1.0\n" {
+	if code, _, body := testserver.Get(t, "GET", g.URL+"/"+vcsModule+"/@v/list"); code != 200 || string(body) != "v1.0.0\nv1.1.0\n" {
 		t.Errorf("list of a private module: %d %q", code, body)
 	}
-	if code, _, _ := get(t, "GET", g.URL+"/sumdb/"+db.Name()+"/lookup/"+vcsModule+"@v1.0.0"); code != 404 {
+	if code, _, _ := testserver.Get(t, "GET", g.URL+"/sumdb/"+db.Name()+"/lookup/"+vcsModule+"@v1.0.0"); code != 404 {
 		t.Errorf("a checksum-database lookup of a private module through gofer: %d, want 404", code)
 	}
 	rec, err := g.meta.Get(context.Background(), vcsModule, "v1.0.0")

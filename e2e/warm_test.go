@@ -22,6 +22,7 @@ import (
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/internal/fakeproxy"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/worker"
 	"github.com/goferproxy/gofer/workflows"
@@ -263,7 +264,7 @@ func TestFetchVisibility(t *testing.T) {
 	if _, err := download(t, g.URL, path+"@v1.0.0"); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _ := get(t, http.MethodGet, g.URL+"/"+path+"/@v/v1.9.9.info"); code != http.StatusNotFound {
+	if code, _, _ := testserver.Get(t, http.MethodGet, g.URL+"/"+path+"/@v/v1.9.9.info"); code != http.StatusNotFound {
 		t.Fatalf("missing version: %d", code)
 	}
 

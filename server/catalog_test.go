@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
 )
@@ -44,20 +44,6 @@ func catalogServer(t *testing.T, paths, versions []string) (*httptest.Server, []
 	return srv, want
 }
 
-func get(t *testing.T, url string) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
-}
-
 // Following next from the first page lists every stored version once, in order of path (where
 // "example.com/a" comes before "example.com/a/b" and that before "example.com/ab"), then
 // version; only full pages carry a next token.
@@ -75,11 +61,11 @@ func TestCatalogPages(t *testing.T) {
 		var got []catalogEntry
 		url := srv.URL + "/catalog?" + query
 		for range len(want) + 1 { // bounded, in case next never ends
-			resp, body := get(t, url)
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+			status, header, body := testserver.Get(t, "GET", url)
+			if status != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", url, status, body)
 			}
-			if ct, cc := resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"); ct != "application/json" || cc != "no-store" {
+			if ct, cc := header.Get("Content-Type"), header.Get("Cache-Control"); ct != "application/json" || cc != "no-store" {
 				t.Errorf("GET %s: Content-Type %q, Cache-Control %q", url, ct, cc)
 			}
 			var page struct {
@@ -122,15 +108,15 @@ func TestCatalogBadRequest(t *testing.T) {
 		"token=%%%", // not even a query
 		"limit=%zz",
 	} {
-		resp, body := get(t, srv.URL+"/catalog?"+query)
-		if resp.StatusCode != http.StatusBadRequest || strings.Count(string(body), "\n") != 1 {
-			t.Errorf("GET /catalog?%s: %d %q, want 400 and one line", query, resp.StatusCode, body)
+		status, _, body := testserver.Get(t, "GET", srv.URL+"/catalog?"+query)
+		if status != http.StatusBadRequest || strings.Count(string(body), "\n") != 1 {
+			t.Errorf("GET /catalog?%s: %d %q, want 400 and one line", query, status, body)
 		}
 	}
 	// The largest limit and a token for a version that is not stored are fine.
 	for _, query := range []string{"limit=10000", "token=" + token("example.com/0@v1.0.0")} {
-		if resp, body := get(t, srv.URL+"/catalog?"+query); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"example.com/a"`) {
-			t.Errorf("GET /catalog?%s: %d %s", query, resp.StatusCode, body)
+		if status, _, body := testserver.Get(t, "GET", srv.URL+"/catalog?"+query); status != http.StatusOK || !strings.Contains(string(body), `"example.com/a"`) {
+			t.Errorf("GET /catalog?%s: %d %s", query, status, body)
 		}
 	}
 }
@@ -141,7 +127,7 @@ func TestCatalogStoreDown(t *testing.T) {
 	meta.Close()
 	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}}))
 	defer srv.Close()
-	if resp, body := get(t, srv.URL+"/catalog"); resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("GET /catalog from a closed store: %d %s, want 503", resp.StatusCode, body)
+	if status, _, body := testserver.Get(t, "GET", srv.URL+"/catalog"); status != http.StatusServiceUnavailable {
+		t.Errorf("GET /catalog from a closed store: %d %s, want 503", status, body)
 	}
 }

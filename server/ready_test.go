@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/storage"
@@ -189,22 +189,17 @@ func TestReadyNamesFailingStore(t *testing.T) {
 	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t},
 		Ready: server.Checks(blobs, meta, healthChecker{})}))
 	defer srv.Close()
-	resp, body := get(t, srv.URL+"/readyz")
-	if resp.StatusCode != http.StatusServiceUnavailable ||
+	status, _, body := testserver.Get(t, "GET", srv.URL+"/readyz")
+	if status != http.StatusServiceUnavailable ||
 		!strings.Contains(string(body), "storage: ok\n") ||
 		!strings.Contains(string(body), "metadata: failing\n") ||
 		!strings.Contains(string(body), "temporal: ok\n") {
-		t.Errorf("GET /readyz with the metadata store closed: %d %q", resp.StatusCode, body)
+		t.Errorf("GET /readyz with the metadata store closed: %d %q", status, body)
 	}
-	resp, err := http.Head(srv.URL + "/readyz")
-	if err != nil {
-		t.Fatal(err)
+	if status, _, body := testserver.Get(t, "HEAD", srv.URL+"/readyz"); status != http.StatusServiceUnavailable || len(body) != 0 {
+		t.Errorf("HEAD /readyz: %d %q", status, body)
 	}
-	defer resp.Body.Close()
-	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusServiceUnavailable || len(b) != 0 {
-		t.Errorf("HEAD /readyz: %d %q", resp.StatusCode, b)
-	}
-	if resp, body := get(t, srv.URL+"/healthz"); resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /healthz with the metadata store closed: %d %q, want 200 (liveness only)", resp.StatusCode, body)
+	if status, _, body := testserver.Get(t, "GET", srv.URL+"/healthz"); status != http.StatusOK {
+		t.Errorf("GET /healthz with the metadata store closed: %d %q, want 200 (liveness only)", status, body)
 	}
 }
