@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -133,6 +134,29 @@ func TestListAndLatestFallBackToStorage(t *testing.T) {
 	}
 }
 
+// getAll sends n GETs of url at once and returns their statuses and bodies (status 0 for one
+// that failed, which fails t).
+func getAll(t *testing.T, url string, n int) ([]int, [][]byte) {
+	statuses, bodies := make([]int, n), make([][]byte, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			statuses[i] = resp.StatusCode
+			if bodies[i], err = io.ReadAll(resp.Body); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	return statuses, bodies
+}
+
 // 200 concurrent requests for a missing version cause one upstream download, and every
 // response carries the same bytes.
 func TestConcurrentMissesShareOneFetch(t *testing.T) {
@@ -141,26 +165,7 @@ func TestConcurrentMissesShareOneFetch(t *testing.T) {
 	g := startGofer(t, up.Start(t), options{})
 	const n = 200
 	url := g.URL + "/example.com/hello/@v/v1.1.0.zip"
-	bodies := make([][]byte, n)
-	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := http.Get(url)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer resp.Body.Close()
-			statuses[i] = resp.StatusCode
-			var b bytes.Buffer
-			b.ReadFrom(resp.Body)
-			bodies[i] = b.Bytes()
-		}()
-	}
-	wg.Wait()
+	statuses, bodies := getAll(t, url, n)
 	for i := range n {
 		if statuses[i] != 200 || !bytes.Equal(bodies[i], bodies[0]) {
 			t.Fatalf("response %d: status %d, %d bytes; response 0: %d bytes", i, statuses[i], len(bodies[i]), len(bodies[0]))
@@ -440,23 +445,12 @@ func TestNotFoundIsRemembered(t *testing.T) {
 	g := startGofer(t, up.Start(t), options{})
 	url := g.URL + "/example.com/hello/@v/v1.9.9.info"
 	for range 4 {
-		var wg sync.WaitGroup
-		for range 25 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				resp, err := http.Get(url)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusNotFound {
-					t.Errorf("status %d, want 404", resp.StatusCode)
-				}
-			}()
+		statuses, _ := getAll(t, url, 25)
+		for _, status := range statuses {
+			if status != http.StatusNotFound {
+				t.Errorf("status %d, want 404", status)
+			}
 		}
-		wg.Wait()
 	}
 	// One fetch asks for the three files at once; the first not found cancels the others,
 	// which may or may not have reached the upstream by then. The first miss also asks the
