@@ -196,21 +196,5 @@ func TestCatalogOrder(t *testing.T) {
 	slices.SortFunc(want, func(a, b module.Version) int {
 		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Version, b.Version))
 	})
-	for _, limit := range []int{1, 3, 64} {
-		var got []module.Version
-		for after := (module.Version{}); len(got) <= len(want); {
-			page, err := s.Catalog(t.Context(), after, limit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(page) == 0 {
-				break
-			}
-			got = append(got, page...)
-			after = page[len(page)-1]
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("Catalog in pages of %d =\n%v\nwant\n%v", limit, got, want)
-		}
-	}
+	storagetest.WantCatalog(t, s, want, 1, 3, 64)
 }

@@ -194,6 +194,27 @@ func catalog(t *testing.T, s storage.Metadata, after module.Version, limit int) 
 	return list
 }
 
+// WantCatalog pages through the whole catalog of s with each of limits, and fails t unless
+// each paging lists want, in order.
+func WantCatalog(t *testing.T, s storage.Metadata, want []module.Version, limits ...int) {
+	t.Helper()
+	for _, limit := range limits {
+		var got []module.Version
+		after := module.Version{}
+		for range len(want) + 1 { // bounded, in case a store never runs out
+			page := catalog(t, s, after, limit)
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, page...)
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Catalog in pages of %d =\n%v\nwant\n%v", limit, got, want)
+		}
+	}
+}
+
 func testCatalog(t *testing.T, s storage.Metadata) {
 	if list := catalog(t, s, module.Version{}, 10); len(list) != 0 {
 		t.Errorf("Catalog of an empty store = %v, want none", list)
@@ -222,21 +243,7 @@ func testCatalog(t *testing.T, s storage.Metadata) {
 	if got := catalog(t, s, module.Version{}, 100); !slices.Equal(got, want) {
 		t.Errorf("Catalog(from the start, 100) =\n%v\nwant\n%v", got, want)
 	}
-	for _, limit := range []int{1, 2, len(want)} {
-		var got []module.Version
-		after := module.Version{}
-		for range len(want) + 1 { // bounded, in case a store never runs out
-			page := catalog(t, s, after, limit)
-			if len(page) == 0 {
-				break
-			}
-			got = append(got, page...)
-			after = page[len(page)-1]
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("Catalog in pages of %d =\n%v\nwant\n%v", limit, got, want)
-		}
-	}
+	WantCatalog(t, s, want, 1, 2, len(want))
 	// The pair to start after need not be stored.
 	for _, after := range []module.Version{
 		want[len(want)-1],
