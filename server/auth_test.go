@@ -54,22 +54,29 @@ func TestRequireToken(t *testing.T) {
 		8: {"Bearer", http.StatusUnauthorized},
 		9: {token, http.StatusUnauthorized},
 	} {
-		w := authGet(h, c.authorization)
-		if w.Code != c.want {
-			t.Errorf("%d: %q: got %d, want %d", i, c.authorization, w.Code, c.want)
-		}
-		if c.want != http.StatusUnauthorized {
-			continue
-		}
-		if got, want := w.Header().Get("WWW-Authenticate"), `Bearer realm="gofer admin"`; got != want {
-			t.Errorf("%d: WWW-Authenticate %q, want %q", i, got, want)
-		}
-		if got := w.Header().Get("Cache-Control"); got != "no-store" {
-			t.Errorf("%d: Cache-Control %q, want no-store", i, got)
-		}
-		if got, want := w.Body.String(), "missing or wrong admin token\n"; got != want {
-			t.Errorf("%d: body %q, want %q", i, got, want)
-		}
+		wantAuth(t, i, h, c.authorization, c.want, `Bearer realm="gofer admin"`, "missing or wrong admin token\n")
+	}
+}
+
+// wantAuth checks that h answers a request with this Authorization header want and, if want is
+// 401, the challenge and body, uncached.
+func wantAuth(t *testing.T, i int, h http.Handler, authorization string, want int, challenge, body string) {
+	t.Helper()
+	w := authGet(h, authorization)
+	if w.Code != want {
+		t.Errorf("%d: %q: got %d, want %d", i, authorization, w.Code, want)
+	}
+	if want != http.StatusUnauthorized {
+		return
+	}
+	if got := w.Header().Get("WWW-Authenticate"); got != challenge {
+		t.Errorf("%d: WWW-Authenticate %q, want %q", i, got, challenge)
+	}
+	if got := w.Header().Get("Cache-Control"); got != "no-store" {
+		t.Errorf("%d: Cache-Control %q, want no-store", i, got)
+	}
+	if got := w.Body.String(); got != body {
+		t.Errorf("%d: body %q, want %q", i, got, body)
 	}
 }
 
@@ -105,19 +112,7 @@ func TestCredentials(t *testing.T) {
 		9:  {basicHeader("ci-token-42", ""), http.StatusUnauthorized},
 		10: {"", http.StatusUnauthorized},
 	} {
-		w := authGet(h, c.authorization)
-		if w.Code != c.want {
-			t.Errorf("%d: %q: got %d, want %d", i, c.authorization, w.Code, c.want)
-		}
-		if c.want != http.StatusUnauthorized {
-			continue
-		}
-		if got, want := w.Header().Get("WWW-Authenticate"), `Basic realm="gofer"`; got != want {
-			t.Errorf("%d: WWW-Authenticate %q, want %q", i, got, want)
-		}
-		if got, want := w.Body.String(), "authentication required\n"; got != want {
-			t.Errorf("%d: body %q, want %q", i, got, want)
-		}
+		wantAuth(t, i, h, c.authorization, c.want, `Basic realm="gofer"`, "authentication required\n")
 	}
 }
 
