@@ -20,6 +20,7 @@ import (
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // Activities carries the dependencies of the fetch activities; register one value with a worker.
@@ -56,7 +57,7 @@ type Activities struct {
 	// only when more of the zip arrived since the last one, so a fetch's history grows while
 	// its download moves, and only then (what a waiting request watches). Zero means 10s. It
 	// is also how long a local FetchMod or FetchZip gives its files to arrive before they are
-	// fetched another way (see ErrNotLocal).
+	// fetched another way (see fetcherr.ErrNotLocal).
 	ProgressEvery time.Duration
 	// LocalZipLimit is the largest zip FetchZip brings in one local activity; a bigger one is
 	// fetched through staging. Zero means DefaultLocalZipLimit.
@@ -159,7 +160,7 @@ func (a *Activities) Discard(ctx context.Context, j Job) error {
 			err = a.Blobs.Delete(ctx, key)
 		}
 	}
-	return encode(storageErr(err))
+	return fetcherr.Encode(storageErr(err))
 }
 
 // done ends an activity that commits: it tells a.Committed, if set, that the running
@@ -168,7 +169,7 @@ func (a *Activities) done(ctx context.Context, rec gofer.Version, err error) (go
 	if err == nil && a.Committed != nil {
 		a.Committed(activity.GetInfo(ctx).WorkflowExecution.ID)
 	}
-	return rec, encode(err)
+	return rec, fetcherr.Encode(err)
 }
 
 // storageErr classifies a failure of gofer's own stores: whatever it is (even a staged file that

@@ -19,6 +19,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // Temporal is the part of a Temporal client the activities use: a download reports its
@@ -196,7 +197,7 @@ type WarmPage struct {
 func (a *Activities) WarmPage(ctx context.Context, r WarmPageRequest) (WarmPage, error) {
 	list, err := a.readWarmList(ctx, r.List)
 	if err != nil {
-		return WarmPage{}, encode(err)
+		return WarmPage{}, fetcherr.Encode(err)
 	}
 	p := WarmPage{Total: len(list), Next: min(r.Offset+r.Size, len(list))}
 	for _, v := range list[min(r.Offset, len(list)):p.Next] {
@@ -210,7 +211,7 @@ func (a *Activities) WarmPage(ctx context.Context, r WarmPageRequest) (WarmPage,
 		case errors.Is(err, gofer.ErrNotFound):
 			p.Missing = append(p.Missing, v)
 		default:
-			return WarmPage{}, encode(storageErr(err))
+			return WarmPage{}, fetcherr.Encode(storageErr(err))
 		}
 	}
 	return p, nil
@@ -247,7 +248,7 @@ func (a *Activities) readWarmList(ctx context.Context, key string) ([]module.Ver
 // started, and returns its outcome: nil once the version is stored.
 func (a *Activities) AwaitFetch(ctx context.Context, workflowID string) error {
 	if a.Temporal == nil {
-		return encode(fmt.Errorf("no Temporal client to wait for %s with", workflowID))
+		return fetcherr.Encode(fmt.Errorf("no Temporal client to wait for %s with", workflowID))
 	}
 	stop := heartbeat(ctx, heartbeatEvery, func() any { return nil })
 	defer stop()
@@ -255,8 +256,7 @@ func (a *Activities) AwaitFetch(ctx context.Context, workflowID string) error {
 	var ended *temporal.WorkflowExecutionError
 	if errors.As(err, &ended) {
 		// The fetch ended, and its outcome is final: waiting again would only see it again.
-		d := Decode(err)
-		return temporal.NewNonRetryableApplicationError(d.Error(), errorTypes.Of(d), nil)
+		return fetcherr.Final(fetcherr.Decode(err))
 	}
-	return encode(err)
+	return fetcherr.Encode(err)
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // Watch is one watchlist entry: the modules Pattern names (itself, unless it has wildcards,
@@ -65,7 +66,7 @@ type WarmList struct {
 func (a *Activities) Resolve(ctx context.Context, w Watch) (WarmList, error) {
 	paths, err := a.watched(ctx, w.Pattern)
 	if err != nil {
-		return WarmList{}, encode(err)
+		return WarmList{}, fetcherr.Encode(err)
 	}
 	var list []module.Version
 	for _, path := range paths {
@@ -75,7 +76,7 @@ func (a *Activities) Resolve(ctx context.Context, w Watch) (WarmList, error) {
 			continue
 		}
 		if err != nil {
-			return WarmList{}, encode(err)
+			return WarmList{}, fetcherr.Encode(err)
 		}
 		for _, v := range vs {
 			list = append(list, module.Version{Path: path, Version: v})
@@ -86,7 +87,7 @@ func (a *Activities) Resolve(ctx context.Context, w Watch) (WarmList, error) {
 	}
 	list = normalize(list)
 	key, err := PutWarmList(ctx, a.Blobs, list)
-	return WarmList{Key: key, Total: len(list)}, encode(err)
+	return WarmList{Key: key, Total: len(list)}, fetcherr.Encode(err)
 }
 
 // watched lists the modules pattern names: itself when it has no wildcards, and the stored

@@ -25,6 +25,7 @@ import (
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/workflows"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // entry is a stored version as the hit path keeps it in memory: its record, its .info and .mod,
@@ -301,7 +302,7 @@ func (s *Server) fetch(ctx context.Context, path, version, files string) (client
 		// the requests that waited must not join it and read "not stored".
 		s.loads.Forget(key)
 		s.loads.Forget(key + zipRecord)
-		err = activities.Decode(err)
+		err = fetcherr.Decode(err)
 		if errors.Is(err, gofer.ErrNotFound) || errors.Is(err, gofer.ErrInvalid) {
 			s.failed.put(id, err)
 		}

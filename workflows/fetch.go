@@ -18,6 +18,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // TaskQueue is the task queue of every gofer workflow and activity.
@@ -137,7 +138,7 @@ var (
 			BackoffCoefficient:     2,
 			MaximumInterval:        time.Minute,
 			MaximumAttempts:        8,
-			NonRetryableErrorTypes: []string{activities.ErrAnswered},
+			NonRetryableErrorTypes: []string{fetcherr.ErrAnswered},
 		},
 	}
 	// cleanup deletes staged files: it must not hold a finished fetch (and every request
@@ -190,7 +191,7 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Files: r.Files}
 	if r.Files == activities.FilesMod {
 		rec, err := fetchIn(ctx, true, a.FetchMod, job, !r.Known)
-		if activities.NotLocal(err) {
+		if fetcherr.NotLocal(err) {
 			// Slow: as a regular activity, whose retries and heartbeats leave the history as it
 			// is, so that a request waits for it no longer than it moves.
 			workflow.SetCurrentDetails(ctx, "the upstream is slow: fetching the .info and .mod with an activity of its own")
@@ -203,7 +204,7 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	// Fetches of zips recorded before FetchZip went through staging whatever their size.
 	if r.Files == activities.FilesZip && workflow.GetVersion(ctx, "fetchZip", workflow.DefaultVersion, 1) == 1 {
 		rec, err := fetchIn(ctx, true, a.FetchZip, job, !r.Known)
-		if !activities.NotLocal(err) {
+		if !fetcherr.NotLocal(err) {
 			publish(ctx, rec, rec.Source, err)
 			return rec, err
 		}
@@ -228,7 +229,7 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 }
 
 // fetch downloads, verifies and commits job. A bounded download tries for minutes, then for
-// hours only if an upstream answered for the version on the way (activities.Answered).
+// hours only if an upstream answered for the version on the way (fetcherr.Answered).
 func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, local, bounded bool) (rec gofer.Version, source string, err error) {
 	r := FetchRequest{Path: job.Path, Version: job.Version, Files: job.Files}
 	var staged activities.Staged
@@ -238,7 +239,7 @@ func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, l
 		first = probe
 	}
 	err = execute(ctx, false, withSummary(first, "download", r), a.Download, job).Get(ctx, &staged)
-	if bounded && activities.Answered(err) {
+	if bounded && fetcherr.Answered(err) {
 		workflow.SetCurrentDetails(ctx, "downloading, for hours if need be: the upstream answered for this version")
 		// Attempts of the probe staged under their own numbers; these stage past them.
 		again := job
@@ -269,7 +270,7 @@ func fetchIn(ctx workflow.Context, local bool, fn func(context.Context, activiti
 		first = probe
 	}
 	err := execute(ctx, local, withSummary(first, "download and store", r), fn, job).Get(ctx, &rec)
-	if bounded && activities.Answered(err) {
+	if bounded && fetcherr.Answered(err) {
 		workflow.SetCurrentDetails(ctx, "downloading, for hours if need be: the upstream answered for this version")
 		err = execute(ctx, local, withSummary(download, "download and store", r), fn, job).Get(ctx, &rec)
 	}
@@ -313,8 +314,8 @@ func publish(ctx workflow.Context, rec gofer.Version, source string, err error) 
 	outcome := OutcomeStored
 	switch {
 	case err != nil:
-		outcome = failedOutcomes.Of(activities.Decode(err))
-		workflow.SetCurrentDetails(ctx, outcome+": "+activities.Decode(err).Error())
+		outcome = failedOutcomes.Of(fetcherr.Decode(err))
+		workflow.SetCurrentDetails(ctx, outcome+": "+fetcherr.Decode(err).Error())
 	case rec.RunID != workflow.GetInfo(ctx).WorkflowExecution.RunID:
 		outcome = OutcomeAlreadyStored
 	}

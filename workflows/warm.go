@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // ProgressQuery is the query that returns a running warm's WarmProgress.
@@ -127,7 +128,7 @@ func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 			} else {
 				p.Failed++
 				if len(p.Failures) < activities.MaxWarmFailures {
-					p.Failures = append(p.Failures, WarmFailure{Module: v.Path, Version: v.Version, Reason: activities.Decode(err).Error()})
+					p.Failures = append(p.Failures, WarmFailure{Module: v.Path, Version: v.Version, Reason: fetcherr.Decode(err).Error()})
 				}
 			}
 			workflow.SetCurrentDetails(ctx, p.String())
