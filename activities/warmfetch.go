@@ -11,11 +11,12 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/warm"
 	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // WarmFetchesRequest is one page of a warm: the entries of its list that are not stored yet
-// (ModOnly says which name the .info and .mod alone), fetched Concurrency at a time.
+// (warm.ModOnly says which name the .info and .mod alone), fetched Concurrency at a time.
 type WarmFetchesRequest struct {
 	Versions    []module.Version
 	Concurrency int
@@ -84,7 +85,7 @@ func (a *Activities) WarmFetches(ctx context.Context, r WarmFetchesRequest) (War
 			}
 			res.Failed++
 			if len(res.Failures) < MaxWarmFailures {
-				v, _ := ModOnly(entry)
+				v, _ := warm.ModOnly(entry)
 				res.Failures = append(res.Failures, WarmFailure{Module: v.Path, Version: v.Version, Reason: fetcherr.Decode(err).Error()})
 			}
 		})
@@ -98,7 +99,7 @@ func (a *Activities) WarmFetches(ctx context.Context, r WarmFetchesRequest) (War
 
 // warmOne runs the fetches of one warm list entry at once, and fails if either does.
 func (a *Activities) warmOne(ctx context.Context, entry module.Version) error {
-	v, modOnly := ModOnly(entry)
+	v, modOnly := warm.ModOnly(entry)
 	if modOnly {
 		return a.RunFetch(ctx, v.Path, v.Version, FilesMod)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/vcs"
+	"github.com/goferproxy/gofer/warm"
 	"github.com/goferproxy/gofer/worker"
 )
 
@@ -234,13 +235,13 @@ func fetchers(s *settings, allow *egress.Policy) (direct, private *vcs.Fetcher) 
 
 // startWorker makes the namespace and the schedules ready for w, then starts it.
 func startWorker(ctx context.Context, s *settings, tc client.Client, w sdkworker.Worker, blobs storage.Blobs) error {
-	var watches []worker.WatchEntry
+	var watches []warm.WatchEntry
 	if s.watchlist != "" {
 		f, err := os.Open(s.watchlist)
 		if err != nil {
 			return fmt.Errorf("GOFER_WATCHLIST: %w", err)
 		}
-		watches, err = worker.ParseWatchlist(f)
+		watches, err = warm.ParseWatchlist(f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("GOFER_WATCHLIST: %w", err)
