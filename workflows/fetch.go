@@ -148,8 +148,8 @@ var (
 		ScheduleToCloseTimeout: 5 * time.Minute,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	}
-	// storage works on staged blobs: hashing a 500 MiB zip takes seconds, not minutes.
-	storage = workflow.ActivityOptions{
+	// stagedBlobs works on staged blobs: hashing a 500 MiB zip takes seconds, not minutes.
+	stagedBlobs = workflow.ActivityOptions{
 		StartToCloseTimeout:    10 * time.Minute,
 		ScheduleToCloseTimeout: 6 * time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -251,11 +251,11 @@ func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, l
 	}
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("verifying %s from %s", mb(staged.Zip.Size), staged.Source))
 	var verified activities.Verified
-	if err := execute(ctx, local, withSummary(storage, "verify", r), a.Verify, staged).Get(ctx, &verified); err != nil {
+	if err := execute(ctx, local, withSummary(stagedBlobs, "verify", r), a.Verify, staged).Get(ctx, &verified); err != nil {
 		return rec, staged.Source, err
 	}
 	workflow.SetCurrentDetails(ctx, "storing")
-	err = execute(ctx, local, withSummary(storage, "commit", r), a.Commit, verified).Get(ctx, &rec)
+	err = execute(ctx, local, withSummary(stagedBlobs, "commit", r), a.Commit, verified).Get(ctx, &rec)
 	return rec, staged.Source, err
 }
 

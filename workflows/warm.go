@@ -70,8 +70,8 @@ func WarmOptions(key string, n int) client.StartWorkflowOptions {
 }
 
 var (
-	// local reads the warm list and the metadata store.
-	local = workflow.ActivityOptions{
+	// lookup reads the warm list and the metadata store.
+	lookup = workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
 		ScheduleToCloseTimeout: 6 * time.Hour,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
@@ -103,7 +103,7 @@ func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 	var a *activities.Activities
 	var page activities.WarmPage
 	req := activities.WarmPageRequest{List: r.List, Offset: r.Offset, Size: warmPage}
-	lctx := workflow.WithActivityOptions(ctx, local)
+	lctx := workflow.WithActivityOptions(ctx, lookup)
 	if err := workflow.ExecuteActivity(lctx, a.WarmPage, req).Get(ctx, &page); err != nil {
 		return p, err
 	}
@@ -226,7 +226,7 @@ type WatchRequest struct {
 func Watch(ctx workflow.Context, r WatchRequest) (WarmProgress, error) {
 	var a *activities.Activities
 	var list activities.WarmList
-	o := local
+	o := lookup
 	o.Summary = "find the versions of " + r.Watch.Pattern + ": " + r.Watch.Rule.String()
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), a.Resolve, r.Watch).Get(ctx, &list); err != nil {
 		return WarmProgress{}, err
