@@ -1,8 +1,14 @@
-// Package activities holds the steps of a fetch: download a module version from the upstream
-// into staging, verify it, and commit it to storage. Every activity is idempotent, takes and
-// returns small references (never file contents: Temporal history has a 2 MB payload limit), and
-// reports failures as typed Temporal errors so that only an unavailable dependency is retried.
-// Nothing here ever makes unverified bytes visible: only Commit's metadata insert publishes.
+// Package activities holds the steps of gofer's workflows, each a Temporal activity: a fetch's
+// (Download into staging, Verify, Commit and Discard; FetchMod and FetchZip, which download,
+// check and commit a version's small files, or a small zip, in one), a scrub's page
+// (ScrubPage), a warm's (WarmPage, WarmFetches, AwaitFetch) and a watch's (Resolve, which
+// stores the versions a watchlist entry wants as a warm list). Every activity is idempotent,
+// takes and returns small references (never file contents: Temporal history has a 2 MB payload
+// limit), and returns its failures encoded by workflows/fetcherr, so that only an unavailable
+// dependency is retried. It never makes unverified bytes visible (only a commit's metadata
+// insert publishes a version, once every check passed), never changes or deletes a published
+// version (it deletes only what it staged, and blobs no record names yet), and never decides
+// which steps run, nor their timeouts and retries: the workflows do.
 package activities
 
 import (

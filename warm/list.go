@@ -1,10 +1,11 @@
-// Package warm holds the formats that say what gofer keeps stored ahead of requests: the warm
-// list, the module versions a warm fetches (read from a go.sum, a go.mod or lines of
-// module@version, and stored in the blob store under _warm/, one key per set of versions, for
-// the warm workflow to read back), and the watchlist, the modules whose versions the worker's
-// schedules keep stored, and the go.sum files it names. It parses lists, and stores and reads
-// warm lists; it never fetches or warms anything (activities and workflows do), never schedules
-// (worker does), and of the blob store it writes and reads warm lists alone.
+// Package warm holds the two formats that say what gofer stores ahead of requests. A warm list
+// names module versions for a warm to fetch: ParseList reads one from a go.sum, a go.mod or
+// lines of module@version, and PutList stores it in the blob store under _warm/ (one key per set
+// of versions), where the warm's activities read it back (ReadList). A watchlist names the
+// modules whose versions the worker's schedules keep stored (ParseWatchlist), and the go.sum
+// files whose versions they keep stored (ReadGoSum). It only parses, stores and reads lists: it
+// never fetches or warms anything (activities and workflows do), never schedules (worker does),
+// and of the blob store it writes and reads warm lists alone.
 package warm
 
 import (

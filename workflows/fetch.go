@@ -1,7 +1,12 @@
-// Package workflows holds gofer's Temporal workflows. Fetch brings one module version from the
-// upstream into storage; its workflow ID is the lock that makes it the only fetch of that
-// version across every replica. Workflow code here must stay deterministic (no I/O, clocks or
-// randomness outside the workflow API) and must carry references, never file contents.
+// Package workflows holds gofer's Temporal workflows and how they are started. Fetch brings files
+// of one module version (its .info and .mod, or its zip) from the upstream into storage; its
+// workflow ID (FetchID) is the lock that makes it the only fetch of those files across every
+// replica. Scrub checks every stored version; Warm fetches the versions of a warm list, and
+// Watch those a watchlist entry wants. FetchOptions, WarmOptions and ScrubOptions are their
+// start options, and workflows/fetcherr reads their errors. Workflow code here never does I/O
+// itself (activities do), must stay deterministic (no clocks or randomness outside the workflow
+// API), must carry references, never file contents, and must still replay the histories
+// recorded in testdata: a change of what a workflow does is versioned with workflow.GetVersion.
 package workflows
 
 import (

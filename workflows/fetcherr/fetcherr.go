@@ -1,10 +1,11 @@
 // Package fetcherr is the codec between gofer's error kinds and the Temporal application errors
-// that carry them through workflow histories: an activity returns its failure Encoded (or Final),
-// and a workflow, or whoever waits for one, reads it back with Decode, and with NotLocal and
-// Answered the two marks that a fetch workflow acts on. Its error type strings ("NotFound",
-// "Invalid", "Unavailable", "UnavailableAnswered", "NotLocal") are in recorded histories and
-// never change. It only translates: which kind an error is, gofer.Kind decides, and what is done
-// about it, the workflows do; it never depends on activities, workflows or stores.
+// that carry them through workflow histories: an activity returns its failure through Encode
+// (or Final), and a workflow, or whoever waits for one, reads it back with Decode, and with
+// NotLocal and Answered the two marks that a fetch workflow acts on. Its error type strings
+// ("NotFound", "Invalid", "Unavailable", "UnavailableAnswered", "NotLocal") are in recorded
+// histories and never change. It only translates: which kind an error is, gofer.Kind decides,
+// and what is done about it, the workflows do; it never depends on activities, workflows or
+// stores.
 package fetcherr
 
 import (
