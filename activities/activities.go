@@ -1,8 +1,14 @@
-// Package activities holds the steps of a fetch: download a module version from the upstream
-// into staging, verify it, and commit it to storage. Every activity is idempotent, takes and
-// returns small references (never file contents: Temporal history has a 2 MB payload limit), and
-// reports failures as typed Temporal errors so that only an unavailable dependency is retried.
-// Nothing here ever makes unverified bytes visible: only Commit's metadata insert publishes.
+// Package activities holds the steps of gofer's workflows, each a Temporal activity: a fetch's
+// (Download into staging, Verify, Commit and Discard; FetchMod and FetchZip, which download,
+// check and commit a version's small files, or a small zip, in one), a scrub's page
+// (ScrubPage), a warm's (WarmPage, WarmFetches, AwaitFetch) and a watch's (Resolve, which
+// stores the versions a watchlist entry wants as a warm list). Every activity is idempotent,
+// takes and returns small references (never file contents: Temporal history has a 2 MB payload
+// limit), and returns its failures encoded by workflows/fetcherr, so that only an unavailable
+// dependency is retried. It never makes unverified bytes visible (only a commit's metadata
+// insert publishes a version, once every check passed), never changes or deletes a published
+// version (it deletes only what it staged, and blobs no record names yet), and never decides
+// which steps run, nor their timeouts and retries: the workflows do.
 package activities
 
 import (
@@ -20,6 +26,7 @@ import (
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // Activities carries the dependencies of the fetch activities; register one value with a worker.
@@ -56,7 +63,7 @@ type Activities struct {
 	// only when more of the zip arrived since the last one, so a fetch's history grows while
 	// its download moves, and only then (what a waiting request watches). Zero means 10s. It
 	// is also how long a local FetchMod or FetchZip gives its files to arrive before they are
-	// fetched another way (see ErrNotLocal).
+	// fetched another way (see fetcherr.ErrNotLocal).
 	ProgressEvery time.Duration
 	// LocalZipLimit is the largest zip FetchZip brings in one local activity; a bigger one is
 	// fetched through staging. Zero means DefaultLocalZipLimit.
@@ -151,7 +158,7 @@ func (a *Activities) log(ctx context.Context) *zap.Logger {
 func (a *Activities) Discard(ctx context.Context, j Job) error {
 	prefix, err := storage.StagingPrefix(j.Path, j.Version, j.RunID)
 	if err != nil {
-		return encode(err)
+		return fetcherr.Encode(err)
 	}
 	var keys []string
 	err = a.Blobs.Walk(ctx, prefix, "", func(key string, _ int64) error {
@@ -163,7 +170,7 @@ func (a *Activities) Discard(ctx context.Context, j Job) error {
 			err = a.Blobs.Delete(ctx, key)
 		}
 	}
-	return encode(storageErr(err))
+	return fetcherr.Encode(storageErr(err))
 }
 
 // done ends an activity that commits: it tells a.Committed, if set, that the running
@@ -172,7 +179,7 @@ func (a *Activities) done(ctx context.Context, rec gofer.Version, err error) (go
 	if err == nil && a.Committed != nil {
 		a.Committed(activity.GetInfo(ctx).WorkflowExecution.ID)
 	}
-	return rec, encode(err)
+	return rec, fetcherr.Encode(err)
 }
 
 // storageErr classifies a failure of gofer's own stores: whatever it is (even a staged file that

@@ -22,6 +22,7 @@ import (
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // fakeUpstream serves fixed .info and .mod and a zip reader that a test builds.
@@ -286,14 +287,14 @@ func TestZipDownloadIsAnsweredOnceTheModIsStored(t *testing.T) {
 		download := map[string]any{"Download": a.Download, "FetchZip": a.FetchZip}[name]
 		job := activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r", Files: activities.FilesZip}
 		_, err := env(a).ExecuteActivity(download, job)
-		if typ, _ := errorType(t, err); activities.Answered(err) || typ != "Unavailable" {
+		if typ, _ := errorType(t, err); fetcherr.Answered(err) || typ != "Unavailable" {
 			t.Errorf("%s, nothing stored: %v (type %s), want Unavailable, not answered", name, err, typ)
 		}
 		if err := a.Meta.Insert(context.Background(), gofer.Version{Path: job.Path, Version: job.Version, ModHash: "h1:m"}); err != nil {
 			t.Fatal(err)
 		}
 		_, err = env(a).ExecuteActivity(download, job)
-		if !activities.Answered(err) {
+		if !fetcherr.Answered(err) {
 			t.Errorf("%s, the .mod stored: %v, want it answered", name, err)
 		}
 	}
@@ -356,7 +357,7 @@ func TestFetchZipDeclaredLargeGoesThroughStaging(t *testing.T) {
 	a, _ := newActivities(t, declaringUpstream{zip: sizedZip{t}})
 	a.LocalZipLimit = 1 << 10
 	_, err := env(a).ExecuteActivity(a.FetchZip, activities.Job{Path: "example.com/m", Version: "v1.0.0", RunID: "r", Files: activities.FilesZip})
-	if !activities.NotLocal(err) {
+	if !fetcherr.NotLocal(err) {
 		t.Errorf("%v, want the zip sent through staging", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // heartbeatEvery spaces heartbeats unless Activities.ProgressEvery says otherwise; the
@@ -34,7 +35,7 @@ const heartbeatEvery = 10 * time.Second
 func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 	s := Staged{Job: j, Attempt: j.AttemptOffset + activity.GetInfo(ctx).Attempt}
 	if err := module.Check(j.Path, j.Version); err != nil {
-		return s, encode(gofer.Errorf(gofer.ErrNotFound, "%w", err))
+		return s, fetcherr.Encode(gofer.Errorf(gofer.ErrNotFound, "%w", err))
 	}
 	a.instruments().downloads.Add(ctx, 1)
 	defer a.instruments().downloads.Add(ctx, -1)
@@ -50,14 +51,14 @@ func (a *Activities) Download(ctx context.Context, j Job) (Staged, error) {
 	defer stop()
 	var got atomic.Bool // an upstream answered for the version
 	err := a.downloadFiles(ctx, &s, &received, &got)
-	return s, encode(answeredIf(&got, err))
+	return s, fetcherr.Encode(answeredIf(&got, err))
 }
 
 // answeredIf marks err answered if it is unavailable and got says that an upstream answered
 // for the version on the way.
 func answeredIf(got *atomic.Bool, err error) error {
 	if err != nil && got.Load() && gofer.Kind(err) == gofer.ErrUnavailable {
-		return answered{err}
+		return fetcherr.MarkAnswered(err)
 	}
 	return err
 }
@@ -138,8 +139,8 @@ var errSlow = errors.New("still arriving after one progress interval")
 
 // quick bounds the downloads of a local activity to one progress interval: it returns their
 // context, and slow, which turns the error of a download cut short by that bound into the
-// error that sends what, the files, another way (notLocal), and ends the bound. In a regular
-// activity the context is ctx and slow changes nothing.
+// error that sends what, the files, another way (fetcherr.MarkNotLocal), and ends the bound.
+// In a regular activity the context is ctx and slow changes nothing.
 func (a *Activities) quick(ctx context.Context, what string) (context.Context, func(error) error) {
 	if !activity.IsActivity(ctx) || !activity.GetInfo(ctx).IsLocalActivity {
 		return ctx, func(err error) error { return err }
@@ -148,7 +149,7 @@ func (a *Activities) quick(ctx context.Context, what string) (context.Context, f
 	return qctx, func(err error) error {
 		defer cancel()
 		if err != nil && context.Cause(qctx) == errSlow && ctx.Err() == nil {
-			return notLocal{gofer.Errorf(gofer.ErrUnavailable, "%s: %w: fetching it with an activity of its own", what, errSlow)}
+			return fetcherr.MarkNotLocal(gofer.Errorf(gofer.ErrUnavailable, "%s: %w: fetching it with an activity of its own", what, errSlow))
 		}
 		return err
 	}

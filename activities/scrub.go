@@ -17,6 +17,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // DefaultScrubPageSize is how many versions one ScrubPage checks when the request leaves it 0.
@@ -77,7 +78,7 @@ var errPageFull = errors.New("scrub page full")
 // follows the blobs, since the metadata stores cannot list every record.
 func (a *Activities) ScrubPage(ctx context.Context, r ScrubPageRequest) (ScrubPageResult, error) {
 	res, err := a.scrubPage(ctx, r)
-	return res, encode(err)
+	return res, fetcherr.Encode(err)
 }
 
 func (a *Activities) scrubPage(ctx context.Context, r ScrubPageRequest) (ScrubPageResult, error) {

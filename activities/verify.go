@@ -16,6 +16,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/storage"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // Verify checks a staged version the way the go command would before trusting it: the zip
@@ -26,7 +27,7 @@ import (
 // private). Invalid content is final.
 func (a *Activities) Verify(ctx context.Context, s Staged) (Verified, error) {
 	v, err := a.verify(ctx, s)
-	return v, encode(err)
+	return v, fetcherr.Encode(err)
 }
 
 func (a *Activities) verify(ctx context.Context, s Staged) (Verified, error) {

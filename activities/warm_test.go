@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -14,102 +13,10 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/warm"
 )
 
 func mv(path, version string) module.Version { return module.Version{Path: path, Version: version} }
-
-func TestParseWarmList(t *testing.T) {
-	for i, c := range []struct {
-		name string
-		body string
-		want []module.Version
-	}{
-		0: {"go.sum: a version counts once, its /go.mod line alone names its .mod alone", `example.com/b v1.0.0 h1:zip=
-example.com/b v1.0.0/go.mod h1:mod=
-example.com/a/sub v0.1.0/go.mod h1:mod=
-example.com/a v1.1.0 h1:zip=
-example.com/a v1.1.0/go.mod h1:mod=
-example.com/a v1.0.0/go.mod h1:mod=
-example.com/a v1.0.0/go.mod h1:mod=
-`, []module.Version{mv("example.com/a", "v1.0.0/go.mod"), mv("example.com/a", "v1.1.0"), mv("example.com/a/sub", "v0.1.0/go.mod"), mv("example.com/b", "v1.0.0")}},
-		1: {"go.mod: block and single-line requires", `module example.com/me
-
-go 1.22
-
-require example.com/single v1.2.3
-
-require (
-	example.com/b v1.0.0 // indirect
-	example.com/a v0.1.0
-)
-`, []module.Version{mv("example.com/a", "v0.1.0"), mv("example.com/b", "v1.0.0"), mv("example.com/single", "v1.2.3")}},
-		2: {"lines of module@version with blank lines and comments", `# what the build needs
-example.com/b@v1.0.0
-
-// and this one
-   example.com/a@v1.2.0-pre   
-example.com/b@v1.0.0
-example.com/a@v1.0.0
-`, []module.Version{mv("example.com/a", "v1.0.0"), mv("example.com/a", "v1.2.0-pre"), mv("example.com/b", "v1.0.0")}},
-	} {
-		got, err := activities.ParseWarmList([]byte(c.body))
-		if err != nil {
-			t.Errorf("%d: %s: %v", i, c.name, err)
-			continue
-		}
-		if !slices.Equal(got, c.want) {
-			t.Errorf("%d: %s: got %v, want %v", i, c.name, got, c.want)
-		}
-	}
-}
-
-func TestParseWarmListErrors(t *testing.T) {
-	for i, c := range []struct {
-		name string
-		body string
-		want []string // substrings of the error
-	}{
-		0:  {"version with only a major", "example.com/ok@v1.0.0\nexample.com/a@v1\n", []string{"line 2", "example.com/a@v1"}},
-		1:  {"@latest", "\n# counted lines\nexample.com/a@latest\n", []string{"line 3", "example.com/a@latest"}},
-		2:  {"@master", "example.com/a@master\n", []string{"line 1", "example.com/a@master"}},
-		3:  {"malformed path", "example.com/ok@v1.0.0\n\nnodot/a@v1.0.0\n", []string{"line 3", "nodot/a"}},
-		4:  {"neither go.sum line nor module@version", "example.com/ok@v1.0.0\nexample.com/a v1.0.0\n", []string{"line 2"}},
-		5:  {"go.sum line with another hash", "example.com/a v1.0.0 h2:zip=\n", []string{"line 1"}},
-		6:  {"go.mod with a version that is no version", "module example.com/me\n\nrequire example.com/a latest\n", []string{"go.mod:3"}},
-		7:  {"empty body", "", nil},
-		8:  {"only comments", "# nothing\n\n// here\n", nil},
-		9:  {"go.mod with a short version", "module example.com/me\n\nrequire example.com/a v1.6\n", []string{"go.mod:3", "v1.6"}},
-		10: {"go.mod block with a short version", "module example.com/me\n\nrequire (\n\texample.com/b v1.0.0 // indirect\n\texample.com/a v1 // x\n)\n", []string{"go.mod:5"}},
-	} {
-		_, err := activities.ParseWarmList([]byte(c.body))
-		if !errors.Is(err, gofer.ErrInvalid) {
-			t.Errorf("%d: %s: err = %v, want invalid", i, c.name, err)
-			continue
-		}
-		for _, w := range c.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%d: %s: %q does not say %q", i, c.name, err, w)
-			}
-		}
-	}
-}
-
-func TestParseWarmListLimit(t *testing.T) {
-	body := func(n int) []byte {
-		var b strings.Builder
-		for i := range n {
-			fmt.Fprintf(&b, "example.com/m@v1.0.%d\n", i)
-		}
-		return []byte(b.String())
-	}
-	list, err := activities.ParseWarmList(body(activities.MaxWarmList))
-	if err != nil || len(list) != activities.MaxWarmList {
-		t.Fatalf("%d versions: %d parsed, err = %v; want all", activities.MaxWarmList, len(list), err)
-	}
-	if _, err := activities.ParseWarmList(body(activities.MaxWarmList + 1)); !errors.Is(err, gofer.ErrInvalid) {
-		t.Errorf("%d versions: err = %v, want invalid", activities.MaxWarmList+1, err)
-	}
-}
 
 // warmPage runs the WarmPage activity.
 func warmPage(t *testing.T, a *activities.Activities, r activities.WarmPageRequest) (activities.WarmPage, error) {
@@ -129,7 +36,7 @@ func TestWarmPage(t *testing.T) {
 		mv("example.com/a", "v1.0.0"), mv("example.com/a", "v1.1.0"), mv("example.com/b", "v1.0.0"),
 		mv("example.com/c", "v1.0.0"), mv("example.com/d", "v1.0.0"),
 	}
-	key, err := activities.PutWarmList(ctx, a.Blobs, list)
+	key, err := warm.PutList(ctx, a.Blobs, list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,15 +60,6 @@ func TestWarmPage(t *testing.T) {
 			t.Errorf("%d: offset %d: got %+v, want %+v", i, c.offset, got, c.want)
 		}
 	}
-
-	again, err := activities.PutWarmList(ctx, a.Blobs, list)
-	if err != nil || again != key {
-		t.Errorf("the same list stored again: key %q, err = %v; want %q", again, err, key)
-	}
-	other, err := activities.PutWarmList(ctx, a.Blobs, list[:4])
-	if err != nil || other == key {
-		t.Errorf("another list: key %q, err = %v; want a key other than %q", other, err, key)
-	}
 }
 
 func TestWarmPageUnknownListIsInvalid(t *testing.T) {
@@ -170,31 +68,6 @@ func TestWarmPageUnknownListIsInvalid(t *testing.T) {
 		_, err := warmPage(t, a, activities.WarmPageRequest{List: key, Size: 3})
 		if typ, retry := errorType(t, err); typ != "Invalid" || retry {
 			t.Errorf("%d: %s: %v: type %s retryable %v, want a final Invalid", i, key, err, typ, retry)
-		}
-	}
-}
-
-func TestParseWatchRule(t *testing.T) {
-	for i, c := range []struct {
-		in   string
-		want activities.WatchRule
-	}{
-		0: {"latest", activities.WatchRule{Latest: true}},
-		1: {"all", activities.WatchRule{}},
-		2: {"all >= v1.2.0", activities.WatchRule{Since: "v1.2.0"}},
-		3: {"all  >=  v1.2.0-rc.1", activities.WatchRule{Since: "v1.2.0-rc.1"}},
-	} {
-		got, err := activities.ParseWatchRule(c.in)
-		if err != nil || got != c.want {
-			t.Errorf("%d: %q: got %+v, err = %v; want %+v", i, c.in, got, err, c.want)
-		}
-		if err == nil && got.String() != strings.Join(strings.Fields(c.in), " ") {
-			t.Errorf("%d: %q: String() = %q", i, c.in, got.String())
-		}
-	}
-	for i, in := range []string{"all >= v1.2", "newest", "all > v1.0.0", "all >= latest", "latest all", ""} {
-		if got, err := activities.ParseWatchRule(in); err == nil {
-			t.Errorf("%d: %q: got %+v, want an error", i, in, got)
 		}
 	}
 }
@@ -250,7 +123,7 @@ func newWatchActivities(t *testing.T, up watchUpstream) *activities.Activities {
 }
 
 // resolve runs the Resolve activity and reads back every version of the warm list it stored.
-func resolve(t *testing.T, a *activities.Activities, w activities.Watch) ([]module.Version, error) {
+func resolve(t *testing.T, a *activities.Activities, w warm.Watch) ([]module.Version, error) {
 	t.Helper()
 	res, err := env(a).ExecuteActivity(a.Resolve, w)
 	if err != nil {
@@ -292,21 +165,21 @@ func TestResolve(t *testing.T) {
 	}
 	for i, c := range []struct {
 		name  string
-		watch activities.Watch
+		watch warm.Watch
 		errs  map[string]error
 		want  []module.Version
 	}{
-		0: {"wildcard, all >= v1.1.0", activities.Watch{Pattern: "example.com/x/*", Rule: activities.WatchRule{Since: "v1.1.0"}}, nil,
+		0: {"wildcard, all >= v1.1.0", warm.Watch{Pattern: "example.com/x/*", Rule: warm.WatchRule{Since: "v1.1.0"}}, nil,
 			[]module.Version{
 				mv("example.com/x/a", "v1.1.0"), mv("example.com/x/a", "v1.2.0"), mv("example.com/x/a", "v1.2.0-pre"),
 				mv("example.com/x/b", "v1.1.0"), mv("example.com/x/b", "v1.10.0"),
 			}},
-		1: {"a module not stored yet, latest", activities.Watch{Pattern: "example.com/new", Rule: activities.WatchRule{Latest: true}}, nil,
+		1: {"a module not stored yet, latest", warm.Watch{Pattern: "example.com/new", Rule: warm.WatchRule{Latest: true}}, nil,
 			[]module.Version{mv("example.com/new", "v0.3.0")}},
-		2: {"a module the upstream does not know is skipped", activities.Watch{Pattern: "example.com/x/*", Rule: activities.WatchRule{}},
+		2: {"a module the upstream does not know is skipped", warm.Watch{Pattern: "example.com/x/*", Rule: warm.WatchRule{}},
 			map[string]error{"example.com/x/a": gofer.Errorf(gofer.ErrNotFound, "example.com/x/a: 404")},
 			[]module.Version{mv("example.com/x/b", "v0.9.0"), mv("example.com/x/b", "v1.1.0"), mv("example.com/x/b", "v1.10.0")}},
-		3: {"nothing found at all", activities.Watch{Pattern: "example.com/gone", Rule: activities.WatchRule{Latest: true}}, nil, nil},
+		3: {"nothing found at all", warm.Watch{Pattern: "example.com/gone", Rule: warm.WatchRule{Latest: true}}, nil, nil},
 	} {
 		up.errs = c.errs
 		got, err := resolve(t, newWatchActivities(t, up), c.watch)
@@ -322,7 +195,7 @@ func TestResolve(t *testing.T) {
 
 func TestResolveUnavailableUpstreamIsRetryable(t *testing.T) {
 	up := watchUpstream{errs: map[string]error{"example.com/x/b": gofer.Errorf(gofer.ErrUnavailable, "example.com/x/b: 503")}}
-	_, err := resolve(t, newWatchActivities(t, up), activities.Watch{Pattern: "example.com/x/*"})
+	_, err := resolve(t, newWatchActivities(t, up), warm.Watch{Pattern: "example.com/x/*"})
 	if typ, retry := errorType(t, err); typ != "Unavailable" || !retry {
 		t.Errorf("%v: type %s retryable %v, want a retryable Unavailable", err, typ, retry)
 	}

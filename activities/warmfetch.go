@@ -11,10 +11,12 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/warm"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // WarmFetchesRequest is one page of a warm: the entries of its list that are not stored yet
-// (ModOnly says which name the .info and .mod alone), fetched Concurrency at a time.
+// (warm.ModOnly says which name the .info and .mod alone), fetched Concurrency at a time.
 type WarmFetchesRequest struct {
 	Versions    []module.Version
 	Concurrency int
@@ -46,7 +48,7 @@ const MaxWarmFailures = 100
 // a fetch that succeeded returns at once.
 func (a *Activities) WarmFetches(ctx context.Context, r WarmFetchesRequest) (WarmFetchesResult, error) {
 	if a.RunFetch == nil {
-		return WarmFetchesResult{}, encode(errors.New("no way to run fetches (Activities.RunFetch)"))
+		return WarmFetchesResult{}, fetcherr.Encode(errors.New("no way to run fetches (Activities.RunFetch)"))
 	}
 	var res WarmFetchesResult
 	var fatal error // Temporal could not be asked: the page is retried
@@ -83,21 +85,21 @@ func (a *Activities) WarmFetches(ctx context.Context, r WarmFetchesRequest) (War
 			}
 			res.Failed++
 			if len(res.Failures) < MaxWarmFailures {
-				v, _ := ModOnly(entry)
-				res.Failures = append(res.Failures, WarmFailure{Module: v.Path, Version: v.Version, Reason: Decode(err).Error()})
+				v, _ := warm.ModOnly(entry)
+				res.Failures = append(res.Failures, WarmFailure{Module: v.Path, Version: v.Version, Reason: fetcherr.Decode(err).Error()})
 			}
 		})
 	}
 	wg.Wait()
 	if fatal != nil && ctx.Err() == nil {
-		return res, encode(gofer.Errorf(gofer.ErrUnavailable, "running the fetches: %w", fatal))
+		return res, fetcherr.Encode(gofer.Errorf(gofer.ErrUnavailable, "running the fetches: %w", fatal))
 	}
 	return res, ctx.Err()
 }
 
 // warmOne runs the fetches of one warm list entry at once, and fails if either does.
 func (a *Activities) warmOne(ctx context.Context, entry module.Version) error {
-	v, modOnly := ModOnly(entry)
+	v, modOnly := warm.ModOnly(entry)
 	if modOnly {
 		return a.RunFetch(ctx, v.Path, v.Version, FilesMod)
 	}

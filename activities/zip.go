@@ -11,6 +11,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // DefaultLocalZipLimit is the largest zip FetchZip brings unless Activities.LocalZipLimit says
@@ -21,11 +22,11 @@ const DefaultLocalZipLimit = 16 << 20
 // downloads it into a temporary file of its own, checks it as Verify does, and commits it as
 // Commit does (commitZip). Nothing is staged, so nothing is left to discard: the whole fetch
 // is one workflow task, as FetchMod's is. A zip over LocalZipLimit, or still arriving after
-// ProgressEvery, fails it with ErrNotLocal, and the workflow fetches that one through staging,
-// with a download that heartbeats and reports its progress: a local activity can do neither
-// (what it would report stays out of its workflow's history until its workflow task ends, and
-// a request waits for a fetch only as long as that history grows). A zip stored already is
-// returned as it is, without a download.
+// ProgressEvery, fails it with fetcherr.ErrNotLocal, and the workflow fetches that one through
+// staging, with a download that heartbeats and reports its progress: a local activity can do
+// neither (what it would report stays out of its workflow's history until its workflow task
+// ends, and a request waits for a fetch only as long as that history grows). A zip stored
+// already is returned as it is, without a download.
 func (a *Activities) FetchZip(ctx context.Context, j Job) (gofer.Version, error) {
 	rec, err := a.fetchZip(ctx, j)
 	return a.done(ctx, rec, err)
@@ -74,7 +75,7 @@ func (a *Activities) downloadZip(ctx context.Context, up upstream.Source, j Job,
 	defer zip.Close()
 	s.Source = source
 	if z, ok := zip.(interface{ Size() int64 }); ok && z.Size() > limit {
-		return s, notLocal{gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is %d bytes, over %d: fetching it through staging", j.Path, j.Version, z.Size(), limit)}
+		return s, fetcherr.MarkNotLocal(gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is %d bytes, over %d: fetching it through staging", j.Path, j.Version, z.Size(), limit))
 	}
 	m := &meter{r: io.LimitReader(zip, limit+1), h: sha256.New()}
 	if _, err := io.Copy(dst, m); err != nil {
@@ -84,7 +85,7 @@ func (a *Activities) downloadZip(ctx context.Context, up upstream.Source, j Job,
 		return s, storageErr(err)
 	}
 	if m.size > limit {
-		return s, notLocal{gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is over %d bytes: fetching it through staging", j.Path, j.Version, limit)}
+		return s, fetcherr.MarkNotLocal(gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is over %d bytes: fetching it through staging", j.Path, j.Version, limit))
 	}
 	s.Zip = gofer.File{Size: m.size, SHA256: hex.EncodeToString(m.h.Sum(nil))}
 	return s, nil

@@ -29,6 +29,7 @@ import (
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/warm"
 	"github.com/goferproxy/gofer/worker"
 )
 
@@ -69,7 +70,7 @@ type Config struct {
 	// ScrubEvery is how often the scrub schedule runs; zero removes it.
 	ScrubEvery time.Duration
 	// Watches are the watchlist's entries, kept by schedules of their own.
-	Watches []worker.WatchEntry
+	Watches []warm.WatchEntry
 	// WarmConcurrency is how many versions a warm fetches at once; zero means 8.
 	WarmConcurrency int
 

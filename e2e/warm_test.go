@@ -24,6 +24,7 @@ import (
 	"github.com/goferproxy/gofer/internal/fakeproxy"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/server"
+	"github.com/goferproxy/gofer/warm"
 	"github.com/goferproxy/gofer/worker"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -212,7 +213,7 @@ func TestWatchlistSchedule(t *testing.T) {
 	g := startGofer(t, up.Start(t), options{})
 	const path = "example.com/watched"
 	up.Add(path, "v1.0.0", map[string]string{"go.mod": "module " + path + "\n"})
-	entries, err := worker.ParseWatchlist(strings.NewReader(path + " latest every 2s\n"))
+	entries, err := warm.ParseWatchlist(strings.NewReader(path + " latest every 2s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

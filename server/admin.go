@@ -21,8 +21,8 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/goferproxy/gofer"
-	"github.com/goferproxy/gofer/activities"
 	"github.com/goferproxy/gofer/server/httperr"
+	"github.com/goferproxy/gofer/warm"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -50,7 +50,7 @@ type AdminTemporal interface {
 	ScheduleClient() client.ScheduleClient
 }
 
-// maxWarmBody bounds the body of POST /admin/warm: a go.sum of every version MaxWarmList allows.
+// maxWarmBody bounds the body of POST /admin/warm: a go.sum of every version warm.MaxList allows.
 const maxWarmBody = 16 << 20
 
 // adminRoutes registers the admin API on r behind the admin token; with no token, every admin
@@ -89,32 +89,26 @@ func (s *Server) startWarm(c *gin.Context) {
 		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrTooLarge, "body over %d bytes", maxWarmBody))
 		return
 	}
-	list, err := activities.ParseWarmList(body)
+	list, err := warm.ParseList(body)
 	if err != nil {
 		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrBadRequest, "%w", err))
 		return
 	}
 	ctx := c.Request.Context()
-	key, err := activities.PutWarmList(ctx, s.cfg.Blobs, list)
+	key, err := warm.PutList(ctx, s.cfg.Blobs, list)
 	if err != nil {
 		httperr.Write(c.Writer, err)
 		return
 	}
 	a := s.cfg.Admin
-	id := workflows.WarmID(key)
-	run, err := a.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		StaticSummary:            fmt.Sprintf("warm %d module versions", len(list)),
-	}, workflows.Warm, workflows.WarmRequest{List: key, Concurrency: a.WarmConcurrency})
+	o := workflows.WarmOptions(key, len(list))
+	run, err := a.Temporal.ExecuteWorkflow(ctx, o, workflows.Warm, workflows.WarmRequest{List: key, Concurrency: a.WarmConcurrency})
 	if err != nil {
 		httperr.Write(c.Writer, gofer.Errorf(gofer.ErrUnavailable, "starting the warm: %w", err))
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusAccepted, WarmStarted{ID: id, RunID: run.GetRunID(), Versions: len(list), URL: s.uiLink(id, run.GetRunID())})
+	c.JSON(http.StatusAccepted, WarmStarted{ID: o.ID, RunID: run.GetRunID(), Versions: len(list), URL: s.uiLink(o.ID, run.GetRunID())})
 }
 
 // uiLink is the Temporal UI's page of a workflow run, or "" without a UI.

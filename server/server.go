@@ -1,7 +1,8 @@
 // Package server is gofer's HTTP front end: the GOPROXY download protocol on gin. A request for
 // a stored version is answered from storage and memory alone; only a miss starts (or joins) the
-// Temporal fetch workflow of that version and waits for it. The server never writes to storage
-// and never talks to Temporal or the upstream on the hit path.
+// Temporal fetch workflow of that version and waits for it. The server writes nothing to storage
+// but the warm lists posted to its admin API (warm.PutList: never a module's files, which only
+// the fetch workflows store), and it never talks to Temporal or the upstream on the hit path.
 package server
 
 import (

@@ -1,88 +1,21 @@
 package worker
 
 import (
-	"slices"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/warm"
 )
 
-func TestParseWatchlist(t *testing.T) {
-	const list = `# modules we depend on
-example.com/a latest
-example.com/x/* all >= v1.2.0 every 10m   # the x family
-
-every 30m
-example.com/b all
-gosum deploy/go.sum
-example.com/c latest every 2h
-example.com/d latest
-every 1s
-gosum other.sum every 45s
-`
-	want := []WatchEntry{
-		{Watch: activities.Watch{Pattern: "example.com/a", Rule: activities.WatchRule{Latest: true}}, Every: DefaultWatchEvery},
-		{Watch: activities.Watch{Pattern: "example.com/x/*", Rule: activities.WatchRule{Since: "v1.2.0"}}, Every: 10 * time.Minute},
-		{Watch: activities.Watch{Pattern: "example.com/b"}, Every: 30 * time.Minute},
-		{GoSum: "deploy/go.sum", Every: 30 * time.Minute},
-		{Watch: activities.Watch{Pattern: "example.com/c", Rule: activities.WatchRule{Latest: true}}, Every: 2 * time.Hour},
-		{Watch: activities.Watch{Pattern: "example.com/d", Rule: activities.WatchRule{Latest: true}}, Every: 30 * time.Minute},
-		{GoSum: "other.sum", Every: 45 * time.Second},
-	}
-	got, err := ParseWatchlist(strings.NewReader(list))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got\n%+v\nwant\n%+v", got, want)
-	}
-	ids := []string{
-		"gofer-watch:example.com/a", "gofer-watch:example.com/x/*", "gofer-watch:example.com/b",
-		"gofer-watch:gosum:deploy/go.sum", "gofer-watch:example.com/c", "gofer-watch:example.com/d",
-		"gofer-watch:gosum:other.sum",
-	}
-	for i, e := range got {
-		if id := e.ScheduleID(); id != ids[i] {
-			t.Errorf("%d: schedule ID %q, want %q", i, id, ids[i])
-		}
-	}
-
-	if got, err := ParseWatchlist(strings.NewReader("# nothing yet\n\nevery 5m\n")); err != nil || len(got) != 0 {
-		t.Errorf("a watchlist without entries: %v, err = %v", got, err)
-	}
-}
-
-func TestParseWatchlistErrors(t *testing.T) {
+func TestScheduleID(t *testing.T) {
 	for i, c := range []struct {
-		name string
-		list string
-		want []string // substrings of the error
+		entry warm.WatchEntry
+		want  string
 	}{
-		0:  {"bad rule", "example.com/a latest\nexample.com/b newest\n", []string{"line 2", "newest"}},
-		1:  {"non-canonical version", "example.com/a all >= v1.2\n", []string{"line 1"}},
-		2:  {"bad duration", "\nexample.com/a latest every soon\n", []string{"line 2", "soon"}},
-		3:  {"bad default duration", "every 5\nexample.com/a latest\n", []string{"line 1"}},
-		4:  {"duration under a second", "# fast\nexample.com/a latest every 500ms\n", []string{"line 2"}},
-		5:  {"negative duration", "every -1h\n", []string{"line 1"}},
-		6:  {"duplicate pattern", "example.com/a latest\n# again\nexample.com/a all every 5m\n", []string{"line 3", "line 1"}},
-		7:  {"duplicate go.sum", "gosum go.sum\ngosum go.sum every 1h\n", []string{"line 2", "line 1"}},
-		8:  {"malformed module path", "example.com/a latest\nnodot/a latest\n", []string{"line 2", "nodot/a"}},
-		9:  {"malformed glob", "example.com//* latest\n", []string{"line 1"}},
-		10: {"a lone word", "example.com/a latest\nexample.com/b\n", []string{"line 2"}},
-		11: {"every without a duration", "every\n", []string{"line 1"}},
-		12: {"entry with only an interval", "example.com/a every 5m\n", []string{"line 1"}},
+		0: {warm.WatchEntry{Watch: warm.Watch{Pattern: "example.com/x/*", Rule: warm.WatchRule{Since: "v1.2.0"}}}, "gofer-watch:example.com/x/*"},
+		1: {warm.WatchEntry{GoSum: "deploy/go.sum"}, "gofer-watch:gosum:deploy/go.sum"},
 	} {
-		got, err := ParseWatchlist(strings.NewReader(c.list))
-		if err == nil {
-			t.Errorf("%d: %s: got %+v, want an error", i, c.name, got)
-			continue
-		}
-		for _, w := range c.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%d: %s: %q does not say %q", i, c.name, err, w)
-			}
+		if id := scheduleID(c.entry); id != c.want {
+			t.Errorf("%d: schedule ID %q, want %q", i, id, c.want)
 		}
 	}
 }

@@ -1,6 +1,10 @@
 // Package worker assembles a Temporal worker that runs gofer's workflows and activities on the
-// gofer task queue, and keeps gofer's Temporal Schedules (scrub, watchlist) as the settings say.
-// It only registers and schedules; it never decides anything a workflow or activity decides.
+// gofer task queue (New, which also lets warms run fetches through the worker's client), makes
+// a namespace ready for them (EnsureSearchAttributes), and keeps gofer's Temporal Schedules as
+// the settings say: the scrub's, and one per watchlist entry (EnsureWatchSchedules, which stores
+// a "gosum" entry's versions as a warm list, through package warm). It only registers, prepares
+// and schedules: it never parses a list (warm does), and never decides anything a workflow or
+// activity decides.
 package worker
 
 import (

@@ -1,7 +1,12 @@
-// Package workflows holds gofer's Temporal workflows. Fetch brings one module version from the
-// upstream into storage; its workflow ID is the lock that makes it the only fetch of that
-// version across every replica. Workflow code here must stay deterministic (no I/O, clocks or
-// randomness outside the workflow API) and must carry references, never file contents.
+// Package workflows holds gofer's Temporal workflows and how they are started. Fetch brings files
+// of one module version (its .info and .mod, or its zip) from the upstream into storage; its
+// workflow ID (FetchID) is the lock that makes it the only fetch of those files across every
+// replica. Scrub checks every stored version; Warm fetches the versions of a warm list, and
+// Watch those a watchlist entry wants. FetchOptions, WarmOptions and ScrubOptions are their
+// start options, and workflows/fetcherr reads their errors. Workflow code here never does I/O
+// itself (activities do), must stay deterministic (no clocks or randomness outside the workflow
+// API), must carry references, never file contents, and must still replay the histories
+// recorded in testdata: a change of what a workflow does is versioned with workflow.GetVersion.
 package workflows
 
 import (
@@ -18,6 +23,7 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // TaskQueue is the task queue of every gofer workflow and activity.
@@ -137,7 +143,7 @@ var (
 			BackoffCoefficient:     2,
 			MaximumInterval:        time.Minute,
 			MaximumAttempts:        8,
-			NonRetryableErrorTypes: []string{activities.ErrAnswered},
+			NonRetryableErrorTypes: []string{fetcherr.ErrAnswered},
 		},
 	}
 	// cleanup deletes staged files: it must not hold a finished fetch (and every request
@@ -147,8 +153,8 @@ var (
 		ScheduleToCloseTimeout: 5 * time.Minute,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	}
-	// storage works on staged blobs: hashing a 500 MiB zip takes seconds, not minutes.
-	storage = workflow.ActivityOptions{
+	// stagedBlobs works on staged blobs: hashing a 500 MiB zip takes seconds, not minutes.
+	stagedBlobs = workflow.ActivityOptions{
 		StartToCloseTimeout:    10 * time.Minute,
 		ScheduleToCloseTimeout: 6 * time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -190,7 +196,7 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Files: r.Files}
 	if r.Files == activities.FilesMod {
 		rec, err := fetchIn(ctx, true, a.FetchMod, job, !r.Known)
-		if activities.NotLocal(err) {
+		if fetcherr.NotLocal(err) {
 			// Slow: as a regular activity, whose retries and heartbeats leave the history as it
 			// is, so that a request waits for it no longer than it moves.
 			workflow.SetCurrentDetails(ctx, "the upstream is slow: fetching the .info and .mod with an activity of its own")
@@ -203,7 +209,7 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	// Fetches of zips recorded before FetchZip went through staging whatever their size.
 	if r.Files == activities.FilesZip && workflow.GetVersion(ctx, "fetchZip", workflow.DefaultVersion, 1) == 1 {
 		rec, err := fetchIn(ctx, true, a.FetchZip, job, !r.Known)
-		if !activities.NotLocal(err) {
+		if !fetcherr.NotLocal(err) {
 			publish(ctx, rec, rec.Source, err)
 			return rec, err
 		}
@@ -228,7 +234,7 @@ func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 }
 
 // fetch downloads, verifies and commits job. A bounded download tries for minutes, then for
-// hours only if an upstream answered for the version on the way (activities.Answered).
+// hours only if an upstream answered for the version on the way (fetcherr.Answered).
 func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, local, bounded bool) (rec gofer.Version, source string, err error) {
 	r := FetchRequest{Path: job.Path, Version: job.Version, Files: job.Files}
 	var staged activities.Staged
@@ -238,7 +244,7 @@ func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, l
 		first = probe
 	}
 	err = execute(ctx, false, withSummary(first, "download", r), a.Download, job).Get(ctx, &staged)
-	if bounded && activities.Answered(err) {
+	if bounded && fetcherr.Answered(err) {
 		workflow.SetCurrentDetails(ctx, "downloading, for hours if need be: the upstream answered for this version")
 		// Attempts of the probe staged under their own numbers; these stage past them.
 		again := job
@@ -250,11 +256,11 @@ func fetch(ctx workflow.Context, a *activities.Activities, job activities.Job, l
 	}
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("verifying %s from %s", mb(staged.Zip.Size), staged.Source))
 	var verified activities.Verified
-	if err := execute(ctx, local, withSummary(storage, "verify", r), a.Verify, staged).Get(ctx, &verified); err != nil {
+	if err := execute(ctx, local, withSummary(stagedBlobs, "verify", r), a.Verify, staged).Get(ctx, &verified); err != nil {
 		return rec, staged.Source, err
 	}
 	workflow.SetCurrentDetails(ctx, "storing")
-	err = execute(ctx, local, withSummary(storage, "commit", r), a.Commit, verified).Get(ctx, &rec)
+	err = execute(ctx, local, withSummary(stagedBlobs, "commit", r), a.Commit, verified).Get(ctx, &rec)
 	return rec, staged.Source, err
 }
 
@@ -269,7 +275,7 @@ func fetchIn(ctx workflow.Context, local bool, fn func(context.Context, activiti
 		first = probe
 	}
 	err := execute(ctx, local, withSummary(first, "download and store", r), fn, job).Get(ctx, &rec)
-	if bounded && activities.Answered(err) {
+	if bounded && fetcherr.Answered(err) {
 		workflow.SetCurrentDetails(ctx, "downloading, for hours if need be: the upstream answered for this version")
 		err = execute(ctx, local, withSummary(download, "download and store", r), fn, job).Get(ctx, &rec)
 	}
@@ -313,8 +319,8 @@ func publish(ctx workflow.Context, rec gofer.Version, source string, err error) 
 	outcome := OutcomeStored
 	switch {
 	case err != nil:
-		outcome = failedOutcomes.Of(activities.Decode(err))
-		workflow.SetCurrentDetails(ctx, outcome+": "+activities.Decode(err).Error())
+		outcome = failedOutcomes.Of(fetcherr.Decode(err))
+		workflow.SetCurrentDetails(ctx, outcome+": "+fetcherr.Decode(err).Error())
 	case rec.RunID != workflow.GetInfo(ctx).WorkflowExecution.RunID:
 		outcome = OutcomeAlreadyStored
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/goferproxy/gofer/storage/storagetest"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/workflows"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // fixture runs the fetch workflow in the SDK's test environment with the real activities, a
@@ -67,7 +68,7 @@ func (f *fixture) fetchRequest(t *testing.T, r workflows.FetchRequest) (gofer.Ve
 	}
 	var rec gofer.Version
 	if err := f.env.GetWorkflowError(); err != nil {
-		return rec, activities.Decode(err)
+		return rec, fetcherr.Decode(err)
 	}
 	if err := f.env.GetWorkflowResult(&rec); err != nil {
 		t.Fatal(err)

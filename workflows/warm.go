@@ -6,17 +6,20 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/warm"
+	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
 
 // ProgressQuery is the query that returns a running warm's WarmProgress.
 const ProgressQuery = "progress"
 
-// WarmRequest names a stored warm list (activities.PutWarmList) and how many of its versions
+// WarmRequest names a stored warm list (warm.PutList) and how many of its versions
 // may be fetched at once. Offset and Progress carry a warm across continue-as-new.
 type WarmRequest struct {
 	List        string
@@ -52,9 +55,23 @@ const (
 // while it runs joins that warm.
 func WarmID(key string) string { return "warm:" + key[len(key)-16:] }
 
+// WarmOptions are the start options of the warm of the list stored under key, which names n
+// versions. Conflict policy USE_EXISTING makes a second start of the warm of one list join the
+// running one (WarmID); reuse policy ALLOW_DUPLICATE lets a list be warmed again once its warm
+// has ended, however it ended.
+func WarmOptions(key string, n int) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       WarmID(key),
+		TaskQueue:                TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:            fmt.Sprintf("warm %d module versions", n),
+	}
+}
+
 var (
-	// local reads the warm list and the metadata store.
-	local = workflow.ActivityOptions{
+	// lookup reads the warm list and the metadata store.
+	lookup = workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
 		ScheduleToCloseTimeout: 6 * time.Hour,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
@@ -86,7 +103,7 @@ func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 	var a *activities.Activities
 	var page activities.WarmPage
 	req := activities.WarmPageRequest{List: r.List, Offset: r.Offset, Size: warmPage}
-	lctx := workflow.WithActivityOptions(ctx, local)
+	lctx := workflow.WithActivityOptions(ctx, lookup)
 	if err := workflow.ExecuteActivity(lctx, a.WarmPage, req).Get(ctx, &page); err != nil {
 		return p, err
 	}
@@ -127,7 +144,7 @@ func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 			} else {
 				p.Failed++
 				if len(p.Failures) < activities.MaxWarmFailures {
-					p.Failures = append(p.Failures, WarmFailure{Module: v.Path, Version: v.Version, Reason: activities.Decode(err).Error()})
+					p.Failures = append(p.Failures, WarmFailure{Module: v.Path, Version: v.Version, Reason: fetcherr.Decode(err).Error()})
 				}
 			}
 			workflow.SetCurrentDetails(ctx, p.String())
@@ -149,14 +166,14 @@ func next(ctx workflow.Context, r WarmRequest, page activities.WarmPage, p WarmP
 }
 
 // warmOne fetches v (an entry of a warm list: the whole version, or its .info and .mod alone,
-// activities.ModOnly) through the fetches a request would start: the .mod's, and the zip's for
+// warm.ModOnly) through the fetches a request would start: the .mod's, and the zip's for
 // a whole version, at once. (Warms recorded before files were fetched apart fetch each version
 // in one fetch of all three.)
 func warmOne(ctx workflow.Context, a *activities.Activities, v module.Version) error {
 	if workflow.GetVersion(ctx, "split", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return warmFetch(ctx, a, FetchRequest{Path: v.Path, Version: v.Version, Known: true})
 	}
-	v, modOnly := activities.ModOnly(v)
+	v, modOnly := warm.ModOnly(v)
 	files := []string{activities.FilesMod}
 	if !modOnly {
 		files = append(files, activities.FilesZip)
@@ -200,7 +217,7 @@ func warmFetch(ctx workflow.Context, a *activities.Activities, req FetchRequest)
 // WatchRequest is what a watchlist schedule runs: one watchlist entry, and how many versions it
 // may fetch at once.
 type WatchRequest struct {
-	Watch       activities.Watch
+	Watch       warm.Watch
 	Concurrency int
 }
 
@@ -209,7 +226,7 @@ type WatchRequest struct {
 func Watch(ctx workflow.Context, r WatchRequest) (WarmProgress, error) {
 	var a *activities.Activities
 	var list activities.WarmList
-	o := local
+	o := lookup
 	o.Summary = "find the versions of " + r.Watch.Pattern + ": " + r.Watch.Rule.String()
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), a.Resolve, r.Watch).Get(ctx, &list); err != nil {
 		return WarmProgress{}, err

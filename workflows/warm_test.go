@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -192,5 +193,15 @@ func TestWarmContinuesAsNewAfterAPage(t *testing.T) {
 	}
 	if len(failures) != 1 || failures[0].Module != missing[0].Path || !strings.Contains(failures[0].Reason, "gone") {
 		t.Errorf("failures carried on: %+v", failures)
+	}
+}
+
+// Warming one list again joins its running warm, or, once it has ended, starts another.
+func TestWarmOptions(t *testing.T) {
+	o := workflows.WarmOptions(warmKey, 5)
+	if o.ID != "warm:0123456789abcdef" || o.ID != workflows.WarmID(warmKey) || o.TaskQueue != workflows.TaskQueue ||
+		o.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING ||
+		o.WorkflowIDReusePolicy != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE || o.StaticSummary != "warm 5 module versions" {
+		t.Errorf("start options %+v", o)
 	}
 }

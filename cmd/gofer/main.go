@@ -29,7 +29,7 @@ import (
 	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/vcs"
-	"github.com/goferproxy/gofer/worker"
+	"github.com/goferproxy/gofer/warm"
 )
 
 const usage = `gofer is a Go module proxy (GOPROXY server) backed by Temporal.
@@ -159,7 +159,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		defer cancel()
 		shutdownTracing(sctx) // failures were logged by the exporter's error handler
 	}()
-	var watches []worker.WatchEntry
+	var watches []warm.WatchEntry
 	if s.worker {
 		if watches, err = readWatchlist(s.watchlist); err != nil {
 			return err
@@ -206,7 +206,7 @@ func fetchers(s *settings, allow *egress.Policy) (direct, private *vcs.Fetcher) 
 }
 
 // readWatchlist reads the GOFER_WATCHLIST file; no file is no entries.
-func readWatchlist(name string) ([]worker.WatchEntry, error) {
+func readWatchlist(name string) ([]warm.WatchEntry, error) {
 	if name == "" {
 		return nil, nil
 	}
@@ -215,7 +215,7 @@ func readWatchlist(name string) ([]worker.WatchEntry, error) {
 		return nil, fmt.Errorf("GOFER_WATCHLIST: %w", err)
 	}
 	defer f.Close()
-	watches, err := worker.ParseWatchlist(f)
+	watches, err := warm.ParseWatchlist(f)
 	if err != nil {
 		return nil, fmt.Errorf("GOFER_WATCHLIST: %w", err)
 	}

@@ -1,4 +1,12 @@
-package activities
+// Package fetcherr is the codec between gofer's error kinds and the Temporal application errors
+// that carry them through workflow histories: an activity returns its failure through Encode
+// (or Final), and a workflow, or whoever waits for one, reads it back with Decode, and with
+// NotLocal and Answered the two marks that a fetch workflow acts on. Its error type strings
+// ("NotFound", "Invalid", "Unavailable", "UnavailableAnswered", "NotLocal") are in recorded
+// histories and never change. It only translates: which kind an error is, gofer.Kind decides,
+// and what is done about it, the workflows do; it never depends on activities, workflows or
+// stores.
+package fetcherr
 
 import (
 	"context"
@@ -30,6 +38,10 @@ type notLocal struct{ error }
 
 func (e notLocal) Unwrap() error { return e.error }
 
+// MarkNotLocal marks err, the unavailable error of a local FetchMod or FetchZip, as saying that
+// its files are to be fetched another way: Encode gives it the type ErrNotLocal.
+func MarkNotLocal(err error) error { return notLocal{err} }
+
 // NotLocal reports whether err, the error of a local FetchMod or FetchZip, says that its
 // files are to be fetched another way.
 func NotLocal(err error) bool {
@@ -42,6 +54,10 @@ type answered struct{ error }
 
 func (e answered) Unwrap() error { return e.error }
 
+// MarkAnswered marks err, the unavailable error of a download, as one that an upstream answered
+// for: Encode gives it the type ErrAnswered.
+func MarkAnswered(err error) error { return answered{err} }
+
 // Answered reports whether err, the error of a Download, says that an upstream answered for
 // the version (a file of it arrived) before something else failed: the version exists, and
 // retrying for long is worth it.
@@ -50,9 +66,9 @@ func Answered(err error) bool {
 	return errors.As(err, &app) && app.Type() == ErrAnswered
 }
 
-// encode turns a gofer error into the Temporal error an activity returns: not found and
+// Encode turns a gofer error into the Temporal error an activity returns: not found and
 // invalid are final, everything else is retried.
-func encode(err error) error {
+func Encode(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -66,6 +82,13 @@ func encode(err error) error {
 		return temporal.NewApplicationError(err.Error(), ErrAnswered)
 	}
 	return temporal.NewApplicationError(err.Error(), errorTypes.Unavailable)
+}
+
+// Final turns a gofer error into a Temporal error of its kind's type that is never retried,
+// whatever its kind: the error of an activity that waited for a fetch that has ended, whose
+// outcome waiting again would only see again.
+func Final(err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), errorTypes.Of(err), nil)
 }
 
 // Decode turns the error of a fetch workflow (or of one of its activities) back into a gofer
