@@ -20,10 +20,19 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer/activities"
+	"github.com/goferproxy/gofer/storage/mem"
+	"github.com/goferproxy/gofer/warm"
 	"github.com/goferproxy/gofer/workflows"
 )
 
-const warmKey = "_warm/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+// warmKey names a stored warm list, as the front end names one to Warm.
+var warmKey = func() string {
+	key, err := warm.PutList(context.Background(), mem.New(), []module.Version{{Path: "example.com/a", Version: "v1.0.0"}})
+	if err != nil {
+		panic(err)
+	}
+	return key
+}()
 
 // warmFixture runs Warm in the SDK's test environment with a fake WarmPage that answers page
 // and a fake child Fetch that takes a minute of workflow time; the fetch of a version in fail
@@ -199,7 +208,7 @@ func TestWarmContinuesAsNewAfterAPage(t *testing.T) {
 // Warming one list again joins its running warm, or, once it has ended, starts another.
 func TestWarmOptions(t *testing.T) {
 	o := workflows.WarmOptions(warmKey, 5)
-	if o.ID != "warm:0123456789abcdef" || o.ID != workflows.WarmID(warmKey) || o.TaskQueue != workflows.TaskQueue ||
+	if o.ID != "warm:"+warmKey[len(warmKey)-16:] || o.ID != workflows.WarmID(warmKey) || o.TaskQueue != workflows.TaskQueue ||
 		o.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING ||
 		o.WorkflowIDReusePolicy != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE || o.StaticSummary != "warm 5 module versions" {
 		t.Errorf("start options %+v", o)
