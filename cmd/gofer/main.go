@@ -160,8 +160,8 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		shutdownTracing(sctx) // failures were logged by the exporter's error handler
 	}()
 	var watches []warm.WatchEntry
-	if s.worker {
-		if watches, err = readWatchlist(s.watchlist); err != nil {
+	if s.worker && s.watchlist != "" {
+		if watches, err = parseFile("GOFER_WATCHLIST", s.watchlist, warm.ParseWatchlist); err != nil {
 			return err
 		}
 	}
@@ -173,7 +173,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 			NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Metrics: metrics,
 			Admin: server.Admin{Token: s.adminToken, UI: s.temporalUI}}
 		if s.proxyAuth != "" {
-			if cfg.Server.Auth, err = readCredentials(s.proxyAuth); err != nil {
+			if cfg.Server.Auth, err = parseFile("GOFER_PROXY_AUTH", s.proxyAuth, server.ParseCredentials); err != nil {
 				return err
 			}
 		}
@@ -205,35 +205,18 @@ func fetchers(s *settings, allow *egress.Policy) (direct, private *vcs.Fetcher) 
 	return &vcs.Fetcher{}, &vcs.Fetcher{NetrcFile: s.netrc, GitConfig: s.gitConfig, GitSSHCommand: s.gitSSHCommand, Egress: allow}
 }
 
-// readWatchlist reads the GOFER_WATCHLIST file; no file is no entries.
-func readWatchlist(name string) ([]warm.WatchEntry, error) {
-	if name == "" {
-		return nil, nil
-	}
+// parseFile parses the file that the setting names with parse; its errors name both.
+func parseFile[T any](setting, name string, parse func(io.Reader) (T, error)) (T, error) {
+	var v T
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("GOFER_WATCHLIST: %w", err)
+		return v, fmt.Errorf("%s: %w", setting, err)
 	}
 	defer f.Close()
-	watches, err := warm.ParseWatchlist(f)
-	if err != nil {
-		return nil, fmt.Errorf("GOFER_WATCHLIST: %w", err)
+	if v, err = parse(f); err != nil {
+		return v, fmt.Errorf("%s %s: %w", setting, name, err)
 	}
-	return watches, nil
-}
-
-// readCredentials reads the GOFER_PROXY_AUTH file.
-func readCredentials(name string) (*server.Credentials, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("GOFER_PROXY_AUTH: %w", err)
-	}
-	defer f.Close()
-	c, err := server.ParseCredentials(f)
-	if err != nil {
-		return nil, fmt.Errorf("GOFER_PROXY_AUTH %s: %w", name, err)
-	}
-	return c, nil
+	return v, nil
 }
 
 // reloadOnHangup reloads the rules on every SIGHUP until ctx ends; a bad file is logged and the
