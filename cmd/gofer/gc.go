@@ -14,7 +14,6 @@ import (
 
 	"github.com/goferproxy/gofer"
 	"github.com/goferproxy/gofer/activities"
-	"github.com/goferproxy/gofer/app"
 	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/workflows"
 )
@@ -28,14 +27,13 @@ import (
 // happened, such as one that was terminated).
 func gc(ctx context.Context, args []string, stdout io.Writer) error {
 	var dryRun, removeStaged bool
-	var address, namespace string
+	var tmp temporalSettings
 	var terr error
 	s, err := parseStoreSettings("gc", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&dryRun, "dry-run", false, "list the orphaned blobs and the staged files, and delete nothing")
 		fs.BoolVar(&removeStaged, "remove-staged", false, "remove the staged files of fetch runs that are no longer running (asks Temporal)")
 		e := &envFlags{fs: fs}
-		e.string(&address, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend, for --remove-staged")
-		e.string(&namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace of the gofer workers, for --remove-staged")
+		tmp.flags(e, ", for --remove-staged")
 		terr = e.err
 	})
 	if err == nil {
@@ -52,12 +50,12 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if removeStaged {
-		c, err := client.Dial(client.Options{HostPort: address, Namespace: namespace, Logger: app.TemporalLogger(zap.NewNop())})
+		c, err := tmp.dial()
 		if err != nil {
-			return fmt.Errorf("dialing Temporal at %s: %w", address, err)
+			return err
 		}
 		defer c.Close()
-		return removeEnded(ctx, blobs, c, namespace, stdout)
+		return removeEnded(ctx, blobs, c, tmp.namespace, stdout)
 	}
 	meta, err := openMetadata(ctx, s)
 	if err != nil {

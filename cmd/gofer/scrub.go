@@ -9,10 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
-
-	"github.com/goferproxy/gofer/app"
 	"github.com/goferproxy/gofer/workflows"
 )
 
@@ -20,11 +16,10 @@ import (
 // run (so the stores are theirs, not this command's), waits for it and prints its report. It
 // fails when the scrub found a mismatch, so that a script or a cron job notices.
 func scrubCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	var address, namespace string
+	var tmp temporalSettings
 	fs := flag.NewFlagSet("gofer scrub", flag.ContinueOnError)
 	e := &envFlags{fs: fs}
-	e.string(&address, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend")
-	e.string(&namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace of the gofer workers")
+	tmp.flags(e, "")
 	if e.err != nil {
 		return e.err
 	}
@@ -34,9 +29,9 @@ func scrubCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	c, err := client.Dial(client.Options{HostPort: address, Namespace: namespace, Logger: app.TemporalLogger(zap.NewNop())})
+	c, err := tmp.dial()
 	if err != nil {
-		return fmt.Errorf("dialing Temporal at %s: %w", address, err)
+		return err
 	}
 	defer c.Close()
 	id := "scrub:" + time.Now().UTC().Format(time.RFC3339Nano)
@@ -44,7 +39,7 @@ func scrubCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("starting the scrub: %w", err)
 	}
-	ui := "/namespaces/" + url.PathEscape(namespace) + "/workflows/" + url.PathEscape(id) + "/" + run.GetRunID() + "/history"
+	ui := "/namespaces/" + url.PathEscape(tmp.namespace) + "/workflows/" + url.PathEscape(id) + "/" + run.GetRunID() + "/history"
 	fmt.Fprintf(stdout, "scrub %s started; in the Temporal UI: %s\n", id, ui)
 	var rep workflows.ScrubReport
 	if err := run.Get(ctx, &rep); err != nil {

@@ -16,6 +16,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/goferproxy/gofer/app"
 )
 
 // settings are gofer's settings; each is a flag whose default comes from a GOFER_* variable.
@@ -144,6 +149,24 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		return nil, fmt.Errorf("no upstream or checksum database: set GOFER_UPSTREAM and GOFER_SUMDB, or install the go command so that `go env` answers (%v)", goerr)
 	}
 	return &s, nil
+}
+
+// temporalSettings are where the operator's commands (gc, scrub) find Temporal.
+type temporalSettings struct{ address, namespace string }
+
+// flags defines them; purpose says what the command asks Temporal for.
+func (t *temporalSettings) flags(e *envFlags, purpose string) {
+	e.string(&t.address, "temporal-address", "GOFER_TEMPORAL_ADDRESS", "127.0.0.1:7233", "host:port of the Temporal frontend"+purpose)
+	e.string(&t.namespace, "temporal-namespace", "GOFER_TEMPORAL_NAMESPACE", "default", "Temporal namespace of the gofer workers"+purpose)
+}
+
+// dial connects to Temporal; the command's own errors tell what failed.
+func (t *temporalSettings) dial() (client.Client, error) {
+	c, err := client.Dial(client.Options{HostPort: t.address, Namespace: t.namespace, Logger: app.TemporalLogger(zap.NewNop())})
+	if err != nil {
+		return nil, fmt.Errorf("dialing Temporal at %s: %w", t.address, err)
+	}
+	return c, nil
 }
 
 // storeFlags defines the settings of the blob and metadata stores.
