@@ -1,6 +1,7 @@
 package gofer_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -47,6 +48,13 @@ func TestErrorfKeepsCauseNotItsKind(t *testing.T) {
 	var got *net.OpError
 	if !errors.As(err, &got) || got != opErr {
 		t.Error("the cause is lost to errors.As")
+	}
+	if !errors.Is(gofer.Errorf(gofer.ErrUnavailable, "storage: %w", context.DeadlineExceeded), context.DeadlineExceeded) {
+		t.Error("a deadline is lost to errors.Is")
+	}
+	// A cancellation given a kind is a failure of that kind: not answered as a client gone.
+	if errors.Is(gofer.Errorf(gofer.ErrUnavailable, "storage: %w", context.Canceled), context.Canceled) {
+		t.Error("a classified cancellation is still context.Canceled")
 	}
 	if want := "zip of m@v1.0.0 named by its record: blob m/@v/v1.0.0.zip: dial tcp: unexpected EOF"; err.Error() != want {
 		t.Errorf("Error() = %q, want %q", err, want)

@@ -1,10 +1,12 @@
 // Package gofer holds the domain of the gofer module proxy: the record of a stored module
-// version and the three kinds of error that cross every boundary (not found, invalid,
-// unavailable), and how an error is told to a client. It must never depend on how versions
-// are fetched, stored or served.
+// version, the limits of what is stored (MaxModSize, MaxZipSize), the kinds of error that
+// cross every boundary (not found, invalid, unavailable, and those of gofer's own API), how
+// each audience names them (Names), and how an error is told to a client (PublicReason). It
+// must never depend on how versions are fetched, stored or served.
 package gofer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -40,8 +42,10 @@ var (
 // Errorf wraps kind with a reason formatted as fmt.Errorf formats it, %w included:
 // Errorf(ErrUnavailable, "fetch %s: %w", v, err). The error is of kind alone: the kinds of
 // a wrapped cause are hidden, so that a cause's kind can be replaced (a missing blob that a
-// record names is unavailable, not not found), while everything else of the cause stays
-// visible to errors.Is and errors.As (a context's end, a *net.OpError).
+// record names is unavailable, not not found), and so is a context.Canceled, because a
+// cancellation given a kind is a failure of that kind, not a caller that gave up (which
+// gofer answers with nothing: no HTTP answer, no typed Temporal error). Everything else of
+// the cause stays visible to errors.Is and errors.As (a deadline, a *net.OpError).
 func Errorf(kind error, format string, args ...any) error {
 	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
 }
@@ -56,10 +60,12 @@ func (e *kindError) Unwrap() []error { return []error{e.kind, cause{e.err}} }
 // cause is the error a kindError was made from, seen through it without its kinds.
 type cause struct{ err error }
 
-func (c cause) Error() string        { return c.err.Error() }
-func (c cause) Is(target error) bool { return !isKind(target) && errors.Is(c.err, target) }
-func (c cause) As(target any) bool   { return errors.As(c.err, target) }
-func isKind(err error) bool          { return slices.Contains(kinds, err) }
+func (c cause) Error() string { return c.err.Error() }
+func (c cause) Is(target error) bool {
+	return !isKind(target) && target != context.Canceled && errors.Is(c.err, target)
+}
+func (c cause) As(target any) bool { return errors.As(c.err, target) }
+func isKind(err error) bool        { return slices.Contains(kinds, err) }
 
 var kinds = []error{ErrNotFound, ErrInvalid, ErrUnavailable, ErrExcluded, ErrBadRequest, ErrTooLarge, ErrExists}
 

@@ -41,7 +41,7 @@ func TestWrite(t *testing.T) {
 // A client that has gone is not answered.
 func TestWriteCanceled(t *testing.T) {
 	w := httptest.NewRecorder()
-	httperr.Write(w, gofer.Errorf(gofer.ErrUnavailable, "waiting: %w", context.Canceled))
+	httperr.Write(w, fmt.Errorf("waiting: %w", context.Canceled))
 	if w.Body.Len() != 0 || w.Header().Get("Content-Type") != "" {
 		t.Errorf("wrote %d %q to a client that has gone", w.Code, w.Body)
 	}

@@ -62,6 +62,13 @@ func TestEncodeLeavesNilAndCancellation(t *testing.T) {
 	if err := fetcherr.Encode(cancelled); err != cancelled {
 		t.Errorf("Encode(%v) = %v, want it as it is", cancelled, err)
 	}
+	// A cancellation given a kind (a storage call cut off) is that kind's failure, and its
+	// mark still counts: a Download that an upstream answered is still UnavailableAnswered.
+	classified := fetcherr.MarkAnswered(gofer.Errorf(gofer.ErrUnavailable, "storage: %w", context.Canceled))
+	var app *temporal.ApplicationError
+	if err := fetcherr.Encode(classified); !errors.As(err, &app) || app.Type() != fetcherr.ErrAnswered {
+		t.Errorf("Encode(%v) = %#v, want an application error of type %s", classified, err, fetcherr.ErrAnswered)
+	}
 }
 
 func TestDecodeWithoutApplicationError(t *testing.T) {
