@@ -1,7 +1,7 @@
 // Package app assembles one gofer process from its parts: given the stores, the upstream, the
-// checksum database and the rules, it connects to Temporal, runs a worker (after making the
-// namespace's search attributes and gofer's schedules ready) and builds the front end, wired to
-// each other as `gofer serve` runs them. The binary (cmd/gofer) and the end-to-end tests build
+// checksum database and the rules, it connects to Temporal, runs a worker (registering the
+// namespace's search attributes before it starts, and gofer's schedules once it has) and
+// builds the front end, wired to each other as `gofer serve` runs them. The binary (cmd/gofer) and the end-to-end tests build
 // gofer with it, so that the tests exercise the wiring users run. It never reads settings or
 // the environment, never opens or closes a store (its caller does both), and decides nothing
 // that a package it wires decides.
@@ -51,8 +51,9 @@ type Config struct {
 	Rules *rules.Live
 
 	// Temporal is the client's HostPort, Namespace and any Interceptors of the caller's; New
-	// adds the logger, the metrics handler and the tracing interceptor. The client is lazy:
-	// the front end starts, and serves hits, while Temporal is out of reach.
+	// sets the logger and the metrics handler and adds the tracing interceptor. The client is
+	// lazy: a front end without a worker starts, and serves hits, while Temporal is out of
+	// reach (a worker must register its search attributes first, so New fails then).
 	Temporal client.Options
 	// Log receives every log line, Temporal's included; nil logs nothing.
 	Log *zap.Logger
@@ -75,9 +76,11 @@ type Config struct {
 	WarmConcurrency int
 
 	// Server holds the front end's own settings (waits, caches, download modes, the admin
-	// token, who may use the proxy, /metrics); New sets its stores, upstream, Temporal client,
-	// checksum database, rules, log, meter, tracer and, unless set, its readiness checks from
-	// the fields above. Nil: no front end (`gofer worker`).
+	// token and UI, who may use the proxy, /metrics); New sets the rest from the fields above:
+	// its stores, upstream, Direct (Private), Temporal client, Commits (from the worker in this
+	// process), checksum database, rules, log, meter, tracer, the admin API's Temporal client,
+	// namespace and warm concurrency and, unless set, its readiness checks. Nil: no front end
+	// (`gofer worker`).
 	Server *server.Config
 }
 
@@ -158,7 +161,8 @@ func New(ctx context.Context, c Config) (*Gofer, error) {
 	return g, nil
 }
 
-// startWorker makes the namespace and the schedules ready for w, then starts it.
+// startWorker registers the namespace's search attributes, starts w, then makes its schedules
+// ready.
 func startWorker(ctx context.Context, c Config, tc client.Client, w sdkworker.Worker) error {
 	if err := worker.EnsureSearchAttributes(ctx, tc, c.Temporal.Namespace); err != nil {
 		return err

@@ -287,8 +287,9 @@ func TestInvalidRequestsStartNothing(t *testing.T) {
 			t.Errorf("%d: %s: %d %q, want 4xx", i, p, code, body)
 		}
 	}
-	if code, _, _ := testserver.Get(t, "POST", g.URL+"/example.com/hello/@v/v1.0.0.info"); code != http.StatusMethodNotAllowed {
-		t.Errorf("POST: %d", code)
+	if code, h, _ := testserver.Get(t, "POST", g.URL+"/example.com/hello/@v/v1.0.0.info"); code != http.StatusMethodNotAllowed ||
+		h.Get("Allow") != "GET, HEAD" || h.Get("Cache-Control") != "no-store" {
+		t.Errorf("POST: %d %v, want 405 with Allow and no-store, as every plain-text answer", code, h)
 	}
 	if n := g.workflowCount(t); n != 0 {
 		t.Errorf("%d workflows started by invalid requests", n)

@@ -96,7 +96,7 @@ type proxy struct {
 	address  string // of the Temporal server
 	ns       string
 	upstream *upstream.Chain
-	starts   atomic.Int32 // ExecuteWorkflow calls by the front end
+	starts   atomic.Int32 // ExecuteWorkflow calls through the process's client (the front end's, in tests that warm nothing)
 	metrics  *sdkmetric.ManualReader
 	logs     *observer.ObservedLogs
 }

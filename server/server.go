@@ -1,8 +1,9 @@
 // Package server is gofer's HTTP front end: the GOPROXY download protocol on gin. A request for
 // a stored version is answered from storage and memory alone; only a miss starts (or joins) the
-// Temporal fetch workflow of that version and waits for it. The server writes nothing to storage
-// but the warm lists posted to its admin API (warm.PutList: never a module's files, which only
-// the fetch workflows store), and it never talks to Temporal or the upstream on the hit path.
+// Temporal fetch workflow of that version and waits for it. This package writes nothing to
+// storage but the warm lists posted to its admin API (warm.PutList: never a module's files,
+// which only the fetch workflows store; the /sumdb/ handler it mounts keeps what it has
+// verified), and it never talks to Temporal or the upstream on the hit path.
 package server
 
 import (
@@ -224,7 +225,7 @@ func (s *Server) proxy(c *gin.Context) {
 	w, r := c.Writer, c.Request
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		httperr.Text(w, http.StatusMethodNotAllowed, "method not allowed\n")
 		return
 	}
 	req, err := parseRequest(r.URL.Path)

@@ -40,8 +40,8 @@ const (
 //     are passed through.
 //
 // Any other name or path is 404; a database that fails with nothing stored to answer from is
-// 503 with Retry-After: errors are answered as httperr answers every error of gofer's. The go command checks everything it receives itself; what gofer
-// stores, it has checked first.
+// 503 with Retry-After: errors are answered as httperr answers every error of gofer's. The go
+// command checks everything it receives itself; what gofer stores, it has checked first.
 func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")

@@ -1,6 +1,7 @@
 // Package httperr answers an HTTP request that failed: it is the one map from gofer's error
-// kinds to HTTP statuses, and the one writer of gofer's plain-text answers, for the module
-// proxy, the checksum-database proxy and gofer's own API alike. It never decides what kind an
+// kinds to HTTP statuses, and the one writer of gofer's plain-text status answers (errors, 405s,
+// 401 challenges, readiness), for the module proxy, the checksum-database proxy and gofer's own
+// API alike. It never decides what kind an
 // error is (its maker did, with gofer.Errorf) and never tells a client more than
 // gofer.PublicReason does.
 package httperr

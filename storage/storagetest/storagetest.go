@@ -1,6 +1,7 @@
 // Package storagetest holds the conformance suites that every storage.Blobs and
-// storage.Metadata implementation runs from its own tests, so that disk, S3, the embedded store
-// and MongoDB are held to one reading of the contract in package storage. It imports testing
+// storage.Metadata implementation runs from its own tests, so that disk, S3, memory, the
+// embedded store and MongoDB are held to one reading of the contract in package storage, and
+// the helpers their tests share (Record, Key, WantCatalog, ...). It imports testing
 // and must therefore never be imported by non-test code, and it must never depend on any one
 // implementation or reach behind the interfaces it checks.
 package storagetest
