@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench.sh [benchrun flags]: the hit-path comparison on this machine. gofer (disk and S3+MongoDB
-# stores) against nginx and net/http.FileServer serving the very same files, measured with wrk;
+# bench.sh [benchrun flags]: the hit-path comparison on this machine. gofer (disk, with and
+# without its request log, and S3+MongoDB stores) against nginx, net/http.FileServer and the bare
+# net/http and gin servers serving the very same files, measured with wrk;
 # the Markdown table goes to BENCHMARKS-results.md (see internal/benchrun for the flags, such as
 # -quick and -duration). nginx-light and wrk come from apt-get when they are missing.
 set -euo pipefail

@@ -1,11 +1,13 @@
 // Command benchrun is `make bench`'s hit-path comparison: it serves the same three generated
 // module versions (a 30 KB, a 3 MB and a 9 MB zip) from nginx, from net/http.FileServer, from
-// gofer on its disk and embedded stores and from gofer on S3 (versitygw) and MongoDB (FerretDB),
-// loads each with wrk on this machine, and writes a Markdown table of the medians, with the
-// ratios to nginx and to FileServer and the issue's targets checked against them. It is a
-// measuring tool run by `make bench` (scripts/bench.sh): it must never listen beyond 127.0.0.1,
-// and must stop every process it starts and remove its temporary directory when it ends, fails
-// or is interrupted.
+// the bare net/http and gin servers (the ceilings of gofer's stack: the files in memory and
+// nothing done per request), from gofer on its disk and embedded stores (request log off, and
+// on as in production) and from gofer on S3 (versitygw) and MongoDB (FerretDB), loads each with
+// wrk on this machine, and writes a Markdown table of the medians, with the ratios to nginx and
+// to the bare gin server and the issue's targets checked against them. It is a measuring tool
+// run by `make bench` (scripts/bench.sh): it must never listen beyond 127.0.0.1, and must stop
+// every process it starts and remove its temporary directory when it ends, fails or is
+// interrupted.
 package main
 
 import (
@@ -36,12 +38,13 @@ func main() {
 	out := flag.String("out", "BENCHMARKS-results.md", "file the Markdown report is written to (it is printed too)")
 	duration := flag.Duration("duration", 5*time.Second, "length of each wrk run (whole seconds)")
 	quick := flag.Bool("quick", false, "1s wrk runs, for a quick look (overrides -duration)")
-	fileserver := flag.String("fileserver", "", "internal: only serve this directory with net/http.FileServer on -listen")
-	listen := flag.String("listen", "", "internal: the address of -fileserver")
+	serve := flag.String("serve", "", "internal: only serve -root on -listen as this server: fileserver, nethttp or gin")
+	root := flag.String("root", "", "internal: the directory of -serve")
+	listen := flag.String("listen", "", "internal: the address of -serve")
 	flag.Parse()
-	if *fileserver != "" {
-		if err := serveFiles(*fileserver, *listen); err != nil {
-			fmt.Fprintln(os.Stderr, "benchrun -fileserver:", err)
+	if *serve != "" {
+		if err := serveSelf(*serve, *root, *listen); err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun -serve:", err)
 			os.Exit(1)
 		}
 		return
@@ -147,12 +150,19 @@ func run(ctx context.Context, out string, d time.Duration) error {
 	if err := add(startNginx(ctx, tmp, layout, small.key("info"))); err != nil {
 		return err
 	}
-	if err := add(startFileServer(ctx, tmp, layout, small.key("info"))); err != nil {
-		return err
+	for _, kind := range append([]string{"fileserver"}, bareKinds...) {
+		if err := add(startSelf(ctx, kind, tmp, layout, small.key("info"))); err != nil {
+			return err
+		}
 	}
 	common := []string{"GOFER_UPSTREAM=http://" + upAddr, "GOFER_SUMDB=off", "GOFER_TEMPORAL_ADDRESS=" + temporal.Address}
 	if err := add(startGofer(ctx, tmp, "gofer-disk", slices.Concat(common, []string{
 		"GOFER_TEMPORAL_NAMESPACE=" + testserver.Namespace(0)}))); err != nil {
+		return err
+	}
+	// The production default: a JSON line a request, at info level, to a file.
+	if err := add(startGofer(ctx, tmp, "gofer-disk-log", slices.Concat(common, []string{
+		"GOFER_TEMPORAL_NAMESPACE=" + testserver.Namespace(2), "GOFER_LOG_FORMAT=json", "GOFER_LOG_LEVEL=info"}))); err != nil {
 		return err
 	}
 	if err := add(startGofer(ctx, tmp, "gofer-s3", slices.Concat(common, []string{

@@ -171,9 +171,10 @@ http {
 	return p, base, nil
 }
 
-// startFileServer serves root with net/http.FileServer in a process of its own (this program,
-// run again with -fileserver), so that its CPU time and memory are its own.
-func startFileServer(ctx context.Context, dir, root, probe string) (*proc, string, error) {
+// startSelf runs this program again as the server kind (fileserver, or one of bareKinds) over
+// root, in a process of its own so that its CPU time and memory are its own, and waits until
+// probe answers.
+func startSelf(ctx context.Context, kind, dir, root, probe string) (*proc, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
@@ -182,7 +183,7 @@ func startFileServer(ctx context.Context, dir, root, probe string) (*proc, strin
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc("fileserver", filepath.Join(dir, "fileserver.log"), nil, self, "-fileserver", root, "-listen", addr)
+	p, err := startProc(kind, filepath.Join(dir, kind+".log"), nil, self, "-serve", kind, "-root", root, "-listen", addr)
 	if err != nil {
 		return nil, "", err
 	}
@@ -194,9 +195,12 @@ func startFileServer(ctx context.Context, dir, root, probe string) (*proc, strin
 	return p, base, nil
 }
 
-// serveFiles is the -fileserver mode: net/http.FileServer over root, until killed.
-func serveFiles(root, addr string) error {
-	return http.ListenAndServe(addr, http.FileServer(http.Dir(root)))
+// serveSelf is the -serve mode: the server kind over root, until killed.
+func serveSelf(kind, root, addr string) error {
+	if kind == "fileserver" {
+		return http.ListenAndServe(addr, http.FileServer(http.Dir(root)))
+	}
+	return serveBare(kind, root, addr)
 }
 
 // startGofer runs `bin/gofer serve` with its data in dir/name, as the last-wins settings env
