@@ -102,11 +102,11 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(s.logFormat, s.logLevel)
+	log, stopLog, err := newLogger(s.logFormat, s.logLevel, os.Stderr)
 	if err != nil {
 		return err
 	}
-	defer log.Sync()
+	defer stopLog()
 
 	allow, err := egress.Parse(s.allowHosts)
 	if err != nil {
