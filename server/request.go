@@ -59,7 +59,9 @@ func parseRequest(urlPath string) (request, error) {
 	if r.version, err = module.UnescapeVersion(escVer); err != nil || r.version == "" || strings.Contains(r.version, "/") || r.version[0] == '-' {
 		return r, gofer.Errorf(gofer.ErrNotFound, "invalid version %q", escVer)
 	}
-	r.canon = module.CanonicalVersion(r.version) == r.version && module.Check(r.path, r.version) == nil
+	// The path passed module.CheckPath in unescapePath: of module.Check's rules, the version's
+	// are left (a canonical version is a valid one).
+	r.canon = module.CanonicalVersion(r.version) == r.version && majorOK(r.path, r.version)
 	// Only .info may ask for a query (a branch or a commit); the go command resolves it to a
 	// canonical version before it asks for .mod or .zip.
 	if r.kind != "info" && !r.canon {
@@ -69,6 +71,12 @@ func parseRequest(urlPath string) (request, error) {
 		return r, gofer.Errorf(gofer.ErrNotFound, "version %s of %s is not canonical", r.version, r.path)
 	}
 	return r, nil
+}
+
+// majorOK is module.Check's last rule: version's major suits the /vN (or .vN) of path.
+func majorOK(path, version string) bool {
+	_, pathMajor, _ := module.SplitPathVersion(path)
+	return module.CheckPathMajor(version, pathMajor) == nil
 }
 
 // unescapePath is module.UnescapePath without its copy for the usual path, which has no "!"
