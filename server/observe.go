@@ -103,7 +103,7 @@ func (s *Server) observe() []gin.HandlerFunc {
 		}
 		elapsed := time.Since(start)
 		s.count(c.Request.Context(), ri, status, size, elapsed)
-		s.cfg.Log.Info("request", zap.String("method", c.Request.Method), zap.String("path", c.Request.URL.Path),
+		s.requests.Info("request", zap.String("method", c.Request.Method), zap.String("path", c.Request.URL.Path),
 			zap.Int("status", status), zap.Int("bytes", size), zap.Duration("duration", elapsed),
 			zap.String("cache", ri.cache), zap.String("module", ri.module), zap.String("version", ri.version),
 			zap.String("workflow_id", ri.workflowID), zap.String("run_id", ri.runID), zap.String("request_id", id),

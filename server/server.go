@@ -127,6 +127,9 @@ type Server struct {
 	// cacheControl maps immutable and shortLived to their header values, with scope.
 	cacheControl map[string][]string
 	copyBufs     sync.Pool // of *[32 << 10]byte, for readFromWriter
+	// requests writes the request log: Log without the caller, which is always observe's
+	// and would cost each request a stack walk.
+	requests *zap.Logger
 }
 
 // New returns a Server for cfg.
@@ -156,6 +159,7 @@ func New(cfg Config) *Server {
 		cfg.Admin.WarmConcurrency = 8
 	}
 	s := &Server{cfg: cfg, versions: newLRU[*entry](cfg.CacheBytes), mutable: newTTL[[]byte](cfg.MutableTTL), failed: newTTL[error](cfg.NotFoundTTL)}
+	s.requests = cfg.Log.WithOptions(zap.WithCaller(false))
 	s.copyBufs.New = func() any { return new([32 << 10]byte) }
 	s.scope = "public, "
 	var auth []gin.HandlerFunc
