@@ -222,3 +222,39 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 	w.n += len(p)
 	return len(p), nil
 }
+
+// A hot .info answered by the plain path carries what http.ServeContent would send, and a
+// request with a range or a condition still gets what ServeContent decides.
+func TestSmallHitAsServeContent(t *testing.T) {
+	blobs, meta, files, _ := storedVersion(t)
+	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}})
+	url := "/" + storagetest.Key(t, benchPath, benchVersion, "info")
+	info := files["info"]
+	etag := `"` + sha256hex(info) + `"`
+	for i, c := range []struct {
+		method string
+		header []string
+		status int
+		body   string
+	}{
+		0: {"GET", nil, 200, string(info)},
+		1: {"HEAD", nil, 200, ""},
+		2: {"GET", []string{"Range", "bytes=0-3"}, 206, string(info[:4])},
+		3: {"GET", []string{"If-None-Match", etag}, 304, ""},
+		4: {"GET", []string{"If-Match", `"other"`}, 412, ""},
+	} {
+		req := httptest.NewRequest(c.method, url, nil)
+		for j := 0; j+1 < len(c.header); j += 2 {
+			req.Header.Set(c.header[j], c.header[j+1])
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		h := w.Result().Header
+		if w.Code != c.status || w.Body.String() != c.body {
+			t.Errorf("%d: %s %v: %d %q, want %d %q", i, c.method, c.header, w.Code, w.Body, c.status, c.body)
+		}
+		if c.status == 200 && (h.Get("Content-Length") != strconv.Itoa(len(info)) || h.Get("Accept-Ranges") != "bytes" || h.Get("ETag") != etag) {
+			t.Errorf("%d: %s: headers %v", i, c.method, h)
+		}
+	}
+}

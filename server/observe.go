@@ -103,11 +103,14 @@ func (s *Server) observe() []gin.HandlerFunc {
 		}
 		elapsed := time.Since(start)
 		s.count(c.Request.Context(), ri, status, size, elapsed)
-		s.requests.Info("request", zap.String("method", c.Request.Method), zap.String("path", c.Request.URL.Path),
-			zap.Int("status", status), zap.Int("bytes", size), zap.Duration("duration", elapsed),
-			zap.String("cache", ri.cache), zap.String("module", ri.module), zap.String("version", ri.version),
-			zap.String("workflow_id", ri.workflowID), zap.String("run_id", ri.runID), zap.String("request_id", id),
-			zap.String("error", ri.err))
+		// Checked first: with the log off, the fields are never made (they weigh 0.8 KB).
+		if ce := s.requests.Check(zap.InfoLevel, "request"); ce != nil {
+			ce.Write(zap.String("method", c.Request.Method), zap.String("path", c.Request.URL.Path),
+				zap.Int("status", status), zap.Int("bytes", size), zap.Duration("duration", elapsed),
+				zap.String("cache", ri.cache), zap.String("module", ri.module), zap.String("version", ri.version),
+				zap.String("workflow_id", ri.workflowID), zap.String("run_id", ri.runID), zap.String("request_id", id),
+				zap.String("error", ri.err))
+		}
 	}
 	if _, off := s.cfg.Tracer.(tracenoop.TracerProvider); off || s.cfg.Tracer == nil {
 		return []gin.HandlerFunc{first}

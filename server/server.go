@@ -7,11 +7,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -289,10 +291,35 @@ func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cach
 	if etag != nil {
 		h["Etag"] = etag
 	}
+	// A plain GET or HEAD (no range, no condition) of a small body in memory, every hot .info
+	// and most .mod files, is answered as http.ServeContent answers it, without the checks of
+	// headers that are not there; it fits the socket's buffers, so it needs no write deadline.
+	if br, ok := body.(*bytes.Reader); ok && br.Size() <= heldChunk && plain(r.Header) {
+		h["Accept-Ranges"] = acceptRanges
+		h["Content-Length"] = []string{strconv.FormatInt(br.Size(), 10)}
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			br.WriteTo(w)
+		}
+		return
+	}
 	if gw, ok := w.(gin.ResponseWriter); ok {
 		w = readFromWriter{gw, &s.copyBufs, &info(r.Context()).sent, s.cfg.StallTimeout}
 	}
 	http.ServeContent(w, r, "", time.Time{}, body)
+}
+
+var acceptRanges = headerValue("bytes")
+
+// plain reports whether a request's headers ask for no range and set no condition, so that
+// http.ServeContent would answer 200 with the whole body.
+func plain(h http.Header) bool {
+	for _, k := range [...]string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if len(h[k]) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // withDeadline puts the response of a handler that writes a body of any size (metrics, the
