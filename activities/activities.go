@@ -13,7 +13,6 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -170,7 +169,7 @@ func (a *Activities) Discard(ctx context.Context, j Job) error {
 			err = a.Blobs.Delete(ctx, key)
 		}
 	}
-	return fetcherr.Encode(storageErr(err))
+	return fetcherr.Encode(storage.Failure(err))
 }
 
 // done ends an activity that commits: it tells a.Committed, if set, that the running
@@ -180,15 +179,6 @@ func (a *Activities) done(ctx context.Context, rec gofer.Version, err error) (go
 		a.Committed(activity.GetInfo(ctx).WorkflowExecution.ID)
 	}
 	return rec, fetcherr.Encode(err)
-}
-
-// storageErr classifies a failure of gofer's own stores: whatever it is (even a staged file that
-// is missing), it says nothing about the module, so it is unavailable and worth a retry.
-func storageErr(err error) error {
-	if err == nil || errors.Is(err, gofer.ErrExists) {
-		return err
-	}
-	return gofer.Errorf(gofer.ErrUnavailable, "storage: %w", err)
 }
 
 // source is where the job's module is fetched from: version control for a private module, the

@@ -50,7 +50,7 @@ func (a *Activities) commit(ctx context.Context, v Verified) (gofer.Version, err
 			return rec, err
 		}
 	default:
-		return rec, storageErr(err)
+		return rec, storage.Failure(err)
 	}
 	zip, err := a.commitZip(ctx, rec, openZip)
 	if err != nil {
@@ -94,11 +94,11 @@ func (a *Activities) insert(ctx context.Context, rec gofer.Version, insert func(
 	get func(ctx context.Context, path, version string) (gofer.Version, error)) (gofer.Version, error) {
 	err := insert(ctx, rec)
 	if !errors.Is(err, gofer.ErrExists) {
-		return rec, storageErr(err)
+		return rec, storage.Failure(err)
 	}
 	stored, err := get(ctx, rec.Path, rec.Version)
 	if err != nil {
-		return rec, storageErr(err)
+		return rec, storage.Failure(err)
 	}
 	return a.keep(ctx, stored, rec), nil
 }
@@ -109,14 +109,14 @@ func (a *Activities) commitZip(ctx context.Context, rec gofer.Version, open func
 	if stored, err := a.storedZip(ctx, rec.Path, rec.Version); err == nil {
 		return a.keep(ctx, stored, rec), nil
 	} else if !errors.Is(err, gofer.ErrNotFound) {
-		return rec, storageErr(err)
+		return rec, storage.Failure(err)
 	}
 	key, err := storage.Key(rec.Path, rec.Version, "zip")
 	if err != nil {
 		return rec, err
 	}
 	if err := a.place(ctx, key, rec.Zip.SHA256, open); err != nil {
-		return rec, storageErr(err)
+		return rec, storage.Failure(err)
 	}
 	return a.insert(ctx, rec.ZipOnly(), a.Meta.InsertZip, a.Meta.GetZip)
 }
@@ -164,7 +164,7 @@ func (a *Activities) promote(ctx context.Context, s Staged, ext string) error {
 	if err != nil {
 		return err
 	}
-	return storageErr(a.place(ctx, key, s.file(ext).SHA256, open))
+	return storage.Failure(a.place(ctx, key, s.file(ext).SHA256, open))
 }
 
 // staged returns what opens the staged file ext of s. Its key is made at once, so that a

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
@@ -217,7 +218,7 @@ func (a *Activities) stage(ctx context.Context, s *Staged, ext string, r io.Read
 		if m.err != nil {
 			return gofer.File{}, m.err // the upstream's failure, already classified
 		}
-		return gofer.File{}, storageErr(err)
+		return gofer.File{}, storage.Failure(err)
 	}
 	return gofer.File{Size: m.size, SHA256: hex.EncodeToString(m.h.Sum(nil))}, nil
 }

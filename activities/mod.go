@@ -61,7 +61,7 @@ func (a *Activities) fetchMod(ctx context.Context, j Job) (gofer.Version, error)
 		if err != nil {
 			return err
 		}
-		return storageErr(a.place(ctx, key, v.file(ext).SHA256, func() (io.ReadCloser, error) {
+		return storage.Failure(a.place(ctx, key, v.file(ext).SHA256, func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(data[ext])), nil
 		}))
 	})
@@ -78,7 +78,7 @@ func (a *Activities) unlessStored(ctx context.Context, j Job, stored func(ctx co
 	if rec, err = stored(ctx, j.Path, j.Version); err == nil {
 		return rec, nil, false, nil
 	} else if !errors.Is(err, gofer.ErrNotFound) {
-		return rec, nil, false, storageErr(err)
+		return rec, nil, false, storage.Failure(err)
 	}
 	if up, private, err = a.source(j.Path); err != nil {
 		return gofer.Version{}, nil, private, err

@@ -100,7 +100,7 @@ func (a *Activities) scrubPage(ctx context.Context, r ScrubPageRequest) (ScrubPa
 			seen[path+"@"+version] = true
 			earlier, err := a.checkedEarlier(ctx, path, version, ext, start)
 			if err != nil {
-				return storageErr(err)
+				return storage.Failure(err)
 			}
 			if !earlier {
 				if res.Versions+res.Unrecorded >= limit {
@@ -122,7 +122,7 @@ func (a *Activities) scrubPage(ctx context.Context, r ScrubPageRequest) (ScrubPa
 		return res, ctx.Err()
 	case err != nil && !errors.Is(err, gofer.ErrUnavailable):
 		// The walk's own failure: scrubVersion classifies its errors itself.
-		return res, storageErr(err)
+		return res, storage.Failure(err)
 	case err != nil:
 		return res, err
 	}
@@ -164,7 +164,7 @@ func (a *Activities) scrubVersion(ctx context.Context, path, version string, res
 		res.Unrecorded++
 		return nil
 	} else if err != nil {
-		return storageErr(err)
+		return storage.Failure(err)
 	}
 	var found []Mismatch
 	// The checksum database first: when it cannot answer, the page is retried, and nothing
@@ -186,7 +186,7 @@ func (a *Activities) scrubVersion(ctx context.Context, path, version string, res
 		activity.RecordHeartbeat(ctx, *res)
 		problems, size, err := a.scrubFile(ctx, rec, ext)
 		if err != nil {
-			return storageErr(err)
+			return storage.Failure(err)
 		}
 		if problems != nil {
 			found = append(found, Mismatch{Path: path, Version: version, File: ext, Problem: strings.Join(problems, "; ")})

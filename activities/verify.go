@@ -156,11 +156,11 @@ func (a *Activities) readStaged(ctx context.Context, s Staged, ext string) ([]by
 	}
 	r, _, err := a.Blobs.Open(ctx, key)
 	if err != nil {
-		return nil, storageErr(err)
+		return nil, storage.Failure(err)
 	}
 	defer r.Close()
 	b, err := io.ReadAll(r)
-	return b, storageErr(err)
+	return b, storage.Failure(err)
 }
 
 // localZip gives the staged zip of s as a local file (see localFile).
@@ -171,11 +171,11 @@ func (a *Activities) localZip(ctx context.Context, s Staged) (string, func(), er
 	}
 	r, _, err := a.Blobs.Open(ctx, key)
 	if err != nil {
-		return "", nil, storageErr(err)
+		return "", nil, storage.Failure(err)
 	}
 	defer r.Close()
 	name, cleanup, err := localFile(r)
-	return name, cleanup, storageErr(err)
+	return name, cleanup, storage.Failure(err)
 }
 
 // localFile gives a blob as a local file, because zip.CheckZip and dirhash.HashZip take file

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/warm"
 	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
@@ -59,7 +60,7 @@ func (a *Activities) WarmPage(ctx context.Context, r WarmPageRequest) (WarmPage,
 		case errors.Is(err, gofer.ErrNotFound):
 			p.Missing = append(p.Missing, v)
 		default:
-			return WarmPage{}, fetcherr.Encode(storageErr(err))
+			return WarmPage{}, fetcherr.Encode(storage.Failure(err))
 		}
 	}
 	return p, nil

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/warm"
 	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
@@ -62,7 +63,7 @@ func (a *Activities) watched(ctx context.Context, pattern string) ([]string, err
 	for {
 		page, err := a.Meta.Catalog(ctx, after, 1000)
 		if err != nil {
-			return nil, storageErr(err)
+			return nil, storage.Failure(err)
 		}
 		for _, v := range page {
 			if v.Path != pattern && module.MatchPrefixPatterns(pattern, v.Path) && (len(paths) == 0 || paths[len(paths)-1] != v.Path) {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/storage"
 	"github.com/goferproxy/gofer/upstream"
 	"github.com/goferproxy/gofer/workflows/fetcherr"
 )
@@ -41,7 +42,7 @@ func (a *Activities) fetchZip(ctx context.Context, j Job) (gofer.Version, error)
 	got.Store(rec.ModHash != "") // the version's .mod is stored: an upstream answered for it
 	tmp, err := os.CreateTemp("", "gofer-*.zip")
 	if err != nil {
-		return gofer.Version{}, storageErr(err)
+		return gofer.Version{}, storage.Failure(err)
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
@@ -82,7 +83,7 @@ func (a *Activities) downloadZip(ctx context.Context, up upstream.Source, j Job,
 		if m.err != nil {
 			return s, slow(m.err) // the upstream's failure, already classified
 		}
-		return s, storageErr(err)
+		return s, storage.Failure(err)
 	}
 	if m.size > limit {
 		return s, fetcherr.MarkNotLocal(gofer.Errorf(gofer.ErrUnavailable, "the zip of %s@%s is over %d bytes: fetching it through staging", j.Path, j.Version, limit))

@@ -1,12 +1,13 @@
 // Package storage declares the two stores gofer keeps module versions in, blobs (the .info,
-// .mod and .zip files) and metadata (one insert-once record per version), and the key layout of
-// blobs. Implementations live in subpackages and all pass the suites in storage/storagetest.
+// .mod and .zip files) and metadata (one insert-once record per version), the key layout of
+// blobs, and the one kind of their failures (Failure). Implementations live in subpackages and all pass the suites in storage/storagetest.
 // Nothing here may make a version visible: only a metadata insert does that.
 package storage
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -67,6 +68,17 @@ type Metadata interface {
 	Catalog(ctx context.Context, after module.Version, limit int) ([]module.Version, error)
 	// Close releases the store.
 	Close() error
+}
+
+// Failure classifies a failure of a store, once for every caller: whatever it is (even a blob
+// that is missing although a record or a staged fetch names it), it says nothing about the
+// module, so it is unavailable and worth a retry. nil and gofer.ErrExists (a put-if-absent that
+// found its key taken, which callers handle) are returned as they are.
+func Failure(err error) error {
+	if err == nil || errors.Is(err, gofer.ErrExists) {
+		return err
+	}
+	return gofer.Errorf(gofer.ErrUnavailable, "storage: %w", err)
 }
 
 // Key is the blob key of one file of a stored version: the go command's own escaped layout,

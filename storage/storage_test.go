@@ -88,3 +88,18 @@ func TestKeyOfInvalid(t *testing.T) {
 		}
 	}
 }
+
+// Any failure of a store is unavailable, a missing blob included; nil and a taken key pass.
+func TestFailure(t *testing.T) {
+	if err := Failure(nil); err != nil {
+		t.Errorf("Failure(nil) = %v", err)
+	}
+	taken := errors.Join(errors.New("put m/@v/v1.0.0.zip"), gofer.ErrExists)
+	if err := Failure(taken); err != taken {
+		t.Errorf("Failure(%v) = %v, want it as it is", taken, err)
+	}
+	missing := errors.Join(errors.New("open m/@v/v1.0.0.zip"), gofer.ErrNotFound)
+	if err := Failure(missing); gofer.Kind(err) != gofer.ErrUnavailable || errors.Is(err, gofer.ErrNotFound) {
+		t.Errorf("Failure(%v) = %v, want unavailable and no longer not found", missing, err)
+	}
+}

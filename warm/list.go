@@ -166,7 +166,7 @@ func PutList(ctx context.Context, blobs storage.Blobs, list []module.Version) (s
 	sum := sha256.Sum256([]byte(b.String()))
 	key := prefix + hex.EncodeToString(sum[:])
 	if err := blobs.Put(ctx, key, strings.NewReader(b.String())); err != nil && !errors.Is(err, gofer.ErrExists) {
-		return "", storageErr(err)
+		return "", storage.Failure(err)
 	}
 	return key, nil
 }
@@ -182,12 +182,12 @@ func ReadList(ctx context.Context, blobs storage.Blobs, key string) ([]module.Ve
 		return nil, gofer.Errorf(gofer.ErrInvalid, "warm list %s is not stored", key)
 	}
 	if err != nil {
-		return nil, storageErr(err)
+		return nil, storage.Failure(err)
 	}
 	defer r.Close()
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, storageErr(err)
+		return nil, storage.Failure(err)
 	}
 	var list []module.Version
 	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
@@ -198,10 +198,4 @@ func ReadList(ctx context.Context, blobs storage.Blobs, key string) ([]module.Ve
 		list = append(list, module.Version{Path: path, Version: version})
 	}
 	return list, nil
-}
-
-// storageErr classifies a failure of the blob store: it says nothing about the list, so it is
-// unavailable and worth a retry.
-func storageErr(err error) error {
-	return gofer.Errorf(gofer.ErrUnavailable, "storage: %w", err)
 }
