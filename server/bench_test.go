@@ -215,6 +215,9 @@ type discardWriter struct {
 
 func (w *discardWriter) Header() http.Header { return w.h }
 func (w *discardWriter) WriteHeader(s int)   { w.status = s }
+
+// SetWriteDeadline is a no-op, as a connection's is, for http.ResponseController.
+func (w *discardWriter) SetWriteDeadline(time.Time) error { return nil }
 func (w *discardWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK

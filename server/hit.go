@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"maps"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,12 +17,27 @@ import (
 // and, from its first hit, its zip if that is at most maxHeldZip bytes; a bigger zip streams
 // from the blob store.
 type entry struct {
-	rec   gofer.Version
-	info  []byte
-	mod   []byte
-	zip   atomic.Pointer[[]byte] // set at the zip's first hit, if it is held
-	etags map[string][]string    // ETag header values by kind: the quoted SHA-256 of the file
+	rec     gofer.Version
+	info    held
+	mod     held
+	zipETag []string             // the ETag header's value for the zip
+	zip     atomic.Pointer[held] // set at the zip's first hit, if it is held
 }
+
+// held is a body held in memory and the values of the headers that describe it, made once, so
+// that a hit allocates none of them.
+type held struct {
+	data   []byte
+	etag   []string // the quoted SHA-256 of data; nil for what may change, which has none
+	length []string // Content-Length; serveHeld makes it if it is nil
+}
+
+func newHeld(data []byte, sha256 string) held {
+	return held{data: data, etag: etag(sha256), length: headerValue(strconv.Itoa(len(data)))}
+}
+
+// etag is the ETag header's value for a file of this SHA-256.
+func etag(sha256 string) []string { return headerValue(`"` + sha256 + `"`) }
 
 // maxHeldZip is the largest zip an entry holds. Up to about this size, a hit costs opening the
 // blob (an open and a stat on disk, a whole GET on S3) more than moving its bytes; a bigger
@@ -44,9 +59,8 @@ func (s *Server) stored(ctx context.Context, key string, hot *entry) (*entry, er
 		} else if err != nil {
 			return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of the zip of %s: %w", key, err)
 		}
-		e := &entry{rec: hot.rec.WithZip(z), info: hot.info, mod: hot.mod, etags: maps.Clone(hot.etags)}
-		e.etags["zip"] = headerValue(`"` + z.Zip.SHA256 + `"`)
-		s.versions.add(key, e, int64(len(key)+len(e.info)+len(e.mod))+512)
+		e := &entry{rec: hot.rec.WithZip(z), info: hot.info, mod: hot.mod, zipETag: etag(z.Zip.SHA256)}
+		s.versions.add(key, e, e.weight(key))
 		return e, nil
 	})
 }
@@ -65,11 +79,6 @@ func (s *Server) load(ctx context.Context, key, path, version string) (*entry, e
 		} else if err != nil {
 			return nil, gofer.Errorf(gofer.ErrUnavailable, "metadata of %s: %w", key, err)
 		}
-		e := &entry{rec: rec, etags: map[string][]string{
-			"info": headerValue(`"` + rec.Info.SHA256 + `"`),
-			"mod":  headerValue(`"` + rec.Mod.SHA256 + `"`),
-			"zip":  headerValue(`"` + rec.Zip.SHA256 + `"`),
-		}}
 		info, err := storage.Key(path, version, "info")
 		if err != nil {
 			return nil, err
@@ -78,33 +87,49 @@ func (s *Server) load(ctx context.Context, key, path, version string) (*entry, e
 		if err != nil {
 			return nil, err
 		}
-		if e.info, err = s.readBlob(ctx, info); err != nil {
+		infoData, err := s.readBlob(ctx, info)
+		if err != nil {
 			return nil, err
 		}
-		if e.mod, err = s.readBlob(ctx, mod); err != nil {
+		modData, err := s.readBlob(ctx, mod)
+		if err != nil {
 			return nil, err
 		}
-		s.versions.add(key, e, int64(len(key)+len(e.info)+len(e.mod))+512)
+		e := &entry{rec: rec, info: newHeld(infoData, rec.Info.SHA256), mod: newHeld(modData, rec.Mod.SHA256), zipETag: etag(rec.Zip.SHA256)}
+		s.versions.add(key, e, e.weight(key))
 		return e, nil
 	})
+}
+
+// weight is what e (without its zip), stored as key, weighs in the cache.
+func (e *entry) weight(key string) int64 {
+	return int64(len(key)+len(e.info.data)+len(e.mod.data)) + 512
 }
 
 // heldZip is the zip of e, at most maxHeldZip bytes: read from the blob store at its first
 // hit (concurrent first hits share the read), then kept in e, which weighs that much more in
 // the cache from then on.
-func (s *Server) heldZip(ctx context.Context, e *entry, key string) ([]byte, error) {
+func (s *Server) heldZip(ctx context.Context, e *entry) (held, error) {
 	if zip := e.zip.Load(); zip != nil {
 		return *zip, nil
 	}
-	return share(ctx, &s.loads, key, loadWait, func(ctx context.Context) ([]byte, error) {
+	key, err := storage.Key(e.rec.Path, e.rec.Version, "zip")
+	if err != nil {
+		return held{}, err
+	}
+	return share(ctx, &s.loads, key, loadWait, func(ctx context.Context) (held, error) {
 		if zip := e.zip.Load(); zip != nil {
 			return *zip, nil // held by a read that ended as this one began
 		}
-		zip, err := s.readBlob(ctx, key)
-		if err == nil && s.versions.grow(e.rec.Path+"@"+e.rec.Version, e, int64(len(zip))) {
+		data, err := s.readBlob(ctx, key)
+		if err != nil {
+			return held{}, err
+		}
+		zip := held{data: data, etag: e.zipETag, length: headerValue(strconv.Itoa(len(data)))}
+		if s.versions.grow(e.rec.Path+"@"+e.rec.Version, e, int64(len(data))) {
 			e.zip.Store(&zip)
 		}
-		return zip, err
+		return zip, nil
 	})
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,9 +24,13 @@ const (
 	cacheMiss = "miss" // not stored when asked: a fetch was started or joined (or the mode said no)
 )
 
-// reqInfo is what the handlers learn about a request, for its log line, its metrics and its span.
+// reqInfo is what the handlers learn about a request, for its log line, its metrics and its
+// span. It is also the request's context, the one value it adds to its parent's being itself:
+// one allocation where a context.WithValue would be another.
 type reqInfo struct {
-	endpoint   string // list, latest, info, mod, zip, query, or the route
+	context.Context
+	id         [1]string // the X-Request-Id header's value
+	endpoint   string    // list, latest, info, mod, zip, query, or the route
 	module     string
 	version    string
 	cache      string // cacheHit, cacheMiss, or "" for what is not a stored file
@@ -36,6 +42,13 @@ type reqInfo struct {
 
 type reqInfoKey struct{}
 
+func (ri *reqInfo) Value(key any) any {
+	if key == (reqInfoKey{}) {
+		return ri
+	}
+	return ri.Context.Value(key)
+}
+
 // info returns the reqInfo of ctx's request; a request the middleware did not see gets a
 // throwaway one.
 func info(ctx context.Context) *reqInfo {
@@ -45,30 +58,31 @@ func info(ctx context.Context) *reqInfo {
 	return &reqInfo{}
 }
 
-// instruments are the request metrics.
+// instruments are the request metrics. The request, byte and cache counts are tallies, read
+// at each collection: adding to an SDK counter looks its attribute set up on every request.
 type instruments struct {
-	requests metric.Int64Counter
 	duration metric.Float64Histogram
-	bytes    metric.Int64Counter
-	cache    metric.Int64Counter
 	fetching metric.Int64UpDownCounter // fetches waited for
 	refused  metric.Int64Counter       // misses refused at MaxFetches
+	tallies  tallies
 }
 
-func newInstruments(m metric.Meter) instruments {
+func newInstruments(m metric.Meter) *instruments {
 	if m == nil {
 		m = noop.Meter{}
 	}
-	var in instruments
+	in := &instruments{}
 	// Errors here only come from malformed names and leave a no-op instrument.
-	in.requests, _ = m.Int64Counter("gofer.http.requests", metric.WithDescription("HTTP requests by endpoint and status"))
+	requests, _ := m.Int64ObservableCounter("gofer.http.requests", metric.WithDescription("HTTP requests by endpoint and status"))
 	in.duration, _ = m.Float64Histogram("gofer.http.request.duration", metric.WithUnit("s"),
 		metric.WithDescription("time to answer an HTTP request, by endpoint"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60))
-	in.bytes, _ = m.Int64Counter("gofer.http.response.bytes", metric.WithUnit("By"), metric.WithDescription("bytes of response bodies, by endpoint"))
+	bytes, _ := m.Int64ObservableCounter("gofer.http.response.bytes", metric.WithUnit("By"), metric.WithDescription("bytes of response bodies, by endpoint"))
 	in.fetching, _ = m.Int64UpDownCounter("gofer.fetches.waiting", metric.WithDescription("fetches this front end is waiting for, for the requests that missed (at most GOFER_MAX_FETCHES)"))
 	in.refused, _ = m.Int64Counter("gofer.fetches.refused", metric.WithDescription("misses answered 503 because GOFER_MAX_FETCHES fetches were being waited for"))
-	in.cache, _ = m.Int64Counter("gofer.cache.requests", metric.WithDescription("requests for a version's .info, .mod or .zip, by kind and result (hit: stored; miss: fetched, or not found)"))
+	cache, _ := m.Int64ObservableCounter("gofer.cache.requests", metric.WithDescription("requests for a version's .info, .mod or .zip, by kind and result (hit: stored; miss: fetched, or not found)"))
+	in.tallies.instruments = [...]metric.Int64Observable{requests, bytes, cache}
+	m.RegisterCallback(in.tallies.observe, requests, bytes, cache)
 	return in
 }
 
@@ -79,9 +93,9 @@ func (s *Server) observe() []gin.HandlerFunc {
 		start := time.Now()
 		// The canonical key, set and read directly: no key to canonicalize per request.
 		id := requestID(c.Request.Header.Get("X-Request-Id"))
-		c.Writer.Header()["X-Request-Id"] = []string{id}
-		ri := &reqInfo{}
-		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), reqInfoKey{}, ri))
+		ri := &reqInfo{Context: c.Request.Context(), id: [1]string{id}}
+		c.Writer.Header()["X-Request-Id"] = ri.id[:]
+		c.Request = c.Request.WithContext(ri)
 		c.Next()
 
 		status, size := c.Writer.Status(), max(c.Writer.Size(), 0)+int(ri.sent)
@@ -103,13 +117,22 @@ func (s *Server) observe() []gin.HandlerFunc {
 		}
 		elapsed := time.Since(start)
 		s.count(c.Request.Context(), ri, status, size, elapsed)
-		// Checked first: with the log off, the fields are never made (they weigh 0.8 KB).
+		// Checked first: with the log off, the fields are never made.
 		if ce := s.requests.Check(zap.InfoLevel, "request"); ce != nil {
-			ce.Write(zap.String("method", c.Request.Method), zap.String("path", c.Request.URL.Path),
-				zap.Int("status", status), zap.Int("bytes", size), zap.Duration("duration", elapsed),
-				zap.String("cache", ri.cache), zap.String("module", ri.module), zap.String("version", ri.version),
-				zap.String("workflow_id", ri.workflowID), zap.String("run_id", ri.runID), zap.String("request_id", id),
-				zap.String("error", ri.err))
+			fields := s.logFields.Get().(*[]zap.Field)
+			f := append((*fields)[:0], zap.String("method", c.Request.Method), zap.String("path", c.Request.URL.Path),
+				zap.Int("status", status), zap.Int("bytes", size), zap.Duration("duration", elapsed), zap.String("request_id", id))
+			// What does not apply is left out: a hit has no workflow and no error.
+			for _, o := range [...]struct{ key, value string }{{"cache", ri.cache}, {"module", ri.module}, {"version", ri.version},
+				{"workflow_id", ri.workflowID}, {"run_id", ri.runID}, {"error", ri.err}} {
+				if o.value != "" {
+					f = append(f, zap.String(o.key, o.value))
+				}
+			}
+			ce.Write(f...) // which encodes them before it returns
+			clear(f)
+			*fields = f[:0]
+			s.logFields.Put(fields)
 		}
 	}
 	if _, off := s.cfg.Tracer.(tracenoop.TracerProvider); off || s.cfg.Tracer == nil {
@@ -137,44 +160,97 @@ func (s *Server) observe() []gin.HandlerFunc {
 	return []gin.HandlerFunc{first, tracing, annotate}
 }
 
-// count records a request's metrics. The attribute sets are made once per endpoint, status and
-// cache result and then reused: building them is most of what a metric costs.
+// count records a request's metrics.
 func (s *Server) count(ctx context.Context, ri *reqInfo, status, size int, elapsed time.Duration) {
-	key := attrKey{ri.endpoint, status, ri.cache}
-	v, ok := s.attrs.Load(key)
-	if !ok {
-		ep := attribute.String("endpoint", ri.endpoint)
-		endpoint := metric.WithAttributeSet(attribute.NewSet(ep))
-		a := attrSets{
-			request:  []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(ep, attribute.Int("status", status)))},
-			duration: []metric.RecordOption{endpoint},
-			bytes:    []metric.AddOption{endpoint},
-		}
-		if ri.cache != "" {
-			a.cache = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", ri.endpoint), attribute.String("result", ri.cache)))}
-		}
-		v, _ = s.attrs.LoadOrStore(key, a)
+	t := s.in.tallies.of(attrKey{ri.endpoint, status, ri.cache})
+	t.requests.Add(1)
+	t.bytes.Add(int64(size))
+	if t.cache != nil {
+		t.cache.Add(1)
 	}
-	a := v.(attrSets)
-	s.in.requests.Add(ctx, 1, a.request...)
-	s.in.duration.Record(ctx, elapsed.Seconds(), a.duration...)
-	s.in.bytes.Add(ctx, int64(size), a.bytes...)
-	if a.cache != nil {
-		s.in.cache.Add(ctx, 1, a.cache...)
-	}
+	s.in.duration.Record(ctx, elapsed.Seconds(), t.duration...)
 }
 
+// attrKey is one kind of request, as the metrics tell them apart.
 type attrKey struct {
 	endpoint string
 	status   int
 	cache    string
 }
 
-// attrSets are the options of one kind of request's measurements, made once (a variadic call
-// with a fresh slice would allocate at every request).
-type attrSets struct {
-	request, bytes, cache []metric.AddOption
-	duration              []metric.RecordOption
+// tallies are the counts of requests (by endpoint and status), of their bytes (by endpoint)
+// and of cache results (by kind and result), each made once per attribute set and then added
+// to atomically; observe reports them all.
+type tallies struct {
+	instruments [3]metric.Int64Observable // requests, bytes, cache
+	kinds       sync.Map                  // attrKey → *tally
+	mu          sync.Mutex                // over made and counts
+	made        map[countKey]*tallyCount
+	counts      [3][]*tallyCount // by instrument
+}
+
+// tally is what count adds to for one kind of request.
+type tally struct {
+	requests, bytes, cache *atomic.Int64 // cache is nil for what is not a version's file
+	duration               []metric.RecordOption
+}
+
+// countKey is a count's instrument (its index) and attribute set.
+type countKey struct {
+	instrument int
+	attrs      attribute.Distinct
+}
+
+type tallyCount struct {
+	n     atomic.Int64
+	attrs metric.ObserveOption
+}
+
+func (t *tallies) of(key attrKey) *tally {
+	if v, ok := t.kinds.Load(key); ok {
+		return v.(*tally)
+	}
+	ep := attribute.String("endpoint", key.endpoint)
+	k := &tally{
+		requests: t.count(0, attribute.NewSet(ep, attribute.Int("status", key.status))),
+		bytes:    t.count(1, attribute.NewSet(ep)),
+		duration: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(ep))},
+	}
+	if key.cache != "" {
+		k.cache = t.count(2, attribute.NewSet(attribute.String("kind", key.endpoint), attribute.String("result", key.cache)))
+	}
+	v, _ := t.kinds.LoadOrStore(key, k)
+	return v.(*tally)
+}
+
+// count is the count of instrument i with attrs, made at its first use. Kinds of request share
+// counts: every status of an endpoint adds to its bytes.
+func (t *tallies) count(i int, attrs attribute.Set) *atomic.Int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.made == nil {
+		t.made = map[countKey]*tallyCount{}
+	}
+	key := countKey{i, attrs.Equivalent()}
+	c, ok := t.made[key]
+	if !ok {
+		c = &tallyCount{attrs: metric.WithAttributeSet(attrs)}
+		t.made[key] = c
+		t.counts[i] = append(t.counts[i], c)
+	}
+	return &c.n
+}
+
+// observe reports every count.
+func (t *tallies) observe(_ context.Context, o metric.Observer) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, counts := range t.counts {
+		for _, c := range counts {
+			o.ObserveInt64(t.instruments[i], c.n.Load(), c.attrs)
+		}
+	}
+	return nil
 }
 
 // requestID is the client's request ID if it is short and plain, else a new random one.

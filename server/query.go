@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,7 +127,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 		return data, source, err
 	})
 	if err == nil {
-		s.serveContent(w, r, "latest", shortLived, nil, bytes.NewReader(up))
+		s.serveHeld(w, r, "latest", shortLived, held{data: up})
 		return nil
 	}
 	stored, serr := s.cfg.Meta.Versions(ctx, path)
@@ -142,7 +141,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 	if verr != nil {
 		return err
 	}
-	s.serveContent(w, r, "latest", shortLived, nil, bytes.NewReader(e.info))
+	s.serveHeld(w, r, "latest", shortLived, held{data: e.info.data, length: e.info.length})
 	return nil
 }
 
@@ -176,13 +175,13 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	if act.Mode == rules.Redirect || act.Rule == rules.Passthrough {
 		// The upstream's answer is what a redirect would give, and a passthrough module is
 		// never stored.
-		s.serveContent(w, r, "info", shortLived, nil, bytes.NewReader(up))
+		s.serveHeld(w, r, "info", shortLived, held{data: up})
 		return nil
 	}
 	e, err := s.version(ctx, path, version, act.Mode, false)
 	if err != nil {
 		return err
 	}
-	s.serveContent(w, r, "info", shortLived, nil, bytes.NewReader(e.info))
+	s.serveHeld(w, r, "info", shortLived, held{data: e.info.data, length: e.info.length})
 	return nil
 }

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"hash/maphash"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/mod/module"
 
@@ -86,4 +88,35 @@ func unescapePath(esc string) (string, error) {
 		return module.UnescapePath(esc)
 	}
 	return esc, module.CheckPath(esc)
+}
+
+// parsedRequests remembers what parseRequest made of the URL paths of canonical versions' files,
+// so that a hot hit's path is checked once rather than at every request: a table of
+// parsedSlots entries, each path in the slot its hash picks, so that a path whose slot another
+// took is parsed again. Only valid paths are kept, at most maxPathLen bytes each.
+type parsedRequests struct {
+	seed  maphash.Seed
+	slots [parsedSlots]atomic.Pointer[parsedRequest]
+}
+
+const parsedSlots = 1 << 11
+
+type parsedRequest struct {
+	urlPath string
+	req     request
+}
+
+func newParsedRequests() *parsedRequests { return &parsedRequests{seed: maphash.MakeSeed()} }
+
+// parse is parseRequest(urlPath).
+func (p *parsedRequests) parse(urlPath string) (request, error) {
+	slot := &p.slots[maphash.String(p.seed, urlPath)%parsedSlots]
+	if e := slot.Load(); e != nil && e.urlPath == urlPath {
+		return e.req, nil
+	}
+	r, err := parseRequest(urlPath)
+	if err == nil && r.canonical() {
+		slot.Store(&parsedRequest{strings.Clone(urlPath), r})
+	}
+	return r, err
 }

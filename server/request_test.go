@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 )
 
 func TestParseRequest(t *testing.T) {
+	parsed := newParsedRequests()
 	for i, c := range []struct {
 		path string
 		want request // zero: the path must be refused as not found
@@ -44,15 +46,32 @@ func TestParseRequest(t *testing.T) {
 		27: {"/example.com/m/@v/-x.info", request{}}, // an option to git, not a version
 		28: {"/example.com/m/@v/--upload-pack=x.info", request{}},
 	} {
-		got, err := parseRequest(c.path)
-		if c.want == (request{}) {
-			if !errors.Is(err, gofer.ErrNotFound) {
-				t.Errorf("%d: %s: got %+v, %v; want not found", i, c.path, got, err)
+		// Each path is parsed, then parsed again as the server does, from what it remembers.
+		for _, parse := range []func(string) (request, error){parseRequest, parsed.parse, parsed.parse} {
+			got, err := parse(c.path)
+			if c.want == (request{}) {
+				if !errors.Is(err, gofer.ErrNotFound) {
+					t.Errorf("%d: %s: got %+v, %v; want not found", i, c.path, got, err)
+				}
+				continue
 			}
-			continue
+			if err != nil || got != c.want {
+				t.Errorf("%d: %s: got %+v, %v; want %+v", i, c.path, got, err, c.want)
+			}
 		}
-		if err != nil || got != c.want {
-			t.Errorf("%d: %s: got %+v, %v; want %+v", i, c.path, got, err, c.want)
+	}
+}
+
+// More paths than the remembered parses have slots share slots, and each still parses as itself.
+func TestParsedRequestsShareSlots(t *testing.T) {
+	parsed := newParsedRequests()
+	for round := range 2 {
+		for i := range 3 * parsedSlots {
+			v := fmt.Sprintf("v1.0.%d", i)
+			got, err := parsed.parse("/example.com/m/@v/" + v + ".mod")
+			if want := (request{path: "example.com/m", kind: "mod", version: v, canon: true}); err != nil || got != want {
+				t.Fatalf("round %d: %s: got %+v, %v; want %+v", round, v, got, err, want)
+			}
 		}
 	}
 }

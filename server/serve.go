@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -20,9 +19,8 @@ import (
 // download mode says.
 func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, mode string) error {
 	e, err := s.version(ctx, req.path, req.version, mode, req.kind == "zip")
-	var noFetch *noFetchError
 	// A private module is never sent to the upstream proxies, even so.
-	if errors.As(err, &noFetch) && s.cfg.PassthroughWithoutTemporal && s.cfg.Rules.Match(req.path).Rule != rules.Private {
+	if err != nil && s.cfg.PassthroughWithoutTemporal && errors.As(err, new(*noFetchError)) && s.cfg.Rules.Match(req.path).Rule != rules.Private {
 		return s.passthrough(ctx, w, r, req)
 	}
 	if mode == rules.Redirect && errors.Is(err, gofer.ErrNotFound) {
@@ -39,16 +37,23 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	switch req.kind {
 	case "info":
-		s.serveContent(w, r, "info", immutable, e.etags["info"], bytes.NewReader(e.info))
+		s.serveHeld(w, r, "info", immutable, e.info)
 	case "mod":
-		s.serveContent(w, r, "mod", immutable, e.etags["mod"], bytes.NewReader(e.mod))
+		s.serveHeld(w, r, "mod", immutable, e.mod)
 	case "zip":
+		if e.rec.Zip.Size <= maxHeldZip && !s.presigns(r) {
+			zip, err := s.heldZip(ctx, e)
+			if err != nil {
+				return err
+			}
+			s.serveHeld(w, r, "zip", immutable, zip)
+			return nil
+		}
 		key, err := storage.Key(req.path, req.version, "zip")
 		if err != nil {
 			return err
 		}
-		// A URL presigned for GET does not sign a HEAD: HEAD is answered here.
-		if p, ok := s.cfg.Blobs.(Presigner); ok && s.cfg.ZipRedirect > 0 && r.Method == http.MethodGet {
+		if p, ok := s.cfg.Blobs.(Presigner); ok && s.presigns(r) {
 			url, err := p.PresignGet(ctx, key, s.cfg.ZipRedirect)
 			if err != nil {
 				return gofer.Errorf(gofer.ErrUnavailable, "presigning the zip of %s@%s: %w", req.path, req.version, err)
@@ -57,22 +62,21 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 			http.Redirect(w, r, url, http.StatusFound)
 			return nil
 		}
-		if e.rec.Zip.Size <= maxHeldZip {
-			zip, err := s.heldZip(ctx, e, key)
-			if err != nil {
-				return err
-			}
-			s.serveContent(w, r, "zip", immutable, e.etags["zip"], bytes.NewReader(zip))
-			return nil
-		}
 		zip, _, err := s.cfg.Blobs.Open(ctx, key)
 		if err != nil {
 			return gofer.Errorf(gofer.ErrUnavailable, "stored zip of %s@%s: %w", req.path, req.version, err)
 		}
 		defer zip.Close()
-		s.serveContent(w, r, "zip", immutable, e.etags["zip"], zip)
+		s.serveContent(w, r, "zip", immutable, e.zipETag, zip)
 	}
 	return nil
+}
+
+// presigns reports whether a zip is answered with a redirect to a presigned URL of its blob. A
+// URL presigned for GET does not sign a HEAD: HEAD is answered here.
+func (s *Server) presigns(r *http.Request) bool {
+	_, ok := s.cfg.Blobs.(Presigner)
+	return ok && s.cfg.ZipRedirect > 0 && r.Method == http.MethodGet
 }
 
 // version returns the stored version path@version, with its zip if zip is set, from memory

@@ -121,8 +121,8 @@ type Server struct {
 	queries  singleflight.Group // likewise for upstream queries
 	loads    singleflight.Group // and for reads of a stored version (path@version) or small zip (its key) into memory
 	handler  http.Handler
-	in       instruments
-	attrs    sync.Map // attrKey → attrSets
+	in       *instruments
+	parsed   *parsedRequests
 	// scope starts every Cache-Control: "public, ", or "private, " when the proxy requires
 	// credentials, so that no shared cache hands a private module to someone else.
 	scope string
@@ -131,7 +131,8 @@ type Server struct {
 	copyBufs     sync.Pool // of *[32 << 10]byte, for readFromWriter
 	// requests writes the request log: Log without the caller, which is always observe's
 	// and would cost each request a stack walk.
-	requests *zap.Logger
+	requests  *zap.Logger
+	logFields sync.Pool // of *[]zap.Field, for the request log's lines
 }
 
 // New returns a Server for cfg.
@@ -160,9 +161,10 @@ func New(cfg Config) *Server {
 	if cfg.Admin.WarmConcurrency <= 0 {
 		cfg.Admin.WarmConcurrency = 8
 	}
-	s := &Server{cfg: cfg, versions: newLRU[*entry](cfg.CacheBytes), mutable: newTTL[[]byte](cfg.MutableTTL), failed: newTTL[error](cfg.NotFoundTTL)}
+	s := &Server{cfg: cfg, versions: newLRU[*entry](cfg.CacheBytes), mutable: newTTL[[]byte](cfg.MutableTTL), failed: newTTL[error](cfg.NotFoundTTL), parsed: newParsedRequests()}
 	s.requests = cfg.Log.WithOptions(zap.WithCaller(false))
 	s.copyBufs.New = func() any { return new([32 << 10]byte) }
+	s.logFields.New = func() any { return new([]zap.Field) }
 	s.scope = "public, "
 	var auth []gin.HandlerFunc
 	if cfg.Auth != nil {
@@ -234,7 +236,7 @@ func (s *Server) proxy(c *gin.Context) {
 		httperr.Text(w, http.StatusMethodNotAllowed, "method not allowed\n")
 		return
 	}
-	req, err := parseRequest(r.URL.Path)
+	req, err := s.parsed.parse(r.URL.Path)
 	if err != nil {
 		httperr.Write(w, err)
 		return
@@ -282,31 +284,51 @@ const (
 )
 
 // serveContent answers with body, honouring HEAD, Range and conditional requests. etag is the
-// header's value as headerValue made it, or nil.
+// header's value as etag made it, or nil.
 func (s *Server) serveContent(w http.ResponseWriter, r *http.Request, kind, cacheControl string, etag []string, body io.ReadSeeker) {
-	// Header values are shared, never rebuilt: a hit allocates as little as it can.
+	s.describe(w.Header(), kind, cacheControl, etag)
+	if gw, ok := w.(gin.ResponseWriter); ok {
+		w = readFromWriter{gw, &s.copyBufs, &info(r.Context()).sent, s.cfg.StallTimeout}
+	}
+	http.ServeContent(w, r, "", time.Time{}, body)
+}
+
+// serveHeld answers with f as serveContent would. A plain GET or HEAD (no range, no
+// condition), nearly every hit, is answered as http.ServeContent answers it, without its checks
+// of headers that are not there; a body over heldChunk goes out under one write deadline of
+// StallTimeout, since a held body is at most maxHeldZip bytes.
+func (s *Server) serveHeld(w http.ResponseWriter, r *http.Request, kind, cacheControl string, f held) {
+	if !plain(r.Header) {
+		s.serveContent(w, r, kind, cacheControl, f.etag, bytes.NewReader(f.data))
+		return
+	}
 	h := w.Header()
+	s.describe(h, kind, cacheControl, f.etag)
+	if f.length == nil {
+		f.length = headerValue(strconv.Itoa(len(f.data)))
+	}
+	h["Accept-Ranges"] = acceptRanges
+	h["Content-Length"] = f.length
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if len(f.data) > heldChunk {
+		rc := http.NewResponseController(w)
+		rc.SetWriteDeadline(time.Now().Add(s.cfg.StallTimeout))
+		defer rc.SetWriteDeadline(time.Time{}) // the connection's next response starts without one
+	}
+	w.Write(f.data)
+}
+
+// describe sets the headers that describe a body of kind. Header values are shared, never
+// rebuilt: a hit allocates as little as it can.
+func (s *Server) describe(h http.Header, kind, cacheControl string, etag []string) {
 	h["Content-Type"] = contentTypes[kind]
 	h["Cache-Control"] = s.cacheControl[cacheControl]
 	if etag != nil {
 		h["Etag"] = etag
 	}
-	// A plain GET or HEAD (no range, no condition) of a small body in memory, every hot .info
-	// and most .mod files, is answered as http.ServeContent answers it, without the checks of
-	// headers that are not there; it fits the socket's buffers, so it needs no write deadline.
-	if br, ok := body.(*bytes.Reader); ok && br.Size() <= heldChunk && plain(r.Header) {
-		h["Accept-Ranges"] = acceptRanges
-		h["Content-Length"] = []string{strconv.FormatInt(br.Size(), 10)}
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			br.WriteTo(w)
-		}
-		return
-	}
-	if gw, ok := w.(gin.ResponseWriter); ok {
-		w = readFromWriter{gw, &s.copyBufs, &info(r.Context()).sent, s.cfg.StallTimeout}
-	}
-	http.ServeContent(w, r, "", time.Time{}, body)
 }
 
 var acceptRanges = headerValue("bytes")
