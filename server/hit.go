@@ -36,6 +36,12 @@ func newHeld(data []byte, sha256 string) held {
 	return held{data: data, etag: etag(sha256), length: headerValue(strconv.Itoa(len(data)))}
 }
 
+// mutable is h as the answer to a query (@latest, a branch), which may change: without an ETag.
+func (h held) mutable() held {
+	h.etag = nil
+	return h
+}
+
 // etag is the ETag header's value for a file of this SHA-256.
 func etag(sha256 string) []string { return headerValue(`"` + sha256 + `"`) }
 

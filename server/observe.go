@@ -184,9 +184,8 @@ type attrKey struct {
 type tallies struct {
 	instruments [3]metric.Int64Observable // requests, bytes, cache
 	kinds       sync.Map                  // attrKey → *tally
-	mu          sync.Mutex                // over made and counts
+	mu          sync.Mutex                // over made
 	made        map[countKey]*tallyCount
-	counts      [3][]*tallyCount // by instrument
 }
 
 // tally is what count adds to for one kind of request.
@@ -236,7 +235,6 @@ func (t *tallies) count(i int, attrs attribute.Set) *atomic.Int64 {
 	if !ok {
 		c = &tallyCount{attrs: metric.WithAttributeSet(attrs)}
 		t.made[key] = c
-		t.counts[i] = append(t.counts[i], c)
 	}
 	return &c.n
 }
@@ -245,10 +243,8 @@ func (t *tallies) count(i int, attrs attribute.Set) *atomic.Int64 {
 func (t *tallies) observe(_ context.Context, o metric.Observer) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i, counts := range t.counts {
-		for _, c := range counts {
-			o.ObserveInt64(t.instruments[i], c.n.Load(), c.attrs)
-		}
+	for key, c := range t.made {
+		o.ObserveInt64(t.instruments[key.instrument], c.n.Load(), c.attrs)
 	}
 	return nil
 }

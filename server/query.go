@@ -141,7 +141,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 	if verr != nil {
 		return err
 	}
-	s.serveHeld(w, r, "latest", shortLived, held{data: e.info.data, length: e.info.length})
+	s.serveHeld(w, r, "latest", shortLived, e.info.mutable())
 	return nil
 }
 
@@ -182,6 +182,6 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	if err != nil {
 		return err
 	}
-	s.serveHeld(w, r, "info", shortLived, held{data: e.info.data, length: e.info.length})
+	s.serveHeld(w, r, "info", shortLived, e.info.mutable())
 	return nil
 }

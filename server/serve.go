@@ -41,7 +41,8 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 	case "mod":
 		s.serveHeld(w, r, "mod", immutable, e.mod)
 	case "zip":
-		if e.rec.Zip.Size <= maxHeldZip && !s.presigns(r) {
+		presigner := s.presigner(r)
+		if e.rec.Zip.Size <= maxHeldZip && presigner == nil {
 			zip, err := s.heldZip(ctx, e)
 			if err != nil {
 				return err
@@ -53,8 +54,8 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 		if err != nil {
 			return err
 		}
-		if p, ok := s.cfg.Blobs.(Presigner); ok && s.presigns(r) {
-			url, err := p.PresignGet(ctx, key, s.cfg.ZipRedirect)
+		if presigner != nil {
+			url, err := presigner.PresignGet(ctx, key, s.cfg.ZipRedirect)
 			if err != nil {
 				return gofer.Errorf(gofer.ErrUnavailable, "presigning the zip of %s@%s: %w", req.path, req.version, err)
 			}
@@ -72,11 +73,13 @@ func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.R
 	return nil
 }
 
-// presigns reports whether a zip is answered with a redirect to a presigned URL of its blob. A
-// URL presigned for GET does not sign a HEAD: HEAD is answered here.
-func (s *Server) presigns(r *http.Request) bool {
-	_, ok := s.cfg.Blobs.(Presigner)
-	return ok && s.cfg.ZipRedirect > 0 && r.Method == http.MethodGet
+// presigner is the blob store when r, a request for a zip, is answered with a redirect to a
+// URL it presigns, else nil. A URL presigned for GET does not sign a HEAD: HEAD is answered here.
+func (s *Server) presigner(r *http.Request) Presigner {
+	if p, ok := s.cfg.Blobs.(Presigner); ok && s.cfg.ZipRedirect > 0 && r.Method == http.MethodGet {
+		return p
+	}
+	return nil
 }
 
 // version returns the stored version path@version, with its zip if zip is set, from memory
