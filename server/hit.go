@@ -132,7 +132,7 @@ func (s *Server) heldZip(ctx context.Context, e *entry) (held, error) {
 			return held{}, err
 		}
 		zip := held{data: data, etag: e.zipETag, length: headerValue(strconv.Itoa(len(data)))}
-		if s.versions.grow(e.rec.Path+"@"+e.rec.Version, e, int64(len(data))) {
+		if s.versions.grow(versionKey(e.rec.Path, e.rec.Version), e, int64(len(data))) {
 			e.zip.Store(&zip)
 		}
 		return zip, nil

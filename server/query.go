@@ -137,7 +137,7 @@ func (s *Server) serveLatest(ctx context.Context, w http.ResponseWriter, r *http
 	if len(stored) == 0 {
 		return err
 	}
-	e, verr := s.version(ctx, path, gofer.Latest(stored), rules.None, false)
+	e, verr := s.version(ctx, versionKey(path, gofer.Latest(stored)), rules.None, false)
 	if verr != nil {
 		return err
 	}
@@ -178,7 +178,7 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 		s.serveHeld(w, r, "info", shortLived, held{data: up})
 		return nil
 	}
-	e, err := s.version(ctx, path, version, act.Mode, false)
+	e, err := s.version(ctx, versionKey(path, version), act.Mode, false)
 	if err != nil {
 		return err
 	}

@@ -18,11 +18,11 @@ type request struct {
 	path    string // module path, unescaped and valid
 	kind    string // "list", "latest", "info", "mod" or "zip"
 	version string // for info, mod, zip: unescaped; canonical unless kind is info
-	canon   bool   // version is canonical: it can be stored as is
+	key     string // path@version (versionKey) if version is canonical, else ""
 }
 
 // canonical reports whether the request names a canonical version that can be stored as is.
-func (r request) canonical() bool { return r.canon }
+func (r request) canonical() bool { return r.key != "" }
 
 // parseRequest parses a URL path as the go command sends it:
 // /<escaped module>/@v/list, /@v/<escaped version>.{info,mod,zip}, or /<escaped module>/@latest.
@@ -63,10 +63,12 @@ func parseRequest(urlPath string) (request, error) {
 	}
 	// The path passed module.CheckPath in unescapePath: of module.Check's rules, the version's
 	// are left (a canonical version is a valid one).
-	r.canon = module.CanonicalVersion(r.version) == r.version && majorOK(r.path, r.version)
+	if module.CanonicalVersion(r.version) == r.version && majorOK(r.path, r.version) {
+		r.key = versionKey(r.path, r.version)
+	}
 	// Only .info may ask for a query (a branch or a commit); the go command resolves it to a
 	// canonical version before it asks for .mod or .zip.
-	if r.kind != "info" && !r.canon {
+	if r.kind != "info" && !r.canonical() {
 		if err := module.Check(r.path, r.version); err != nil {
 			return r, gofer.Errorf(gofer.ErrNotFound, "%w", err)
 		}
@@ -74,6 +76,9 @@ func parseRequest(urlPath string) (request, error) {
 	}
 	return r, nil
 }
+
+// versionKey is the key of path@version in memory.
+func versionKey(path, version string) string { return path + "@" + version }
 
 // majorOK is module.Check's last rule: version's major suits the /vN (or .vN) of path.
 func majorOK(path, version string) bool {

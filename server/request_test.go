@@ -18,14 +18,14 @@ func TestParseRequest(t *testing.T) {
 	}{
 		0:  {"/example.com/m/@v/list", request{path: "example.com/m", kind: "list"}},
 		1:  {"/example.com/m/@latest", request{path: "example.com/m", kind: "latest"}},
-		2:  {"/example.com/m/@v/v1.2.3.info", request{"example.com/m", "info", "v1.2.3", true}},
-		3:  {"/example.com/m/@v/v1.2.3.mod", request{"example.com/m", "mod", "v1.2.3", true}},
-		4:  {"/example.com/m/@v/v1.2.3.zip", request{"example.com/m", "zip", "v1.2.3", true}},
-		5:  {"/github.com/!azure/sdk/@v/v1.0.0-!r!c1.zip", request{"github.com/Azure/sdk", "zip", "v1.0.0-RC1", true}},
-		6:  {"/example.com/m/@v/v2.0.0+incompatible.zip", request{"example.com/m", "zip", "v2.0.0+incompatible", true}},
-		7:  {"/example.com/m/v2/@v/v2.1.0.mod", request{"example.com/m/v2", "mod", "v2.1.0", true}},
-		8:  {"/example.com/m/@v/master.info", request{"example.com/m", "info", "master", false}}, // a query, resolved upstream
-		9:  {"/example.com/m/@v/v1.2.info", request{"example.com/m", "info", "v1.2", false}},
+		2:  {"/example.com/m/@v/v1.2.3.info", request{"example.com/m", "info", "v1.2.3", "example.com/m@v1.2.3"}},
+		3:  {"/example.com/m/@v/v1.2.3.mod", request{"example.com/m", "mod", "v1.2.3", "example.com/m@v1.2.3"}},
+		4:  {"/example.com/m/@v/v1.2.3.zip", request{"example.com/m", "zip", "v1.2.3", "example.com/m@v1.2.3"}},
+		5:  {"/github.com/!azure/sdk/@v/v1.0.0-!r!c1.zip", request{"github.com/Azure/sdk", "zip", "v1.0.0-RC1", "github.com/Azure/sdk@v1.0.0-RC1"}},
+		6:  {"/example.com/m/@v/v2.0.0+incompatible.zip", request{"example.com/m", "zip", "v2.0.0+incompatible", "example.com/m@v2.0.0+incompatible"}},
+		7:  {"/example.com/m/v2/@v/v2.1.0.mod", request{"example.com/m/v2", "mod", "v2.1.0", "example.com/m/v2@v2.1.0"}},
+		8:  {"/example.com/m/@v/master.info", request{"example.com/m", "info", "master", ""}}, // a query, resolved upstream
+		9:  {"/example.com/m/@v/v1.2.info", request{"example.com/m", "info", "v1.2", ""}},
 		10: {"/example.com/m/@v/master.zip", request{}},
 		11: {"/example.com/m/@v/v1.2.zip", request{}},
 		12: {"/example.com/m/@v/v2.0.0.zip", request{}}, // major version does not match the path
@@ -69,7 +69,7 @@ func TestParsedRequestsShareSlots(t *testing.T) {
 		for i := range 3 * parsedSlots {
 			v := fmt.Sprintf("v1.0.%d", i)
 			got, err := parsed.parse("/example.com/m/@v/" + v + ".mod")
-			if want := (request{path: "example.com/m", kind: "mod", version: v, canon: true}); err != nil || got != want {
+			if want := (request{path: "example.com/m", kind: "mod", version: v, key: "example.com/m@" + v}); err != nil || got != want {
 				t.Fatalf("round %d: %s: got %+v, %v; want %+v", round, v, got, err, want)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -18,7 +19,7 @@ import (
 // serveFile answers .info, .mod or .zip of a canonical version; a miss is handled as the
 // download mode says.
 func (s *Server) serveFile(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, mode string) error {
-	e, err := s.version(ctx, req.path, req.version, mode, req.kind == "zip")
+	e, err := s.version(ctx, req.key, mode, req.kind == "zip")
 	// A private module is never sent to the upstream proxies, even so.
 	if err != nil && s.cfg.PassthroughWithoutTemporal && errors.As(err, new(*noFetchError)) && s.cfg.Rules.Match(req.path).Rule != rules.Private {
 		return s.passthrough(ctx, w, r, req)
@@ -82,13 +83,12 @@ func (s *Server) presigner(r *http.Request) Presigner {
 	return nil
 }
 
-// version returns the stored version path@version, with its zip if zip is set, from memory
+// version returns the stored version of key (versionKey's path@version), with its zip if zip is set, from memory
 // when it is hot. When it is not stored (or its zip is wanted and not stored: a version's .info
 // and .mod are fetched alone, without the zip, for a client that asks for either), the
 // download mode decides: sync fetches what is missing through its workflows and waits, async
 // starts those fetches and answers not found at once, none and redirect answer not found.
-func (s *Server) version(ctx context.Context, path, version, mode string, zip bool) (*entry, error) {
-	key := path + "@" + version
+func (s *Server) version(ctx context.Context, key, mode string, zip bool) (*entry, error) {
 	hot, ok := s.versions.get(key)
 	if ok && (!zip || hot.rec.HasZip()) {
 		return hot, nil
@@ -98,6 +98,7 @@ func (s *Server) version(ctx context.Context, path, version, mode string, zip bo
 		return e, err
 	}
 	info(ctx).cache = cacheMiss
+	path, version, _ := strings.Cut(key, "@")
 	var files []string
 	if err != nil {
 		files = append(files, activities.FilesMod)
