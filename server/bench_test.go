@@ -19,10 +19,9 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/internal/logging"
 	"github.com/goferproxy/gofer/internal/testserver"
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/server"
@@ -143,39 +142,47 @@ func TestHitPathNeedsOnlyStorage(t *testing.T) {
 }
 
 // BenchmarkHitHandler measures one cache hit inside the server alone (no network, no client):
-// its time and its allocations per request, with the request log (JSON, discarded) and the
-// metrics gofer serve has, and tracing off. zip is held in memory; zip-streamed, the smallest
-// zip that is not, is opened and streamed from the disk store on every hit.
+// its time and its allocations per request, with the metrics gofer serve has, tracing off, and
+// gofer's own logger (JSON, discarded) at info, the production default that writes a line a
+// request (log-on), and at warn, which writes none (log-off): the difference is what one request
+// log line costs. zip is held in memory; zip-streamed, the smallest zip that is not, is opened
+// and streamed from the disk store on every hit.
 func BenchmarkHitHandler(b *testing.B) {
 	blobs, meta, files, _ := storedVersion(b)
 	const streamedVersion = "v1.1.0"
 	streamed := storeVersion(b, blobs, meta, streamedVersion, server.MaxHeldZip+1)
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader())).Meter("bench")
-	srv := server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{b}, Log: log, Meter: meter, Tracer: tracenoop.NewTracerProvider()})
-	for _, c := range []struct {
-		name, version, ext string
-		size               int
-	}{
-		{"info", benchVersion, "info", len(files["info"])},
-		{"mod", benchVersion, "mod", len(files["mod"])},
-		{"zip", benchVersion, "zip", len(files["zip"])},
-		{"zip-streamed", streamedVersion, "zip", len(streamed["zip"])},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			req := httptest.NewRequest(http.MethodGet, "/"+storagetest.Key(b, benchPath, c.version, c.ext), nil)
-			w := &discardWriter{h: http.Header{}}
-			srv.ServeHTTP(w, req) // warm the memory cache
-			if w.status != http.StatusOK || w.n != c.size {
-				b.Fatalf("%s: %d, %d bytes", c.name, w.status, w.n)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				clear(w.h)
-				w.status, w.n = 0, 0
-				srv.ServeHTTP(w, req)
-			}
-		})
+	for _, l := range []struct{ name, level string }{{"log-on", "info"}, {"log-off", "warn"}} {
+		log, stop, err := logging.New("json", l.level, io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { stop() })
+		srv := server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{b}, Log: log, Meter: meter, Tracer: tracenoop.NewTracerProvider()})
+		for _, c := range []struct {
+			name, version, ext string
+			size               int
+		}{
+			{"info", benchVersion, "info", len(files["info"])},
+			{"mod", benchVersion, "mod", len(files["mod"])},
+			{"zip", benchVersion, "zip", len(files["zip"])},
+			{"zip-streamed", streamedVersion, "zip", len(streamed["zip"])},
+		} {
+			b.Run(l.name+"/"+c.name, func(b *testing.B) {
+				req := httptest.NewRequest(http.MethodGet, "/"+storagetest.Key(b, benchPath, c.version, c.ext), nil)
+				w := &discardWriter{h: http.Header{}}
+				srv.ServeHTTP(w, req) // warm the memory cache
+				if w.status != http.StatusOK || w.n != c.size {
+					b.Fatalf("%s: %d, %d bytes", c.name, w.status, w.n)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					clear(w.h)
+					w.status, w.n = 0, 0
+					srv.ServeHTTP(w, req)
+				}
+			})
+		}
 	}
 	// The ceiling: a gin engine with one catch-all route that writes the .info's bytes with a
 	// hit's headers, and does nothing else.

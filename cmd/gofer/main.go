@@ -24,6 +24,7 @@ import (
 
 	"github.com/goferproxy/gofer/app"
 	"github.com/goferproxy/gofer/egress"
+	"github.com/goferproxy/gofer/internal/logging"
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server"
 	"github.com/goferproxy/gofer/sumdb"
@@ -102,7 +103,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	if err != nil {
 		return err
 	}
-	log, stopLog, err := newLogger(s.logFormat, s.logLevel, os.Stderr)
+	log, stopLog, err := logging.New(s.logFormat, s.logLevel, os.Stderr)
 	if err != nil {
 		return err
 	}
