@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/module"
 
@@ -66,8 +67,43 @@ type Metadata interface {
 	// Catalog lists stored versions ordered by path, then version (byte order, not semver), at
 	// most limit of them, starting after the pair after (the zero module.Version: from the start).
 	Catalog(ctx context.Context, after module.Version, limit int) ([]module.Version, error)
+	// Index lists stored versions in the order their records were inserted (InsertZip adds
+	// nothing), each with the time the store gave its insert: at most limit of those stored
+	// after since (the zero time: from the start), oldest first, versions of the same time in
+	// an order of the store's own. Its order is final: a version inserted after Index returned
+	// is never listed before one it returned (a store whose writers cannot order their inserts
+	// holds its newest back until they are), so that paging on from the last time returned
+	// loses and repeats nothing, but at a tie (see IndexPage).
+	Index(ctx context.Context, since time.Time, limit int) ([]Stored, error)
 	// Close releases the store.
 	Close() error
+}
+
+// Stored is one version in the order of its store: what GET /index answers for it, field for
+// field.
+type Stored struct {
+	Path      string
+	Version   string
+	Timestamp time.Time // when its record was inserted, as the store keeps it
+}
+
+// IndexPage is m's Index, at most limit versions stored after since, cut so that it does not
+// end inside a tie: the next page, from the last Timestamp, then starts at the first version
+// after it. Only a store with more than limit versions of one time could cut a tie; then the
+// page is limit of them.
+func IndexPage(ctx context.Context, m Metadata, since time.Time, limit int) ([]Stored, error) {
+	page, err := m.Index(ctx, since, limit+1)
+	if err != nil || len(page) <= limit {
+		return page, err
+	}
+	end := limit
+	for end > 0 && page[end-1].Timestamp.Equal(page[limit].Timestamp) {
+		end--
+	}
+	if end == 0 {
+		end = limit
+	}
+	return page[:end], nil
 }
 
 // Failure classifies a failure of a store, once for every caller: whatever it is (even a blob

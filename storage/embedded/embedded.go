@@ -7,9 +7,11 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,8 +31,9 @@ var _ storage.Metadata = (*Store)(nil)
 // should fail at start with a clear reason, not hang.
 const lockTimeout = 5 * time.Second
 
-// The records of versions, and those of zips committed after their version's record.
-var bucket, zips = []byte("versions"), []byte("zips")
+// The records of versions, those of zips committed after their version's record, and the
+// versions in the order their records were inserted (storedKey, with no value).
+var bucket, zips, order = []byte("versions"), []byte("zips"), []byte("stored")
 
 // Store is a Metadata store in one bbolt file. Create it with Open.
 type Store struct {
@@ -59,6 +62,9 @@ func open(path string, timeout time.Duration) (*Store, error) {
 		if err == nil {
 			_, err = tx.CreateBucketIfNotExists(zips)
 		}
+		if err == nil && tx.Bucket(order) == nil {
+			err = orderStored(tx)
+		}
 		return err
 	})
 	if err != nil {
@@ -72,6 +78,29 @@ func open(path string, timeout time.Duration) (*Store, error) {
 // the keys that start with path@.
 func key(path, version string) []byte {
 	return []byte(path + "@" + version)
+}
+
+// storedKey is the key of path@version in the order bucket: the time of its insert, in
+// nanoseconds since 1970 and big-endian so that keys sort by it, then path@version.
+func storedKey(ns uint64, path, version string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, ns), key(path, version)...)
+}
+
+// orderStored makes the order bucket of a database whose records were inserted before it
+// existed, by their fetch times, and fills it: in one transaction, so that it is whole or
+// not there.
+func orderStored(tx *bolt.Tx) error {
+	b, err := tx.CreateBucket(order)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucket).ForEach(func(_, val []byte) error {
+		var v gofer.Version
+		if err := json.Unmarshal(val, &v); err != nil {
+			return err
+		}
+		return b.Put(storedKey(uint64(max(v.FetchedAt.UnixNano(), 0)), v.Path, v.Version), nil)
+	})
 }
 
 // Insert stores v unless a record for its path and version exists.
@@ -104,7 +133,16 @@ func (s *Store) insert(ctx context.Context, into []byte, op string, v gofer.Vers
 		if b.Get(k) != nil {
 			return gofer.ErrExists
 		}
-		return b.Put(k, val)
+		if err := b.Put(k, val); err != nil || !bytes.Equal(into, bucket) {
+			return err
+		}
+		// Its time, taken inside the one write transaction there is at a time, follows every
+		// other insert's: the order of the times is the order of the inserts.
+		ns := uint64(time.Now().UnixNano())
+		if last, _ := tx.Bucket(order).Cursor().Last(); last != nil {
+			ns = max(ns, binary.BigEndian.Uint64(last)+1)
+		}
+		return tx.Bucket(order).Put(storedKey(ns, v.Path, v.Version), nil)
 	})
 	if err != nil {
 		return fmt.Errorf("embedded: %s %s@%s: %w", op, v.Path, v.Version, err)
@@ -264,6 +302,33 @@ func stored(c *bolt.Cursor, path string) bool {
 	prefix := []byte(path + "@")
 	k, _ := c.Seek(prefix)
 	return bytes.HasPrefix(k, prefix)
+}
+
+// Index lists stored versions in the order of their inserts, whose times are all distinct.
+func (s *Store) Index(ctx context.Context, since time.Time, limit int) ([]storage.Stored, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: index since %s: %w", since.Format(time.RFC3339Nano), err)
+	}
+	var list []storage.Stored
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(order).Cursor()
+		var k []byte
+		switch {
+		case since.Before(time.Unix(0, 0)): // the zero time among them
+			k, _ = c.First()
+		case since.Before(time.Unix(0, math.MaxInt64)): // the last time a key can hold
+			k, _ = c.Seek(binary.BigEndian.AppendUint64(nil, uint64(since.UnixNano())+1))
+		}
+		for ; k != nil && len(list) < limit; k, _ = c.Next() {
+			path, version, _ := strings.Cut(string(k[8:]), "@")
+			list = append(list, storage.Stored{Path: path, Version: version, Timestamp: time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC()})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: index since %s: %w", since.Format(time.RFC3339Nano), err)
+	}
+	return list, nil
 }
 
 // Close releases the file and its lock.

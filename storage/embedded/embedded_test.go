@@ -198,3 +198,35 @@ func TestCatalogOrder(t *testing.T) {
 	})
 	storagetest.WantCatalog(t, s, want, 1, 3, 64)
 }
+
+// A database made before the store kept the order of inserts gets it at Open, by the
+// records' fetch times; the versions inserted afterwards follow them.
+func TestIndexOfOlderDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	older, old := storagetest.Record("example.com/old", "v1.0.0", 2), storagetest.Record("example.com/old", "v1.1.0", 1)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(bucket)
+		for _, v := range []gofer.Version{older, old} {
+			val, _ := json.Marshal(v)
+			err = cmp.Or(err, b.Put(key(v.Path, v.Version), val))
+		}
+		return err
+	})
+	if err := cmp.Or(err, db.Close()); err != nil {
+		t.Fatal(err)
+	}
+	s := mustOpen(t, path)
+	defer s.Close()
+	if err := s.Insert(t.Context(), storagetest.Record("example.com/new", "v1.0.0", 3)); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.Index(t.Context(), time.Time{}, 10)
+	want := []storage.Stored{{"example.com/old", "v1.1.0", old.FetchedAt}, {"example.com/old", "v1.0.0", older.FetchedAt}}
+	if err != nil || len(list) != 3 || !slices.Equal(list[:2], want) || list[2].Path != "example.com/new" {
+		t.Fatalf("Index = %v, %v; want %v and then example.com/new@v1.0.0", list, err, want)
+	}
+}

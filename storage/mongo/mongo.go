@@ -3,7 +3,8 @@
 // version is one document in the collection "versions", inserted once, and a zip committed
 // after its version's record is one document in "zips"; a unique index on (path, version) of
 // each, created at Open, is what makes the insert the commit and the only concurrency
-// guarantee the package relies on. It must never update, replace or delete a
+// guarantee the package relies on. A version's document also holds the time of its insert,
+// storedAt, which orders Index. It must never update, replace or delete a
 // record, and never use transactions, TTL indexes or read-modify-write operations: stored
 // versions are immutable, and FerretDB does not make updates atomic.
 package mongo
@@ -42,6 +43,16 @@ const (
 	// indexName is fixed so that every replica's Open creates the same index, which MongoDB
 	// then accepts as already existing.
 	indexName = "path_version_unique"
+	// orderIndexName is the index Index reads: by storedAt, and by fetchedAt for the documents
+	// inserted before there was a storedAt.
+	orderIndexName = "storedAt_fetchedAt"
+
+	// indexSettle is how long the newest versions are held back from Index. Inserts from many
+	// processes take their times before they commit, so a version could otherwise commit after
+	// one with a later time had been listed, and be lost to a client paging on. An insert ends
+	// within operationTimeout (the server too gives it up then); the rest allows for the
+	// replicas' clocks.
+	indexSettle = operationTimeout + 2*time.Second
 )
 
 // Store is a Metadata store in one MongoDB database. Create it with Open; it is safe for
@@ -99,27 +110,43 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 			return nil, classify(err, "create index on", database+"."+c.Name()+" on "+hosts)
 		}
 	}
+	_, err = s.coll.Indexes().CreateOne(ctx, mongodrv.IndexModel{
+		Keys:    bson.D{{Key: "storedAt", Value: 1}, {Key: "fetchedAt", Value: 1}},
+		Options: options.Index().SetName(orderIndexName),
+	})
+	if err != nil {
+		s.disconnect()
+		return nil, classify(err, "create index on", database+"."+collection+" on "+hosts)
+	}
 	return s, nil
 }
 
-// Insert stores v unless a record for its path and version exists.
+// Insert stores v unless a record for its path and version exists, with the time of its
+// insert.
 func (s *Store) Insert(ctx context.Context, v gofer.Version) error {
-	return s.insert(ctx, s.coll, "insert", v)
+	return s.insert(ctx, s.coll, "insert", v, stored{v, time.Now()})
+}
+
+// stored is the document of a version: its record and the time of its insert.
+type stored struct {
+	gofer.Version `bson:",inline"`
+	StoredAt      time.Time `bson:"storedAt"`
 }
 
 // InsertZip stores z unless a record of the zip of its path and version exists.
 func (s *Store) InsertZip(ctx context.Context, z gofer.Version) error {
-	return s.insert(ctx, s.zips, "insert zip", z)
+	return s.insert(ctx, s.zips, "insert zip", z, z)
 }
 
-func (s *Store) insert(ctx context.Context, c *mongodrv.Collection, op string, v gofer.Version) error {
+// insert inserts doc, the document of v, into c.
+func (s *Store) insert(ctx context.Context, c *mongodrv.Collection, op string, v gofer.Version, doc any) error {
 	// The unique index would accept one record with an empty path or version, and it would
 	// then stand for every malformed request.
 	if v.Path == "" || v.Version == "" {
 		return gofer.Errorf(gofer.ErrInvalid, "mongo: %s %q@%q: not a module path and version", op, v.Path, v.Version)
 	}
 	// The driver adds an ObjectID _id; the record itself is keyed by the unique index alone.
-	_, err := c.InsertOne(ctx, v)
+	_, err := c.InsertOne(ctx, doc)
 	return classify(err, op, v.Path+"@"+v.Version)
 }
 
@@ -207,6 +234,49 @@ func (s *Store) Catalog(ctx context.Context, after module.Version, limit int) ([
 	list := make([]module.Version, len(docs))
 	for i, d := range docs {
 		list[i] = module.Version{Path: d.Path, Version: d.Version}
+	}
+	return list, nil
+}
+
+// Index lists stored versions by the time of their inserts, those of the last indexSettle
+// held back. Documents inserted before storedAt existed come first, by their fetch times:
+// every one of them was inserted before any document that has one.
+func (s *Store) Index(ctx context.Context, since time.Time, limit int) ([]storage.Stored, error) {
+	op := "index since"
+	if limit <= 0 {
+		return nil, nil
+	}
+	legacy, err := s.order(ctx, "fetchedAt", bson.D{
+		{Key: "storedAt", Value: bson.D{{Key: "$exists", Value: false}}},
+		{Key: "fetchedAt", Value: bson.D{{Key: "$gt", Value: since}}},
+	}, limit)
+	if err != nil || len(legacy) == limit {
+		return legacy, classify(err, op, since.Format(time.RFC3339Nano))
+	}
+	list, err := s.order(ctx, "storedAt", bson.D{{Key: "storedAt", Value: bson.D{
+		{Key: "$gt", Value: since}, {Key: "$lte", Value: time.Now().Add(-indexSettle)},
+	}}}, limit-len(legacy))
+	return append(legacy, list...), classify(err, op, since.Format(time.RFC3339Nano))
+}
+
+// order lists at most limit versions that match filter, by the time field, with that time.
+func (s *Store) order(ctx context.Context, field string, filter bson.D, limit int) ([]storage.Stored, error) {
+	opts := options.Find().SetSort(bson.D{{Key: field, Value: 1}}).SetLimit(int64(limit)).
+		SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: "path", Value: 1}, {Key: "version", Value: 1}, {Key: field, Value: 1}})
+	cur, err := s.coll.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	var docs []bson.M
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	list := make([]storage.Stored, 0, len(docs))
+	for _, d := range docs {
+		path, _ := d["path"].(string)
+		version, _ := d["version"].(string)
+		t, _ := d[field].(bson.DateTime)
+		list = append(list, storage.Stored{Path: path, Version: version, Timestamp: t.Time().UTC()})
 	}
 	return list, nil
 }

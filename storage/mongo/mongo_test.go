@@ -344,3 +344,34 @@ func TestOutage(t *testing.T) {
 		t.Errorf("Versions after the outage = %q, %v; want [v1.0.0 v1.1.0]", versions, err)
 	}
 }
+
+// Versions whose documents were inserted before there was a storedAt are indexed first, by
+// their fetch times, then the versions inserted since.
+func TestIndexDocumentsWithoutStoredAt(t *testing.T) {
+	s := mustOpen(t, newDatabase())
+	defer s.Close()
+	older, old := storagetest.Record("example.com/old", "v1.0.0", 2), storagetest.Record("example.com/old", "v1.1.0", 1)
+	for _, v := range []gofer.Version{older, old} {
+		if _, err := s.coll.InsertOne(t.Context(), v); err != nil { // as Insert did before
+			t.Fatal(err)
+		}
+	}
+	if err := s.Insert(t.Context(), storagetest.Record("example.com/new", "v1.0.0", 3)); err != nil {
+		t.Fatal(err)
+	}
+	var list []storage.Stored
+	for deadline := time.Now().Add(indexSettle + 10*time.Second); len(list) < 3 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var err error
+		if list, err = s.Index(t.Context(), time.Time{}, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []storage.Stored{{"example.com/old", "v1.1.0", old.FetchedAt}, {"example.com/old", "v1.0.0", older.FetchedAt}}
+	if len(list) != 3 || !slices.Equal(list[:2], want) || list[2].Path != "example.com/new" {
+		t.Fatalf("Index = %v, want %v and then example.com/new@v1.0.0", list, want)
+	}
+	// Paging on from the last of them reaches the new version.
+	if rest, err := s.Index(t.Context(), want[1].Timestamp, 10); err != nil || len(rest) != 1 || rest[0] != list[2] {
+		t.Errorf("Index since %s = %v, %v; want %v", want[1].Timestamp, rest, err, list[2:])
+	}
+}

@@ -35,6 +35,8 @@ func TestMetadata(t *testing.T, newStore func(t *testing.T) storage.Metadata) {
 	t.Run("Catalog", func(t *testing.T) { testCatalog(t, open(t)) })
 	t.Run("ConcurrentInsert", func(t *testing.T) { testConcurrentInsert(t, open(t)) })
 	t.Run("ZipLater", func(t *testing.T) { testZipLater(t, open(t)) })
+	t.Run("Index", func(t *testing.T) { testIndex(t, open(t)) })
+	t.Run("IndexWhileStoring", func(t *testing.T) { testIndexWhileStoring(t, open(t)) })
 	t.Run("Close", func(t *testing.T) {
 		s := newStore(t)
 		mustInsert(t, s, Record("example.com/close", "v1.0.0", 1))
@@ -362,4 +364,187 @@ func testZipLater(t *testing.T, s storage.Metadata) {
 		t.Fatalf("InsertZip: %v", err)
 	}
 	wantRecord(t, s, whole)
+}
+
+// indexWait bounds how long the index tests wait for a version to be listed: a store may hold
+// its newest versions back until their order is final (the MongoDB store's indexSettle).
+const indexWait = 30 * time.Second
+
+// pageIndex pages through s's index with storage.IndexPage from since, limit at a time, as a
+// client of GET /index does, and returns what it read and the time to go on from.
+func pageIndex(t *testing.T, s storage.Metadata, since time.Time, limit int) ([]storage.Stored, time.Time) {
+	t.Helper()
+	var all []storage.Stored
+	for {
+		page, err := storage.IndexPage(t.Context(), s, since, limit)
+		if err != nil {
+			t.Fatalf("IndexPage(since %s, %d): %v", since.Format(time.RFC3339Nano), limit, err)
+		}
+		if len(page) > limit {
+			t.Fatalf("IndexPage(since %s, %d) listed %d versions", since.Format(time.RFC3339Nano), limit, len(page))
+		}
+		for _, e := range page {
+			// Versions of one time may share a page, so since moves on after it.
+			if !e.Timestamp.After(since) {
+				t.Fatalf("IndexPage(since %s) listed %s@%s of %s, not after it", since.Format(time.RFC3339Nano), e.Path, e.Version, e.Timestamp.Format(time.RFC3339Nano))
+			}
+			if n := len(all); n > 0 && e.Timestamp.Before(all[n-1].Timestamp) {
+				t.Fatalf("index lists %s@%s (%s) after %s@%s (%s)", e.Path, e.Version, e.Timestamp.Format(time.RFC3339Nano), all[n-1].Path, all[n-1].Version, all[n-1].Timestamp.Format(time.RFC3339Nano))
+			}
+			all = append(all, e)
+		}
+		if len(page) > 0 {
+			since = page[len(page)-1].Timestamp
+		}
+		if len(page) < limit {
+			return all, since
+		}
+	}
+}
+
+// indexUntil pages through s's index from the start until it has listed n versions or
+// indexWait has passed, and returns them.
+func indexUntil(t *testing.T, s storage.Metadata, n, limit int) []storage.Stored {
+	t.Helper()
+	var all []storage.Stored
+	var since time.Time
+	for deadline := time.Now().Add(indexWait); len(all) < n && time.Now().Before(deadline); {
+		var more []storage.Stored
+		more, since = pageIndex(t, s, since, limit)
+		all = append(all, more...)
+		if len(all) < n {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return all
+}
+
+// indexed is the versions an index listing names, as path@version, failing on a repeat.
+func indexed(t *testing.T, list []storage.Stored) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	var names []string
+	for _, e := range list {
+		name := e.Path + "@" + e.Version
+		if seen[name] {
+			t.Errorf("index lists %s twice", name)
+		}
+		seen[name] = true
+		names = append(names, name)
+	}
+	return names
+}
+
+func testIndex(t *testing.T, s storage.Metadata) {
+	ctx := t.Context()
+	if list, err := s.Index(ctx, time.Time{}, 10); err != nil || len(list) != 0 {
+		t.Fatalf("Index of an empty store = %v, %v; want nothing", list, err)
+	}
+	// Inserted one after another, with a pause (the MongoDB store keeps milliseconds), so the
+	// order is known; a zip's record and a refused second insert add nothing.
+	var want []string
+	before := time.Now()
+	for i, v := range []string{"v1.0.0", "v1.1.0", "v0.9.0", "v2.0.0"} {
+		r := Record("example.com/index", v, i)
+		r.ZipHash, r.Zip = "", gofer.File{}
+		mustInsert(t, s, r)
+		want = append(want, r.Path+"@"+r.Version)
+		time.Sleep(2 * time.Millisecond)
+	}
+	full := Record("example.com/index", "v1.0.0", 0)
+	if err := s.InsertZip(ctx, full.ZipOnly()); err != nil {
+		t.Fatalf("InsertZip: %v", err)
+	}
+	if err := s.Insert(ctx, Record("example.com/index", "v1.1.0", 9)); !errors.Is(err, gofer.ErrExists) {
+		t.Fatalf("second Insert: %v", err)
+	}
+	after := time.Now()
+	for _, limit := range []int{1, 2, 3, 10} {
+		list := indexUntil(t, s, len(want), limit)
+		if got := indexed(t, list); !slices.Equal(got, want) {
+			t.Errorf("index, %d a page = %q, want %q", limit, got, want)
+		}
+		for _, e := range list {
+			// Within a millisecond either side: MongoDB keeps milliseconds.
+			if e.Timestamp.Before(before.Truncate(time.Millisecond)) || e.Timestamp.After(after.Add(time.Millisecond)) {
+				t.Errorf("%s@%s stored at %s, not between %s and %s", e.Path, e.Version, e.Timestamp.Format(time.RFC3339Nano), before.Format(time.RFC3339Nano), after.Format(time.RFC3339Nano))
+			}
+		}
+	}
+	list := indexUntil(t, s, len(want), 10)
+	if len(list) != len(want) {
+		t.Fatalf("index = %v", list)
+	}
+	// From each listed time, exactly the versions after it.
+	for i, e := range list {
+		got, _ := pageIndex(t, s, e.Timestamp, 10)
+		if names := indexed(t, got); !slices.Equal(names, want[i+1:]) {
+			t.Errorf("index since %s = %q, want %q", e.Timestamp.Format(time.RFC3339Nano), names, want[i+1:])
+		}
+	}
+	if got, _ := pageIndex(t, s, after.Add(time.Hour), 10); len(got) != 0 {
+		t.Errorf("index since an hour from now = %v, want nothing", got)
+	}
+	if got, _ := pageIndex(t, s, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), 10); len(got) != 0 {
+		t.Errorf("index since the year 9999 = %v, want nothing", got)
+	}
+	if got, _ := pageIndex(t, s, time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), 10); len(got) != len(want) {
+		t.Errorf("index since the year 1 = %v, want all %d", got, len(want))
+	}
+}
+
+// testIndexWhileStoring pages through the index while versions are being inserted, as a
+// follower reads a busy proxy's feed: at the end it must have read each version once.
+func testIndexWhileStoring(t *testing.T, s storage.Metadata) {
+	const writers, each, limit = 4, 40, 7
+	var want []string
+	var wg sync.WaitGroup
+	for w := range writers {
+		for i := range each {
+			want = append(want, fmt.Sprintf("example.com/busy%d@v1.0.%d", w, i))
+		}
+		wg.Go(func() {
+			for i := range each {
+				if err := s.Insert(t.Context(), Record(fmt.Sprintf("example.com/busy%d", w), fmt.Sprintf("v1.0.%d", i), i)); err != nil {
+					t.Errorf("Insert: %v", err)
+					return
+				}
+			}
+		})
+	}
+	var all []storage.Stored
+	var since time.Time
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for deadline := time.Now().Add(indexWait); len(all) < len(want) && time.Now().Before(deadline); {
+		var more []storage.Stored
+		more, since = pageIndex(t, s, since, limit)
+		all = append(all, more...)
+		select {
+		case <-done:
+			time.Sleep(50 * time.Millisecond)
+		default:
+		}
+	}
+	<-done
+	got := slices.Sorted(slices.Values(indexed(t, all)))
+	if slices.Sort(want); !slices.Equal(got, want) {
+		t.Errorf("paging while storing read %d versions, want the %d stored, each once (missing or extra: %q)", len(got), len(want), symmetricDiff(got, want))
+	}
+}
+
+// symmetricDiff is what is in exactly one of the sorted lists a and b.
+func symmetricDiff(a, b []string) []string {
+	var d []string
+	for _, x := range a {
+		if _, ok := slices.BinarySearch(b, x); !ok {
+			d = append(d, x)
+		}
+	}
+	for _, x := range b {
+		if _, ok := slices.BinarySearch(a, x); !ok {
+			d = append(d, x)
+		}
+	}
+	return d
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path"
@@ -104,6 +105,10 @@ func TestSuitesCatchBugs(t *testing.T) {
 		{"Metadata", "close-error", "Close"},
 		{"Metadata", "zip-shadows", "ZipLater"},
 		{"Metadata", "zip-overwrites", "ZipLater"},
+		{"Metadata", "index-includes-since", "Index"},
+		{"Metadata", "index-zip-too", "Index"},
+		{"Metadata", "index-by-path", "Index"},
+		{"Metadata", "index-time-before-commit", "IndexWhileStoring"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.suite+"/"+tt.bug+"/"+tt.subtest, func(t *testing.T) {
@@ -352,8 +357,33 @@ func (r *memReader) ReadAt(p []byte, off int64) (int, error) {
 type memMetadata struct {
 	bug  string
 	mu   sync.Mutex
-	m    map[string]gofer.Version
-	zips map[string]gofer.Version
+	m     map[string]gofer.Version
+	zips  map[string]gofer.Version
+	order []storage.Stored // by Timestamp
+}
+
+// stored adds v to the order at t, or now.
+func (s *memMetadata) stored(v gofer.Version, t time.Time) {
+	if n := len(s.order); n > 0 && !t.After(s.order[n-1].Timestamp) {
+		t = s.order[n-1].Timestamp.Add(1)
+	}
+	s.order = append(s.order, storage.Stored{Path: v.Path, Version: v.Version, Timestamp: t})
+}
+
+func (s *memMetadata) Index(ctx context.Context, since time.Time, limit int) ([]storage.Stored, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	order := slices.Clone(s.order)
+	if s.bug == "index-by-path" {
+		slices.SortStableFunc(order, func(a, b storage.Stored) int { return strings.Compare(a.Version, b.Version) })
+	}
+	var list []storage.Stored
+	for _, e := range order {
+		if len(list) < limit && (e.Timestamp.After(since) || s.bug == "index-includes-since" && e.Timestamp.Equal(since)) {
+			list = append(list, e)
+		}
+	}
+	return list, nil
 }
 
 func newMemMetadata(bug string) *memMetadata {
@@ -375,6 +405,12 @@ func (s *memMetadata) Insert(ctx context.Context, v gofer.Version) error {
 		v.Time = v.Time.Truncate(time.Second)
 	}
 	k := s.key(v.Path, v.Version)
+	now := time.Now()
+	if s.bug == "index-time-before-commit" {
+		// The time taken before the commit and no version held back: one that commits late
+		// sorts before versions a reader has already been given.
+		time.Sleep(time.Duration(rand.N(3000)) * time.Microsecond)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.m[k]
@@ -402,6 +438,12 @@ func (s *memMetadata) Insert(ctx context.Context, v gofer.Version) error {
 		return fmt.Errorf("insert %s: %w", k, gofer.ErrExists)
 	}
 	s.m[k] = v
+	if s.bug == "index-time-before-commit" {
+		s.order = append(s.order, storage.Stored{Path: v.Path, Version: v.Version, Timestamp: now})
+		slices.SortStableFunc(s.order, func(a, b storage.Stored) int { return a.Timestamp.Compare(b.Timestamp) })
+		return nil
+	}
+	s.stored(v, time.Now())
 	return nil
 }
 
@@ -436,6 +478,9 @@ func (s *memMetadata) InsertZip(ctx context.Context, z gofer.Version) error {
 		return fmt.Errorf("insert zip %s: %w", k, gofer.ErrExists)
 	}
 	s.zips[k] = z
+	if s.bug == "index-zip-too" {
+		s.stored(z, time.Now())
+	}
 	return nil
 }
 
