@@ -225,7 +225,7 @@ func TestIndexOfOlderDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	list, err := s.Index(t.Context(), time.Time{}, 10)
-	want := []storage.Stored{{"example.com/old", "v1.1.0", old.FetchedAt}, {"example.com/old", "v1.0.0", older.FetchedAt}}
+	want := []storage.Stored{{Path: "example.com/old", Version: "v1.1.0", Timestamp: old.FetchedAt}, {Path: "example.com/old", Version: "v1.0.0", Timestamp: older.FetchedAt}}
 	if err != nil || len(list) != 3 || !slices.Equal(list[:2], want) || list[2].Path != "example.com/new" {
 		t.Fatalf("Index = %v, %v; want %v and then example.com/new@v1.0.0", list, err, want)
 	}

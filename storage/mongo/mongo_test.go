@@ -366,7 +366,7 @@ func TestIndexDocumentsWithoutStoredAt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := []storage.Stored{{"example.com/old", "v1.1.0", old.FetchedAt}, {"example.com/old", "v1.0.0", older.FetchedAt}}
+	want := []storage.Stored{{Path: "example.com/old", Version: "v1.1.0", Timestamp: old.FetchedAt}, {Path: "example.com/old", Version: "v1.0.0", Timestamp: older.FetchedAt}}
 	if len(list) != 3 || !slices.Equal(list[:2], want) || list[2].Path != "example.com/new" {
 		t.Fatalf("Index = %v, want %v and then example.com/new@v1.0.0", list, want)
 	}

@@ -355,8 +355,8 @@ func (r *memReader) ReadAt(p []byte, off int64) (int, error) {
 
 // memMetadata is a map of records; bug selects one way to break the contract.
 type memMetadata struct {
-	bug  string
-	mu   sync.Mutex
+	bug   string
+	mu    sync.Mutex
 	m     map[string]gofer.Version
 	zips  map[string]gofer.Version
 	order []storage.Stored // by Timestamp
