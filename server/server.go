@@ -101,10 +101,13 @@ type Config struct {
 	// ZipRedirect, when positive and Blobs can presign URLs, answers .zip requests with a
 	// redirect to a presigned URL valid this long instead of streaming the zip; zero streams.
 	ZipRedirect time.Duration
+	// IndexPrivate lists the stored versions of the modules that Rules mark private in GET
+	// /index too; false leaves them out.
+	IndexPrivate bool
 	// Admin configures the admin API; with no token it is off (404).
 	Admin Admin
-	// Auth, if not nil, is who may use the proxy endpoints (the GOPROXY protocol, /sumdb/ and
-	// /catalog); nil leaves them open. /healthz and /metrics stay open.
+	// Auth, if not nil, is who may use the proxy endpoints (the GOPROXY protocol, /sumdb/,
+	// /catalog and /index); nil leaves them open. /healthz and /metrics stay open.
 	Auth *Credentials
 	// Log receives errors the client cannot see; nil logs nothing.
 	Log *zap.Logger
@@ -184,10 +187,13 @@ func New(cfg Config) *Server {
 		r.GET("/metrics", s.withDeadline, gin.WrapH(cfg.Metrics))
 	}
 	s.adminRoutes(r)
-	// No module path starts with "sumdb/" or is "catalog": its first element has no dot.
+	// No module path starts with "sumdb/" or is "catalog" or "index": its first element has
+	// no dot.
 	proxy := r.Group("", auth...)
 	proxy.GET("/catalog", s.withDeadline, s.catalog)
 	proxy.HEAD("/catalog", s.withDeadline, s.catalog)
+	proxy.GET("/index", s.withDeadline, s.index)
+	proxy.HEAD("/index", s.withDeadline, s.index)
 	proxy.GET("/sumdb/*rest", s.sumdb)
 	proxy.HEAD("/sumdb/*rest", s.sumdb)
 	r.NoRoute(append(auth, s.proxy)...)

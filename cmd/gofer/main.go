@@ -171,7 +171,7 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 		Worker: s.worker, ScrubEvery: s.scrubEvery, Watches: watches, WarmConcurrency: int(s.warmConcurrency)}
 	if frontEnd {
 		cfg.Server = &server.Config{FetchWait: s.fetchWait, MaxFetches: int(s.maxFetches), CacheBytes: s.cacheBytes, MutableTTL: s.mutableTTL,
-			NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, Metrics: metrics,
+			NotFoundTTL: s.notFoundTTL, ZipRedirect: s.zipRedirect, PassthroughWithoutTemporal: s.passthroughDown, IndexPrivate: s.indexPrivate, Metrics: metrics,
 			Admin: server.Admin{Token: s.adminToken, UI: s.temporalUI}}
 		if s.proxyAuth != "" {
 			if cfg.Server.Auth, err = parseFile("GOFER_PROXY_AUTH", s.proxyAuth, server.ParseCredentials); err != nil {

@@ -38,6 +38,7 @@ type settings struct {
 	notFoundTTL     time.Duration
 	zipRedirect     time.Duration
 	passthroughDown bool
+	indexPrivate    bool
 	worker          bool
 
 	storage          string
@@ -102,6 +103,7 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 		e.duration(&s.mutableTTL, "mutable-ttl", "GOFER_MUTABLE_TTL", time.Minute, "how long upstream answers to @v/list, @latest and branch queries are reused")
 		e.duration(&s.notFoundTTL, "not-found-ttl", "GOFER_NOT_FOUND_TTL", time.Minute, "how long a version whose fetch ended not found (or refused) is answered from memory without another fetch")
 		e.bool(&s.passthroughDown, "passthrough-without-temporal", "GOFER_PASSTHROUGH_WITHOUT_TEMPORAL", false, "when Temporal is out of reach, answer misses from the upstream without storing them (otherwise 503)")
+		e.bool(&s.indexPrivate, "index-private", "GOFER_INDEX_PRIVATE", false, "list the stored versions of private modules (rules) in GET /index too")
 		e.duration(&s.zipRedirect, "zip-redirect", "GOFER_ZIP_REDIRECT", 0, "answer .zip requests with a redirect to a presigned URL valid this long (needs --storage=s3); 0 streams zips through gofer")
 		e.bool(&s.worker, "worker", "GOFER_WORKER", true, "also run a worker in this process")
 		e.string(&s.adminToken, "admin-token", "GOFER_ADMIN_TOKEN", "", "bearer token of the admin API under /admin (warm, fetches, schedules); empty turns the admin API off (set it by the variable, not the flag, to keep it out of ps)")

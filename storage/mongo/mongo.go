@@ -47,12 +47,8 @@ const (
 	// inserted before there was a storedAt.
 	orderIndexName = "storedAt_fetchedAt"
 
-	// indexSettle is how long the newest versions are held back from Index. Inserts from many
-	// processes take their times before they commit, so a version could otherwise commit after
-	// one with a later time had been listed, and be lost to a client paging on. An insert ends
-	// within operationTimeout (the server too gives it up then); the rest allows for the
-	// replicas' clocks.
-	indexSettle = operationTimeout + 2*time.Second
+	// clockSkew is what Index allows for between the clocks of the processes that insert.
+	clockSkew = 2 * time.Second
 )
 
 // Store is a Metadata store in one MongoDB database. Create it with Open; it is safe for
@@ -62,6 +58,12 @@ type Store struct {
 	coll   *mongodrv.Collection
 	zips   *mongodrv.Collection
 	hosts  string // for errors; never the URI, which may hold a password
+	// settle is how long the newest versions are held back from Index. Inserts from many
+	// processes take their times before they commit, so a version could otherwise commit after
+	// one with a later time had been listed, and be lost to a client paging on. An insert ends
+	// within the operation timeout (the server too gives it up then); clockSkew allows for the
+	// clocks.
+	settle time.Duration
 }
 
 // Open connects to the server at uri, checks that it answers, and creates the unique index on
@@ -94,7 +96,8 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		return nil, classify(err, "open", database+" on "+hosts)
 	}
 	db := client.Database(database)
-	s := &Store{client: client, coll: db.Collection(collection), zips: db.Collection(zipCollection), hosts: hosts}
+	s := &Store{client: client, coll: db.Collection(collection), zips: db.Collection(zipCollection), hosts: hosts,
+		settle: *opts.Timeout + clockSkew}
 	// Connect only starts monitoring; Ping is what finds out whether the server is there.
 	if err := client.Ping(ctx, readpref.Primary()); err != nil {
 		s.disconnect()
@@ -238,8 +241,8 @@ func (s *Store) Catalog(ctx context.Context, after module.Version, limit int) ([
 	return list, nil
 }
 
-// Index lists stored versions by the time of their inserts, those of the last indexSettle
-// held back. Documents inserted before storedAt existed come first, by their fetch times:
+// Index lists stored versions by the time of their inserts, those of the last s.settle held
+// back. Documents inserted before storedAt existed come first, by their fetch times:
 // every one of them was inserted before any document that has one.
 func (s *Store) Index(ctx context.Context, since time.Time, limit int) ([]storage.Stored, error) {
 	op := "index since"
@@ -254,7 +257,7 @@ func (s *Store) Index(ctx context.Context, since time.Time, limit int) ([]storag
 		return legacy, classify(err, op, since.Format(time.RFC3339Nano))
 	}
 	list, err := s.order(ctx, "storedAt", bson.D{{Key: "storedAt", Value: bson.D{
-		{Key: "$gt", Value: since}, {Key: "$lte", Value: time.Now().Add(-indexSettle)},
+		{Key: "$gt", Value: since}, {Key: "$lte", Value: time.Now().Add(-s.settle)},
 	}}}, limit-len(legacy))
 	return append(legacy, list...), classify(err, op, since.Format(time.RFC3339Nano))
 }

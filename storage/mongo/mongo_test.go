@@ -360,7 +360,7 @@ func TestIndexDocumentsWithoutStoredAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	var list []storage.Stored
-	for deadline := time.Now().Add(indexSettle + 10*time.Second); len(list) < 3 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(s.settle + 10*time.Second); len(list) < 3 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		var err error
 		if list, err = s.Index(t.Context(), time.Time{}, 10); err != nil {
 			t.Fatal(err)

@@ -367,7 +367,7 @@ func testZipLater(t *testing.T, s storage.Metadata) {
 }
 
 // indexWait bounds how long the index tests wait for a version to be listed: a store may hold
-// its newest versions back until their order is final (the MongoDB store's indexSettle).
+// its newest versions back until their order is final (the MongoDB store's settle).
 const indexWait = 30 * time.Second
 
 // pageIndex pages through s's index with storage.IndexPage from since, limit at a time, as a

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/goferproxy/gofer"
+	"github.com/goferproxy/gofer/rules"
+	"github.com/goferproxy/gofer/server/httperr"
+	"github.com/goferproxy/gofer/storage"
+)
+
+// maxIndexLimit is the default and the largest number of versions one GET /index answers.
+const maxIndexLimit = 2000
+
+// index serves GET /index?since=T&limit=N as the public module index does: the versions this
+// proxy stored after the RFC 3339 time T (default: from the start), in the order it stored
+// them, at most N (default and at most 2000), one JSON object a line, {"Path", "Version",
+// "Timestamp"}. A client pages on with since set to the last Timestamp it was given, and has
+// read everything when a page holds fewer than N. Versions of excluded modules are left out,
+// and those of private ones unless Config.IndexPrivate.
+func (s *Server) index(c *gin.Context) {
+	w := c.Writer
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "malformed query: %w", err))
+		return
+	}
+	var since time.Time
+	if q := c.Query("since"); q != "" {
+		t, err := time.Parse(time.RFC3339Nano, q)
+		if err != nil {
+			httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "since must be an RFC 3339 time, such as 2019-04-10T19:08:52.997264Z"))
+			return
+		}
+		since = t
+	}
+	limit := maxIndexLimit
+	if q := c.Query("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > maxIndexLimit {
+			httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "limit must be an integer from 1 to %d", maxIndexLimit))
+			return
+		}
+		limit = n
+	}
+	ctx := c.Request.Context()
+	var list []storage.Stored
+	// Pages of the store until limit versions are listed or the store has no more: the
+	// versions left out must not make a page look like the last.
+	for len(list) < limit {
+		want := limit - len(list)
+		page, err := storage.IndexPage(ctx, s.cfg.Meta, since, want)
+		if err != nil {
+			if ctx.Err() != nil {
+				return // the client is gone, or the request's deadline passed
+			}
+			s.cfg.Log.Info("index failed", zap.Time("since", since), zap.Error(err))
+			httperr.Write(w, gofer.Errorf(gofer.ErrUnavailable, "index: %w", err))
+			return
+		}
+		for _, e := range page {
+			if rule := s.cfg.Rules.Match(e.Path).Rule; rule != rules.Exclude && (rule != rules.Private || s.cfg.IndexPrivate) {
+				list = append(list, e)
+			}
+		}
+		if len(page) < want {
+			break
+		}
+		since = page[len(page)-1].Timestamp
+	}
+	var body []byte
+	for _, e := range list {
+		line, err := json.Marshal(e)
+		if err != nil {
+			httperr.Write(w, err)
+			return
+		}
+		body = append(append(body, line...), '\n')
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Data(http.StatusOK, "application/json", body)
+}
