@@ -41,18 +41,10 @@ type catalogEntry struct {
 // listing can go on across replicas and restarts.
 func (s *Server) catalog(c *gin.Context) {
 	w := c.Writer
-	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
-		httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "malformed query: %w", err))
+	limit, err := pageLimit(c, defaultCatalogLimit, maxCatalogLimit)
+	if err != nil {
+		httperr.Write(w, err)
 		return
-	}
-	limit := defaultCatalogLimit
-	if q := c.Query("limit"); q != "" {
-		n, err := strconv.Atoi(q)
-		if err != nil || n < 1 || n > maxCatalogLimit {
-			httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "limit must be an integer from 1 to %d", maxCatalogLimit))
-			return
-		}
-		limit = n
 	}
 	var after module.Version
 	if token := c.Query("token"); token != "" {
@@ -87,6 +79,23 @@ func (s *Server) catalog(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.Data(http.StatusOK, "application/json", body)
+}
+
+// pageLimit checks the query of a listing (GET /catalog, /index) and returns its limit: def
+// when it has none, else an integer from 1 to most.
+func pageLimit(c *gin.Context, def, most int) (int, error) {
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		return 0, gofer.Errorf(gofer.ErrBadRequest, "malformed query: %w", err)
+	}
+	q := c.Query("limit")
+	if q == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(q)
+	if err != nil || n < 1 || n > most {
+		return 0, gofer.Errorf(gofer.ErrBadRequest, "limit must be an integer from 1 to %d", most)
+	}
+	return n, nil
 }
 
 // parseCatalogToken returns the version a page token names, and false for a token that does

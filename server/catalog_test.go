@@ -121,13 +121,15 @@ func TestCatalogBadRequest(t *testing.T) {
 	}
 }
 
-// A store that fails answers 503, as every unavailable dependency does.
-func TestCatalogStoreDown(t *testing.T) {
+// A store that fails answers 503 to the listings, as every unavailable dependency does.
+func TestListingsStoreDown(t *testing.T) {
 	blobs, meta := teststores.Open(t, "")
 	meta.Close()
 	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}}))
 	defer srv.Close()
-	if status, _, body := testserver.Get(t, "GET", srv.URL+"/catalog"); status != http.StatusServiceUnavailable {
-		t.Errorf("GET /catalog from a closed store: %d %s, want 503", status, body)
+	for _, path := range []string{"/catalog", "/index"} {
+		if status, _, body := testserver.Get(t, "GET", srv.URL+path); status != http.StatusServiceUnavailable {
+			t.Errorf("GET %s from a closed store: %d %s, want 503", path, status, body)
+		}
 	}
 }

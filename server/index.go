@@ -3,8 +3,6 @@ package server
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -27,27 +25,17 @@ const maxIndexLimit = 2000
 // and those of private ones unless Config.IndexPrivate.
 func (s *Server) index(c *gin.Context) {
 	w := c.Writer
-	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
-		httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "malformed query: %w", err))
+	limit, err := pageLimit(c, maxIndexLimit, maxIndexLimit)
+	if err != nil {
+		httperr.Write(w, err)
 		return
 	}
 	var since time.Time
 	if q := c.Query("since"); q != "" {
-		t, err := time.Parse(time.RFC3339Nano, q)
-		if err != nil {
+		if since, err = time.Parse(time.RFC3339Nano, q); err != nil {
 			httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "since must be an RFC 3339 time, such as 2019-04-10T19:08:52.997264Z"))
 			return
 		}
-		since = t
-	}
-	limit := maxIndexLimit
-	if q := c.Query("limit"); q != "" {
-		n, err := strconv.Atoi(q)
-		if err != nil || n < 1 || n > maxIndexLimit {
-			httperr.Write(w, gofer.Errorf(gofer.ErrBadRequest, "limit must be an integer from 1 to %d", maxIndexLimit))
-			return
-		}
-		limit = n
 	}
 	ctx := c.Request.Context()
 	var list []storage.Stored

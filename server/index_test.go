@@ -143,14 +143,3 @@ func TestIndexBadRequest(t *testing.T) {
 		}
 	}
 }
-
-// A store that fails answers 503.
-func TestIndexStoreDown(t *testing.T) {
-	blobs, meta := teststores.Open(t, "")
-	meta.Close()
-	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}}))
-	defer srv.Close()
-	if status, _, body := testserver.Get(t, "GET", srv.URL+"/index"); status != http.StatusServiceUnavailable {
-		t.Errorf("GET /index from a closed store: %d %s, want 503", status, body)
-	}
-}
