@@ -83,11 +83,12 @@ func (s *Server) presigner(r *http.Request) Presigner {
 	return nil
 }
 
-// version returns the stored version of key (versionKey's path@version), with its zip if zip is set, from memory
-// when it is hot. When it is not stored (or its zip is wanted and not stored: a version's .info
-// and .mod are fetched alone, without the zip, for a client that asks for either), the
-// download mode decides: sync fetches what is missing through its workflows and waits, async
-// starts those fetches and answers not found at once, none and redirect answer not found.
+// version returns the stored version of key (versionKey's path@version), with its zip if zip
+// is set, from memory when it is hot. When it is not stored (or its zip is wanted and not
+// stored: a version's .info and .mod are fetched alone, without the zip, for a client that
+// asks for either), the download mode decides: sync fetches what is missing through its
+// workflows and waits, async starts those fetches and answers not found at once, none and
+// redirect answer not found.
 func (s *Server) version(ctx context.Context, key, mode string, zip bool) (*entry, error) {
 	hot, ok := s.versions.get(key)
 	if ok && (!zip || hot.rec.HasZip()) {
