@@ -8,6 +8,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -265,7 +267,7 @@ func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, s
 	}
 	var body io.ReadCloser
 	source, err := c.try(ctx, path+"@"+version, func(base *url.URL) error {
-		resp, u, err := c.get(ctx, base, escPath+"/"+file)
+		resp, u, err := c.get(ctx, base, escPath+"/"+file, "")
 		if err != nil {
 			return err
 		}
@@ -281,6 +283,57 @@ func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, s
 	return body, source, nil
 }
 
+// Indexed is one version of a proxy's GET /index.
+type Indexed struct {
+	Path      string
+	Version   string
+	Timestamp time.Time
+}
+
+// maxIndexPage bounds a page of GET /index: 2,000 lines of at most about 600 bytes (a path is at
+// most 500) with room to spare.
+const maxIndexPage = 4 << 20
+
+// Index reads one page of GET /index of the first proxy entry that answers, as the public module
+// index and gofer serve it: at most limit versions stored after since (the zero time: from the
+// start), one JSON object a line. A page that is not such lines is invalid.
+func (c *Chain) Index(ctx context.Context, since time.Time, limit int) ([]Indexed, error) {
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	var list []Indexed
+	_, err := c.try(ctx, "index", func(base *url.URL) error {
+		resp, u, err := c.get(ctx, base, "index", q.Encode())
+		if err != nil {
+			return err
+		}
+		body, err := limitBody(ctx, u, resp, maxIndexPage)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		list = list[:0]
+		for dec := json.NewDecoder(body); ; {
+			var e Indexed
+			err := dec.Decode(&e)
+			switch {
+			case errors.Is(err, io.EOF):
+				return nil
+			case err == nil:
+				list = append(list, e)
+			case ctx.Err() != nil || errors.Is(err, gofer.ErrUnavailable) || errors.Is(err, gofer.ErrInvalid):
+				return err // the body's read, classified by limitedBody
+			default:
+				return gofer.Errorf(gofer.ErrInvalid, "GET %s: not an index: %v", u, err)
+			}
+		}
+	}, func(Source) error {
+		return gofer.Errorf(gofer.ErrNotFound, "index: version control has no index")
+	})
+	return list, err
+}
+
 // small fetches one whole file of at most limit bytes; direct fetches it from c.Direct.
 func (c *Chain) small(ctx context.Context, what, path, file string, limit int64, direct func(Source) ([]byte, string, error)) ([]byte, string, error) {
 	escPath, err := escapePath(path)
@@ -289,7 +342,7 @@ func (c *Chain) small(ctx context.Context, what, path, file string, limit int64,
 	}
 	var data []byte
 	source, err := c.try(ctx, what, func(base *url.URL) error {
-		resp, u, err := c.get(ctx, base, escPath+"/"+file)
+		resp, u, err := c.get(ctx, base, escPath+"/"+file, "")
 		if err != nil {
 			return err
 		}
@@ -363,11 +416,12 @@ func (c *Chain) try(ctx context.Context, what string, fetch func(base *url.URL) 
 	return "", best
 }
 
-// get sends GET base/rel, where rel is already escaped with the module rules, and returns
-// the response only when it is a 200; the returned URL is without userinfo, for messages.
-func (c *Chain) get(ctx context.Context, base *url.URL, rel string) (*http.Response, string, error) {
+// get sends GET base/rel?query, where rel is already escaped with the module rules, and
+// returns the response only when it is a 200; the returned URL is without userinfo, for
+// messages.
+func (c *Chain) get(ctx context.Context, base *url.URL, rel, query string) (*http.Response, string, error) {
 	target := *base
-	target.Path = base.Path + "/" + rel
+	target.Path, target.RawQuery = base.Path+"/"+rel, query
 	// Escape rel like the go command does, so that a query such as "feature#1" reaches
 	// the upstream as one path element; "/" stays a separator.
 	segs := strings.Split(rel, "/")

@@ -796,3 +796,46 @@ func TestZipSize(t *testing.T) {
 		rc.Close()
 	}
 }
+
+// Index reads a proxy's GET /index page with since and limit in the query; a page that is not
+// JSON lines is invalid, and a failing proxy unavailable.
+func TestIndex(t *testing.T) {
+	var query string
+	body := `{"Path":"example.com/a","Version":"v1.0.0","Timestamp":"2026-12-01T10:00:00.5Z"}
+{"Path":"example.com/b","Version":"v0.1.0","Timestamp":"2026-12-01T10:00:01Z"}
+`
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/base/index" {
+			http.NotFound(w, r)
+			return
+		}
+		query = r.URL.RawQuery
+		io.WriteString(w, body)
+	})
+	c := parse(t, srv.URL+"/base")
+	since := time.Date(2026, 12, 1, 9, 0, 0, 123, time.FixedZone("x", 3600))
+	list, err := c.Index(t.Context(), since, 7)
+	want := []upstream.Indexed{
+		{Path: "example.com/a", Version: "v1.0.0", Timestamp: time.Date(2026, 12, 1, 10, 0, 0, 5e8, time.UTC)},
+		{Path: "example.com/b", Version: "v0.1.0", Timestamp: time.Date(2026, 12, 1, 10, 0, 1, 0, time.UTC)},
+	}
+	if err != nil || len(list) != 2 || list[0].Path != want[0].Path || !list[0].Timestamp.Equal(want[0].Timestamp) || list[1].Version != want[1].Version || !list[1].Timestamp.Equal(want[1].Timestamp) {
+		t.Fatalf("Index = %v, %v; want %v", list, err, want)
+	}
+	if want := "limit=7&since=2026-12-01T08%3A00%3A00.000000123Z"; query != want {
+		t.Errorf("query %q, want %q", query, want)
+	}
+	if _, err := c.Index(t.Context(), time.Time{}, 5); err != nil || query != "limit=5" {
+		t.Errorf("Index from the start: query %q, %v", query, err)
+	}
+	for _, bad := range []string{"<html>", `{"Path":"a","Version":"v1","Timestamp":"yesterday"}`, `{"Path":1}`, `{"Path":"a"`} {
+		body = bad
+		if _, err := c.Index(t.Context(), time.Time{}, 5); !errors.Is(err, gofer.ErrInvalid) {
+			t.Errorf("Index of %q: %v, want ErrInvalid", bad, err)
+		}
+	}
+	down, _ := status(t, 503, "down")
+	if _, err := parse(t, down.URL).Index(t.Context(), time.Time{}, 5); !errors.Is(err, gofer.ErrUnavailable) {
+		t.Errorf("Index of a proxy answering 503: %v, want ErrUnavailable", err)
+	}
+}
