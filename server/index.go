@@ -21,8 +21,10 @@ const maxIndexLimit = 2000
 // proxy stored after the RFC 3339 time T (default: from the start), in the order it stored
 // them, at most N (default and at most 2000), one JSON object a line, {"Path", "Version",
 // "Timestamp"}. A client pages on with since set to the last Timestamp it was given, and has
-// read everything when a page holds fewer than N. Versions of excluded modules are left out,
-// and those of private ones unless Config.IndexPrivate.
+// read everything when a page is empty. A page holds fewer than N only at the end, or where
+// versions stored at one instant (a store that keeps milliseconds) would straddle its end.
+// Versions of excluded modules are left out, and those of private ones unless
+// Config.IndexPrivate.
 func (s *Server) index(c *gin.Context) {
 	w := c.Writer
 	limit, err := pageLimit(c, maxIndexLimit, maxIndexLimit)
@@ -40,10 +42,11 @@ func (s *Server) index(c *gin.Context) {
 	ctx := c.Request.Context()
 	var list []storage.Stored
 	// Pages of the store until limit versions are listed or the store has no more: the
-	// versions left out must not make a page look like the last.
-	for len(list) < limit {
-		want := limit - len(list)
-		page, err := storage.IndexPage(ctx, s.cfg.Meta, since, want)
+	// versions left out must not make a page look like the last. A store page never ends
+	// inside a tie (IndexPage), and neither does the answer: since, the last Timestamp a
+	// client read, must not leave a version of that same time unread.
+	for {
+		page, more, err := storage.IndexPage(ctx, s.cfg.Meta, since, limit)
 		if err != nil {
 			if ctx.Err() != nil {
 				return // the client is gone, or the request's deadline passed
@@ -52,12 +55,25 @@ func (s *Server) index(c *gin.Context) {
 			httperr.Write(w, gofer.Errorf(gofer.ErrUnavailable, "index: %w", err))
 			return
 		}
+		kept := page[:0:0]
 		for _, e := range page {
 			if rule := s.cfg.Rules.Match(e.Path).Rule; rule != rules.Exclude && (rule != rules.Private || s.cfg.IndexPrivate) {
-				list = append(list, e)
+				kept = append(kept, e)
 			}
 		}
-		if len(page) < want {
+		if room := limit - len(list); len(kept) > room {
+			end := room
+			for end > 0 && kept[end-1].Timestamp.Equal(kept[end].Timestamp) {
+				end--
+			}
+			if end == 0 && len(list) == 0 {
+				end = room // more than limit versions of one time: they cannot share a page
+			}
+			list = append(list, kept[:end]...)
+			break
+		}
+		list = append(list, kept...)
+		if !more || len(list) == limit {
 			break
 		}
 		since = page[len(page)-1].Timestamp

@@ -3,6 +3,8 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,6 +22,7 @@ import (
 	"github.com/goferproxy/gofer/internal/teststores"
 	"github.com/goferproxy/gofer/rules"
 	"github.com/goferproxy/gofer/server"
+	"github.com/goferproxy/gofer/storage"
 )
 
 // indexServer serves a Server whose store holds, in this order, the versions named
@@ -27,13 +30,19 @@ import (
 // excluded.
 func indexServer(t *testing.T, indexPrivate bool, stored ...string) *httptest.Server {
 	t.Helper()
-	blobs, meta := teststores.Open(t, "")
+	_, meta := teststores.Open(t, "")
 	for _, name := range stored {
 		path, version, _ := strings.Cut(name, "@")
 		if err := meta.Insert(t.Context(), gofer.Version{Path: path, Version: version}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return indexServerOf(t, meta, indexPrivate)
+}
+
+// indexServerOf serves a Server over the store meta, with indexServer's rules.
+func indexServerOf(t *testing.T, meta storage.Metadata, indexPrivate bool) *httptest.Server {
+	t.Helper()
 	rulesFile := filepath.Join(t.TempDir(), "rules")
 	if err := os.WriteFile(rulesFile, []byte("example.com/private private\nexample.com/gone exclude\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -42,13 +51,14 @@ func indexServer(t *testing.T, indexPrivate bool, stored ...string) *httptest.Se
 	if err != nil {
 		t.Fatal(err)
 	}
+	blobs, _ := teststores.Open(t, "")
 	srv := httptest.NewServer(server.New(server.Config{Blobs: blobs, Meta: meta, Temporal: noTemporal{t}, Rules: rs, IndexPrivate: indexPrivate}))
 	t.Cleanup(srv.Close)
 	return srv
 }
 
 // readIndex follows GET /index from the start, limit a page (0: the default), as a client
-// does, and returns the versions it read as path@version; it fails on a malformed answer.
+// does, until a page is empty, and returns the versions it read as path@version; it fails on a malformed answer.
 func readIndex(t *testing.T, srv *httptest.Server, limit int) []string {
 	t.Helper()
 	var names []string
@@ -66,6 +76,7 @@ func readIndex(t *testing.T, srv *httptest.Server, limit int) []string {
 			t.Fatalf("GET /index?%s: %d %v %s", q.Encode(), status, header, body)
 		}
 		n := 0
+		from, _ := time.Parse(time.RFC3339Nano, since)
 		sc := bufio.NewScanner(bytes.NewReader(body))
 		for sc.Scan() {
 			var e struct{ Path, Version, Timestamp string }
@@ -75,14 +86,17 @@ func readIndex(t *testing.T, srv *httptest.Server, limit int) []string {
 				t.Fatalf("GET /index?%s: line %q: %v", q.Encode(), sc.Text(), err)
 			}
 			ts, err := time.Parse(time.RFC3339Nano, e.Timestamp)
-			if prev, _ := time.Parse(time.RFC3339Nano, since); err != nil || !ts.After(prev) {
-				t.Fatalf("GET /index?%s: %s@%s at %q, not a time after since", q.Encode(), e.Path, e.Version, e.Timestamp)
+			if prev, _ := time.Parse(time.RFC3339Nano, since); err != nil || !ts.After(from) || ts.Before(prev) {
+				t.Fatalf("GET /index?%s: %s@%s at %q, not a time after since and the line before", q.Encode(), e.Path, e.Version, e.Timestamp)
 			}
 			names = append(names, e.Path+"@"+e.Version)
 			since = e.Timestamp
 			n++
 		}
-		if (limit == 0 && n < 2000) || n < limit {
+		if n > cmp.Or(limit, 2000) {
+			t.Fatalf("GET /index?%s: %d versions", q.Encode(), n)
+		}
+		if n == 0 {
 			return names
 		}
 	}
@@ -119,6 +133,52 @@ func TestIndexPages(t *testing.T) {
 	}
 	if got := readIndex(t, indexServer(t, false), 0); len(got) != 0 {
 		t.Errorf("/index of an empty store = %q", got)
+	}
+}
+
+// tiedIndex is a store whose index lists the versions of list at their times, ties included,
+// as a store that keeps only milliseconds has them.
+type tiedIndex struct {
+	storage.Metadata
+	list []storage.Stored
+}
+
+func (m tiedIndex) Index(_ context.Context, since time.Time, limit int) ([]storage.Stored, error) {
+	var page []storage.Stored
+	for _, e := range m.list {
+		if e.Timestamp.After(since) && len(page) < limit {
+			page = append(page, e)
+		}
+	}
+	return page, nil
+}
+
+// Versions stored at one instant are never split across two pages, whichever versions around
+// them are left out, so that paging from the last Timestamp misses none of them; a page cut
+// short at such a tie is not the last.
+func TestIndexTies(t *testing.T) {
+	at := func(s int) time.Time { return time.Date(2026, 12, 6, 0, 0, s, 0, time.UTC) }
+	var stored []storage.Stored
+	var public []string
+	for _, e := range []struct {
+		name string
+		at   int
+	}{{"example.com/private@v1.0.0", 1}, {"example.com/a@v1.0.0", 2}, {"example.com/b@v1.0.0", 2},
+		{"example.com/c@v1.0.0", 3}, {"example.com/private@v1.1.0", 4}, {"example.com/d@v1.0.0", 4},
+		{"example.com/e@v1.0.0", 5}, {"example.com/f@v1.0.0", 5}, {"example.com/gone@v1.0.0", 5},
+		{"example.com/g@v1.0.0", 6}, {"example.com/h@v1.0.0", 7}, {"example.com/i@v1.0.0", 7}} {
+		path, version, _ := strings.Cut(e.name, "@")
+		stored = append(stored, storage.Stored{Path: path, Version: version, Timestamp: at(e.at)})
+		if !strings.Contains(e.name, "private") && !strings.Contains(e.name, "gone") {
+			public = append(public, e.name)
+		}
+	}
+	_, meta := teststores.Open(t, "")
+	srv := indexServerOf(t, tiedIndex{meta, stored}, false)
+	for _, limit := range []int{2, 3, 4, 5, 0} {
+		if got := readIndex(t, srv, limit); !slices.Equal(got, public) {
+			t.Errorf("%d a page: /index lists\n%q, want\n%q", limit, got, public)
+		}
 	}
 }
 

@@ -90,11 +90,12 @@ type Stored struct {
 // IndexPage is m's Index, at most limit versions stored after since, cut so that it does not
 // end inside a tie: the next page, from the last Timestamp, then starts at the first version
 // after it. Only a store with more than limit versions of one time could cut a tie; then the
-// page is limit of them.
-func IndexPage(ctx context.Context, m Metadata, since time.Time, limit int) ([]Stored, error) {
-	page, err := m.Index(ctx, since, limit+1)
+// page is limit of them. more says whether m holds versions after the page: a cut page may
+// be shorter than limit and still not be the last.
+func IndexPage(ctx context.Context, m Metadata, since time.Time, limit int) (page []Stored, more bool, err error) {
+	page, err = m.Index(ctx, since, limit+1)
 	if err != nil || len(page) <= limit {
-		return page, err
+		return page, false, err
 	}
 	end := limit
 	for end > 0 && page[end-1].Timestamp.Equal(page[limit].Timestamp) {
@@ -103,7 +104,7 @@ func IndexPage(ctx context.Context, m Metadata, since time.Time, limit int) ([]S
 	if end == 0 {
 		end = limit
 	}
-	return page[:end], nil
+	return page[:end], true, nil
 }
 
 // Failure classifies a failure of a store, once for every caller: whatever it is (even a blob

@@ -376,7 +376,7 @@ func pageIndex(t *testing.T, s storage.Metadata, since time.Time, limit int) ([]
 	t.Helper()
 	var all []storage.Stored
 	for {
-		page, err := storage.IndexPage(t.Context(), s, since, limit)
+		page, more, err := storage.IndexPage(t.Context(), s, since, limit)
 		if err != nil {
 			t.Fatalf("IndexPage(since %s, %d): %v", since.Format(time.RFC3339Nano), limit, err)
 		}
@@ -396,7 +396,7 @@ func pageIndex(t *testing.T, s storage.Metadata, since time.Time, limit int) ([]
 		if len(page) > 0 {
 			since = page[len(page)-1].Timestamp
 		}
-		if len(page) < limit {
+		if !more {
 			return all, since
 		}
 	}
