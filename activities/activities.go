@@ -1,8 +1,9 @@
 // Package activities holds the steps of gofer's workflows, each a Temporal activity: a fetch's
 // (Download into staging, Verify, Commit and Discard; FetchMod and FetchZip, which download,
 // check and commit a version's small files, or a small zip, in one), a scrub's page
-// (ScrubPage), a warm's (WarmPage, WarmFetches, AwaitFetch) and a watch's (Resolve, which
-// stores the versions a watchlist entry wants as a warm list). Every activity is idempotent,
+// (ScrubPage), a warm's (WarmPage, WarmFetches, AwaitFetch), a watch's (Resolve, which
+// stores the versions a watchlist entry wants as a warm list) and a follow's (ReadFeed, a page
+// of a followed proxy's index, then WarmFetches). Every activity is idempotent,
 // takes and returns small references (never file contents: Temporal history has a 2 MB payload
 // limit), and returns its failures encoded by workflows/fetcherr, so that only an unavailable
 // dependency is retried. It never makes unverified bytes visible (only a commit's metadata
@@ -38,6 +39,10 @@ type Activities struct {
 	// Direct fetches modules from version control; the modules that rules mark private are
 	// fetched with it, never from Upstream. Nil: private modules cannot be fetched.
 	Direct upstream.Source
+	// Follows are the proxies the watchlist follows, by their feed names (warm.Follow.Feed,
+	// their URLs without userinfo): a follow reads their index, and its fetches (Job.From)
+	// download from them.
+	Follows map[string]*upstream.Chain
 	// Rules say which modules are private; nil: none.
 	Rules *rules.Live
 	// SumDB checks hashes against the checksum database (never for private modules); nil
@@ -51,9 +56,10 @@ type Activities struct {
 	// fetches they did not start; nil: no progress reports, and such waits fail.
 	Temporal Temporal
 	// RunFetch starts the fetch workflow of files (FilesMod, FilesZip) of path@version, vouched
-	// for as a warm's (workflows.FetchRequest.Known), or joins the one running, and returns
-	// its outcome: what WarmFetches runs. worker.New sets it.
-	RunFetch func(ctx context.Context, path, version, files string) error
+	// for as a warm's (workflows.FetchRequest.Known) and downloaded from the followed proxy
+	// from (Job.From), or joins the one running, and returns its outcome: what WarmFetches
+	// runs. worker.New sets it.
+	RunFetch func(ctx context.Context, path, version, files, from string) error
 	// Committed, if set, is told the workflow ID of every fetch whose files are stored (or
 	// were found stored), as soon as they are, before the workflow ends: a front end in the same
 	// process answers the requests waiting for that fetch at once (server.Commits).
@@ -92,6 +98,9 @@ type Job struct {
 	// brings the .info and .mod), or, in fetches recorded before those were fetched apart, ""
 	// for all three.
 	Files string
+	// From is the feed name of the followed proxy to download from (a key of Follows), for
+	// a follow's fetches; empty: the upstream.
+	From string
 }
 
 // Values of Job.Files (and workflows.FetchRequest.Files).
@@ -181,14 +190,30 @@ func (a *Activities) done(ctx context.Context, rec gofer.Version, err error) (go
 	return rec, fetcherr.Encode(err)
 }
 
-// source is where the job's module is fetched from: version control for a private module, the
-// upstream otherwise.
-func (a *Activities) source(path string) (up upstream.Source, private bool, err error) {
-	if a.Rules.Match(path).Rule != rules.Private {
+// source is where path is fetched from: version control for a private module, whatever from
+// says, or else the followed proxy from names, or else the upstream.
+func (a *Activities) source(path, from string) (up upstream.Source, private bool, err error) {
+	if a.Rules.Match(path).Rule == rules.Private {
+		if a.Direct == nil {
+			return nil, true, rules.NoDirect(path)
+		}
+		return a.Direct, true, nil
+	}
+	if from == "" {
 		return a.Upstream, false, nil
 	}
-	if a.Direct == nil {
-		return nil, true, rules.NoDirect(path)
+	c, err := a.followed(from)
+	if err != nil {
+		return nil, false, err
 	}
-	return a.Direct, true, nil
+	return c, false, nil
+}
+
+// followed is the followed proxy feed names; one the watchlist no longer follows is not found.
+func (a *Activities) followed(feed string) (*upstream.Chain, error) {
+	c, ok := a.Follows[feed]
+	if !ok {
+		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not followed by this worker's watchlist", feed)
+	}
+	return c, nil
 }

@@ -72,7 +72,7 @@ func answeredIf(got *atomic.Bool, err error) error {
 func (a *Activities) downloadFiles(ctx context.Context, s *Staged, received *atomic.Int64, got *atomic.Bool) error {
 	j := s.Job
 	// Decided once: Verify follows what Download did, whatever a reload of the rules says later.
-	up, private, err := a.source(j.Path)
+	up, private, err := a.source(j.Path, j.From)
 	s.Private = private
 	if err != nil {
 		return err

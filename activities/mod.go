@@ -80,7 +80,7 @@ func (a *Activities) unlessStored(ctx context.Context, j Job, stored func(ctx co
 	} else if !errors.Is(err, gofer.ErrNotFound) {
 		return rec, nil, false, storage.Failure(err)
 	}
-	if up, private, err = a.source(j.Path); err != nil {
+	if up, private, err = a.source(j.Path, j.From); err != nil {
 		return gofer.Version{}, nil, private, err
 	}
 	return rec, up, private, nil

@@ -16,10 +16,12 @@ import (
 )
 
 // WarmFetchesRequest is one page of a warm: the entries of its list that are not stored yet
-// (warm.ModOnly says which name the .info and .mod alone), fetched Concurrency at a time.
+// (warm.ModOnly says which name the .info and .mod alone), fetched Concurrency at a time,
+// from the followed proxy From (Job.From; empty: the upstream).
 type WarmFetchesRequest struct {
 	Versions    []module.Version
 	Concurrency int
+	From        string
 }
 
 // WarmFetchesResult says how a page of a warm went: how many entries were fetched (or joined),
@@ -67,7 +69,7 @@ func (a *Activities) WarmFetches(ctx context.Context, r WarmFetchesRequest) (War
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			err := a.warmOne(ctx, entry)
+			err := a.warmOne(ctx, entry, r.From)
 			done.Add(1)
 			mu.Lock()
 			defer mu.Unlock()
@@ -97,13 +99,13 @@ func (a *Activities) WarmFetches(ctx context.Context, r WarmFetchesRequest) (War
 	return res, ctx.Err()
 }
 
-// warmOne runs the fetches of one warm list entry at once, and fails if either does.
-func (a *Activities) warmOne(ctx context.Context, entry module.Version) error {
+// warmOne runs the fetches of one warm list entry at once, from from, and fails if either does.
+func (a *Activities) warmOne(ctx context.Context, entry module.Version, from string) error {
 	v, modOnly := warm.ModOnly(entry)
 	if modOnly {
-		return a.RunFetch(ctx, v.Path, v.Version, FilesMod)
+		return a.RunFetch(ctx, v.Path, v.Version, FilesMod, from)
 	}
 	zip := make(chan error, 1)
-	go func() { zip <- a.RunFetch(ctx, v.Path, v.Version, FilesZip) }()
-	return errors.Join(a.RunFetch(ctx, v.Path, v.Version, FilesMod), <-zip)
+	go func() { zip <- a.RunFetch(ctx, v.Path, v.Version, FilesZip, from) }()
+	return errors.Join(a.RunFetch(ctx, v.Path, v.Version, FilesMod, from), <-zip)
 }

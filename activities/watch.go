@@ -81,7 +81,7 @@ func (a *Activities) watched(ctx context.Context, pattern string) ([]string, err
 // highest listed version, and @latest is asked only when the list is empty (a module with no
 // tags, whose latest is a pseudo-version).
 func (a *Activities) wanted(ctx context.Context, path string, rule warm.WatchRule) ([]string, error) {
-	up, _, err := a.source(path)
+	up, _, err := a.source(path, "")
 	if err != nil {
 		return nil, err
 	}

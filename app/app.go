@@ -70,7 +70,8 @@ type Config struct {
 	LocalZipLimit int64
 	// ScrubEvery is how often the scrub schedule runs; zero removes it.
 	ScrubEvery time.Duration
-	// Watches are the watchlist's entries, kept by schedules of their own.
+	// Watches are the watchlist's entries, kept by schedules of their own. The proxies its
+	// "follow" entries name are reached with Upstream's Client and Egress.
 	Watches []warm.WatchEntry
 	// WarmConcurrency is how many versions a warm fetches at once; zero means 8.
 	WarmConcurrency int
@@ -136,7 +137,12 @@ func New(ctx context.Context, c Config) (*Gofer, error) {
 		if c.SumDB != nil {
 			checker = c.SumDB
 		}
-		g.worker = worker.New(tc, &activities.Activities{Upstream: c.Upstream, Direct: c.Private, Blobs: c.Blobs, Meta: c.Meta,
+		follows, err := followed(c)
+		if err != nil {
+			tc.Close()
+			return nil, err
+		}
+		g.worker = worker.New(tc, &activities.Activities{Upstream: c.Upstream, Follows: follows, Direct: c.Private, Blobs: c.Blobs, Meta: c.Meta,
 			SumDB: checker, Rules: c.Rules, Log: c.Log, Meter: c.Meter, Temporal: tc, Committed: commits.Done,
 			ProgressEvery: c.ProgressEvery, LocalZipLimit: c.LocalZipLimit})
 		if err := startWorker(ctx, c, tc, g.worker); err != nil {
@@ -159,6 +165,23 @@ func New(ctx context.Context, c Config) (*Gofer, error) {
 		g.http = server.New(s).HTTPServer()
 	}
 	return g, nil
+}
+
+// followed is the client of every proxy c.Watches follows, by its feed name.
+func followed(c Config) (map[string]*upstream.Chain, error) {
+	follows := map[string]*upstream.Chain{}
+	for _, e := range c.Watches {
+		if e.Follow.URL == "" {
+			continue
+		}
+		chain, err := upstream.Parse(e.Follow.URL)
+		if err != nil {
+			return nil, fmt.Errorf("follow %s: %w", e.Follow.Feed(), err)
+		}
+		chain.Client, chain.Egress = c.Upstream.Client, c.Upstream.Egress
+		follows[e.Follow.Feed()] = chain
+	}
+	return follows, nil
 }
 
 // startWorker registers the namespace's search attributes, starts w, then makes its schedules

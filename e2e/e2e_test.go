@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ import (
 	"github.com/goferproxy/gofer/storage/s3"
 	"github.com/goferproxy/gofer/sumdb"
 	"github.com/goferproxy/gofer/upstream"
+	"github.com/goferproxy/gofer/warm"
 )
 
 var record = flag.Bool("record", false, "rewrite the workflow histories under workflows/testdata from real runs")
@@ -99,6 +101,8 @@ type proxy struct {
 	starts   atomic.Int32 // ExecuteWorkflow calls through the process's client (the front end's, in tests that warm nothing)
 	metrics  *sdkmetric.ManualReader
 	logs     *observer.ObservedLogs
+	cfg      app.Config // of the process startGofer started
+	stop     func()     // stops that process (at most once, whatever calls it)
 }
 
 // countingStarts counts the workflow starts (or joins) asked of a Temporal client.
@@ -147,6 +151,8 @@ type options struct {
 	admin string
 	// auth is who may use the proxy endpoints; nil leaves them open.
 	auth *server.Credentials
+	// watchlist is the worker's watchlist (GOFER_WATCHLIST's format).
+	watchlist string
 	// tracer traces the front end's requests and, through Temporal's tracing interceptor,
 	// the workflow starts, workflows and activities, as `gofer serve` does; nil traces nothing.
 	tracer *sdktrace.TracerProvider
@@ -189,19 +195,34 @@ func startGofer(t testing.TB, upstreamURL string, o options) *proxy {
 	if o.tracer != nil { // not a nil *sdktrace.TracerProvider: nil is the global one
 		cfg.Tracer = o.tracer
 	}
-	g.URL = g.start(t, cfg)
+	if cfg.Watches, err = warm.ParseWatchlist(strings.NewReader(o.watchlist)); err != nil {
+		t.Fatal(err)
+	}
+	g.cfg = cfg
+	g.URL, g.stop = g.start(t, cfg)
 	return g
 }
 
+// restart stops g's process, as a deploy does, and starts it again over the same stores and
+// namespace, on a port of its own: g.URL and g.temporal are then the new process's.
+func (g *proxy) restart(t testing.TB) {
+	t.Helper()
+	g.stop()
+	g.temporal = nil
+	g.URL, g.stop = g.start(t, g.cfg)
+}
+
 // start runs the gofer process cfg assembles, serving on a port of its own, until the test
-// ends, and returns its URL; g.temporal is its Temporal client if g has none yet.
-func (g *proxy) start(t testing.TB, cfg app.Config) string {
+// ends or stop is called, and returns its URL; g.temporal is its Temporal client if g has none
+// yet.
+func (g *proxy) start(t testing.TB, cfg app.Config) (url string, stop func()) {
 	t.Helper()
 	p, err := app.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.Close)
+	stop = sync.OnceFunc(p.Close)
+	t.Cleanup(stop)
 	if g.temporal == nil {
 		g.temporal = p.Temporal
 	}
@@ -210,7 +231,7 @@ func (g *proxy) start(t testing.TB, cfg app.Config) string {
 		t.Fatal(err)
 	}
 	go p.Serve(context.Background(), l)
-	return "http://" + l.Addr().String()
+	return "http://" + l.Addr().String(), stop
 }
 
 // alarms is how many checksum alarms with this reason g's worker has counted.
@@ -245,8 +266,9 @@ func (g *proxy) frontEnd(t *testing.T, fetchWait time.Duration) string {
 // frontEndWith is frontEnd with more settings in cfg (its stores, upstream and Temporal are g's).
 func (g *proxy) frontEndWith(t *testing.T, cfg server.Config) string {
 	t.Helper()
-	return g.start(t, app.Config{Blobs: g.blobs, Meta: g.meta, Upstream: g.upstream,
+	url, _ := g.start(t, app.Config{Blobs: g.blobs, Meta: g.meta, Upstream: g.upstream,
 		Temporal: client.Options{HostPort: g.address, Namespace: g.ns}, Server: &cfg})
+	return url
 }
 
 // goCommand is the go command with GOPROXY=goproxy, no checksum database (the fake modules are

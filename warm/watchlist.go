@@ -2,8 +2,10 @@ package warm
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -54,25 +56,51 @@ func (r WatchRule) String() string {
 // DefaultWatchEvery is how often a watchlist entry runs unless the watchlist says otherwise.
 const DefaultWatchEvery = time.Hour
 
-// WatchEntry is one line of a watchlist: a module pattern and its rule, or a go.sum file whose
-// every version is kept stored, and how often it runs.
+// WatchEntry is one line of a watchlist: a module pattern and its rule, a go.sum file whose
+// every version is kept stored, or another proxy to follow, and how often it runs.
 type WatchEntry struct {
-	Watch Watch // when GoSum is empty
-	GoSum string
-	Every time.Duration
+	Watch  Watch // when GoSum and Follow.URL are empty
+	GoSum  string
+	Follow Follow
+	Every  time.Duration
 }
 
-// Name names the entry among those of a watchlist: its pattern, or "gosum:" and the name of its
-// go.sum file.
+// Follow is a "follow" entry: the proxy at URL (userinfo included, which is never shown),
+// whose GET /index is read on from where the last run stopped, and whose new versions that
+// Patterns matches (GOPRIVATE's syntax: comma-separated globs; empty: every module) are
+// fetched from it.
+type Follow struct {
+	URL      string
+	Patterns string
+}
+
+// Feed names the followed proxy where it may be shown and recorded (a schedule, a workflow's
+// arguments): its URL without userinfo or trailing slashes.
+func (f Follow) Feed() string {
+	u, err := url.Parse(f.URL)
+	if err != nil { // not from ParseWatchlist
+		return ""
+	}
+	u.User = nil
+	u.Path, u.RawPath = strings.TrimRight(u.Path, "/"), strings.TrimRight(u.RawPath, "/")
+	return u.String()
+}
+
+// Name names the entry among those of a watchlist: its pattern, "gosum:" and the name of its
+// go.sum file, or "follow:" and the followed proxy's Feed.
 func (e WatchEntry) Name() string {
-	if e.GoSum != "" {
+	switch {
+	case e.GoSum != "":
 		return "gosum:" + e.GoSum
+	case e.Follow.URL != "":
+		return "follow:" + e.Follow.Feed()
 	}
 	return e.Watch.Pattern
 }
 
 // ParseWatchlist reads a watchlist: one entry a line, "<pattern> latest", "<pattern> all",
-// "<pattern> all >= <version>" or "gosum <file>", each optionally followed by "every <duration>";
+// "<pattern> all >= <version>", "gosum <file>" or "follow <proxy URL> [<patterns>]", each
+// optionally followed by "every <duration>";
 // a line "every <duration>" sets the interval of the entries below it (default 1h). # starts a
 // comment. Patterns use GOPRIVATE's glob syntax. Errors name the line.
 func ParseWatchlist(r io.Reader) ([]WatchEntry, error) {
@@ -102,6 +130,19 @@ func ParseWatchlist(r io.Reader) ([]WatchEntry, error) {
 		switch {
 		case f[0] == "gosum" && len(f) == 2:
 			e.GoSum = f[1]
+		case f[0] == "follow" && (len(f) == 2 || len(f) == 3):
+			if err := checkFollowURL(f[1]); err != nil {
+				return nil, fmt.Errorf("watchlist line %d: %v", n, err)
+			}
+			e.Follow.URL = f[1]
+			if len(f) == 3 {
+				for _, p := range strings.Split(f[2], ",") {
+					if err := checkPattern(p); err != nil {
+						return nil, fmt.Errorf("watchlist line %d: %v", n, err)
+					}
+				}
+				e.Follow.Patterns = f[2]
+			}
 		case len(f) >= 2:
 			rule, err := ParseWatchRule(strings.Join(f[1:], " "))
 			if err != nil {
@@ -112,7 +153,7 @@ func ParseWatchlist(r io.Reader) ([]WatchEntry, error) {
 			}
 			e.Watch = Watch{Pattern: f[0], Rule: rule}
 		default:
-			return nil, fmt.Errorf(`watchlist line %d: want "<pattern> <rule>", "gosum <file>" or "every <duration>"`, n)
+			return nil, fmt.Errorf(`watchlist line %d: want "<pattern> <rule>", "gosum <file>", "follow <proxy URL> [<patterns>]" or "every <duration>"`, n)
 		}
 		if m, ok := seen[e.Name()]; ok {
 			return nil, fmt.Errorf("watchlist line %d: already listed on line %d", n, m)
@@ -121,6 +162,17 @@ func ParseWatchlist(r io.Reader) ([]WatchEntry, error) {
 		entries = append(entries, e)
 	}
 	return entries, sc.Err()
+}
+
+// checkFollowURL accepts the URL of a proxy: http or https, a host, no query or fragment, and
+// none of the ',' and '|' that would make it a GOPROXY list.
+func checkFollowURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+		strings.ContainsAny(raw, ",|") {
+		return fmt.Errorf("follow %q: want the http or https URL of a proxy, without a query", cmp.Or(Follow{URL: raw}.Feed(), "?"))
+	}
+	return nil
 }
 
 // checkPattern accepts a module path, or a glob of one whose wildcards are whole elements' parts.

@@ -44,6 +44,8 @@ example.com/b all
 gosum deploy/go.sum
 example.com/c latest every 2h
 example.com/d latest
+follow https://central.example/base/
+follow http://ci:secret@10.0.0.7:3000 example.com/*,golang.org/x/* every 5m
 every 1s
 gosum other.sum every 45s
 `
@@ -54,6 +56,8 @@ gosum other.sum every 45s
 		{GoSum: "deploy/go.sum", Every: 30 * time.Minute},
 		{Watch: warm.Watch{Pattern: "example.com/c", Rule: warm.WatchRule{Latest: true}}, Every: 2 * time.Hour},
 		{Watch: warm.Watch{Pattern: "example.com/d", Rule: warm.WatchRule{Latest: true}}, Every: 30 * time.Minute},
+		{Follow: warm.Follow{URL: "https://central.example/base/"}, Every: 30 * time.Minute},
+		{Follow: warm.Follow{URL: "http://ci:secret@10.0.0.7:3000", Patterns: "example.com/*,golang.org/x/*"}, Every: 5 * time.Minute},
 		{GoSum: "other.sum", Every: 45 * time.Second},
 	}
 	got, err := warm.ParseWatchlist(strings.NewReader(list))
@@ -65,7 +69,7 @@ gosum other.sum every 45s
 	}
 	names := []string{
 		"example.com/a", "example.com/x/*", "example.com/b", "gosum:deploy/go.sum", "example.com/c", "example.com/d",
-		"gosum:other.sum",
+		"follow:https://central.example/base", "follow:http://10.0.0.7:3000", "gosum:other.sum",
 	}
 	for i, e := range got {
 		if name := e.Name(); name != names[i] {
@@ -97,11 +101,22 @@ func TestParseWatchlistErrors(t *testing.T) {
 		10: {"a lone word", "example.com/a latest\nexample.com/b\n", []string{"line 2"}},
 		11: {"every without a duration", "every\n", []string{"line 1"}},
 		12: {"entry with only an interval", "example.com/a every 5m\n", []string{"line 1"}},
+		13: {"follow of another scheme", "follow ftp://proxy.example\n", []string{"line 1", "ftp://proxy.example"}},
+		14: {"follow with a query", "\nfollow https://proxy.example/?x=1\n", []string{"line 2"}},
+		15: {"follow of a list", "follow https://a.example,https://b.example\n", []string{"line 1"}},
+		16: {"follow without a host", "follow https:///base\n", []string{"line 1"}},
+		17: {"follow twice", "follow https://a:b@proxy.example\nfollow https://proxy.example/ example.com/*\n", []string{"line 2", "line 1"}},
+		18: {"follow of a bad pattern", "follow https://proxy.example example.com/*,nodot/a\n", []string{"line 1", "nodot/a"}},
+		19: {"follow with two patterns", "follow https://proxy.example example.com/a example.com/b\n", []string{"line 1"}},
+		20: {"follow's password never shown", "follow ftp://u:secret@proxy.example\n", []string{"line 1", `"ftp://proxy.example"`}},
 	} {
 		got, err := warm.ParseWatchlist(strings.NewReader(c.list))
 		if err == nil {
 			t.Errorf("%d: %s: got %+v, want an error", i, c.name, got)
 			continue
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("%d: %s: %q shows a password", i, c.name, err)
 		}
 		for _, w := range c.want {
 			if !strings.Contains(err.Error(), w) {

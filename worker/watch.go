@@ -13,7 +13,8 @@ import (
 )
 
 // WatchSchedulePrefix starts the ID of every watchlist schedule; the rest is the entry's name
-// (warm.WatchEntry.Name): its pattern, or "gosum:" and the go.sum file's name.
+// (warm.WatchEntry.Name): its pattern, "gosum:" and the go.sum file's name, or "follow:" and
+// the followed proxy's URL without userinfo.
 const WatchSchedulePrefix = "gofer-watch:"
 
 // scheduleID is the ID of the schedule of the watchlist entry e.
@@ -41,6 +42,13 @@ func EnsureWatchSchedules(ctx context.Context, c client.Client, blobs storage.Bl
 			action.Workflow = workflows.Warm
 			action.Args = []any{workflows.WarmRequest{List: key, Concurrency: concurrency}}
 			action.StaticSummary = fmt.Sprintf("keep the %d versions of %s stored", len(list), e.GoSum)
+		} else if f := e.Follow; f.URL != "" {
+			action.Workflow = workflows.Follow
+			action.Args = []any{workflows.FollowRequest{Feed: f.Feed(), Patterns: f.Patterns, Concurrency: concurrency}}
+			action.StaticSummary = "follow the index of " + f.Feed()
+			if f.Patterns != "" {
+				action.StaticSummary += " for " + f.Patterns
+			}
 		} else {
 			action.Workflow = workflows.Watch
 			action.Args = []any{workflows.WatchRequest{Watch: e.Watch, Concurrency: concurrency}}

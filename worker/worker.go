@@ -1,10 +1,10 @@
 // Package worker assembles a Temporal worker that runs gofer's workflows and activities on the
 // gofer task queue (New, which also lets warms run fetches through the worker's client), makes
 // a namespace ready for them (EnsureSearchAttributes), and keeps gofer's Temporal Schedules as
-// the settings say: the scrub's, and one per watchlist entry (EnsureWatchSchedules, which stores
-// a "gosum" entry's versions as a warm list, through package warm). It only registers, prepares
-// and schedules: it never parses a list (warm does), and never decides anything a workflow or
-// activity decides.
+// the settings say: the scrub's, and one per watchlist entry, a follow's included
+// (EnsureWatchSchedules, which stores a "gosum" entry's versions as a warm list, through
+// package warm). It only registers, prepares and schedules: it never parses a list (warm
+// does), and never decides anything a workflow or activity decides.
 package worker
 
 import (
@@ -31,9 +31,10 @@ func New(c client.Client, a *activities.Activities) sdkworker.Worker {
 	w.RegisterWorkflow(workflows.Scrub)
 	w.RegisterWorkflow(workflows.Warm)
 	w.RegisterWorkflow(workflows.Watch)
+	w.RegisterWorkflow(workflows.Follow)
 	if a.RunFetch == nil {
-		a.RunFetch = func(ctx context.Context, path, version, files string) error {
-			req := workflows.FetchRequest{Path: path, Version: version, Known: true, Files: files}
+		a.RunFetch = func(ctx context.Context, path, version, files, from string) error {
+			req := workflows.FetchRequest{Path: path, Version: version, Known: true, Files: files, From: from}
 			run, err := c.ExecuteWorkflow(ctx, workflows.FetchOptions(req), workflows.Fetch, req)
 			if err != nil {
 				return err

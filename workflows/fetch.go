@@ -1,9 +1,10 @@
 // Package workflows holds gofer's Temporal workflows and how they are started. Fetch brings files
 // of one module version (its .info and .mod, or its zip) from the upstream into storage; its
 // workflow ID (FetchID) is the lock that makes it the only fetch of those files across every
-// replica. Scrub checks every stored version; Warm fetches the versions of a warm list, and
-// Watch those a watchlist entry wants. FetchOptions, WarmOptions and ScrubOptions are their
-// start options, and workflows/fetcherr reads their errors. Workflow code here never does I/O
+// replica. Scrub checks every stored version; Warm fetches the versions of a warm list,
+// Watch those a watchlist entry wants, and Follow those another proxy's index lists.
+// FetchOptions, WarmOptions and ScrubOptions are their start options, and workflows/fetcherr
+// reads their errors. Workflow code here never does I/O
 // itself (activities do), must stay deterministic (no clocks or randomness outside the workflow
 // API), must carry references, never file contents, and must still replay the histories
 // recorded in testdata: a change of what a workflow does is versioned with workflow.GetVersion.
@@ -76,6 +77,9 @@ type FetchRequest struct {
 	// and .mod (what a client asking for either waits for), or activities.FilesZip, the zip.
 	// Fetches recorded before the two were fetched apart have "": all three, in one fetch.
 	Files string
+	// From names the followed proxy a follow fetches the version from (activities.Job.From);
+	// empty: the upstream. A request an anonymous client sends can never set it.
+	From string
 }
 
 // maxID is the longest workflow ID gofer makes; Temporal refuses IDs over 1,000 bytes by default.
@@ -193,7 +197,7 @@ func (r FetchRequest) name() string {
 // and commit as activities, and still replay so.)
 func Fetch(ctx workflow.Context, r FetchRequest) (gofer.Version, error) {
 	var a *activities.Activities
-	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Files: r.Files}
+	job := activities.Job{Path: r.Path, Version: r.Version, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Files: r.Files, From: r.From}
 	if r.Files == activities.FilesMod {
 		rec, err := fetchIn(ctx, true, a.FetchMod, job, !r.Known)
 		if fetcherr.NotLocal(err) {

@@ -10,7 +10,7 @@ import (
 
 // The workflows still replay the histories of real runs from a Temporal dev server. These are
 // rewritten from runs of the current code by
-// `go test ./e2e -run 'TestRetriesThroughUpstreamErrors|TestS3OutageDuringCommit|TestSlowModIsFetchedByAnActivity|TestScrubReportsCorruptBlob|TestWarmAndLiveMissesShareFetches' -record`:
+// `go test ./e2e -run 'TestRetriesThroughUpstreamErrors|TestS3OutageDuringCommit|TestSlowModIsFetchedByAnActivity|TestScrubReportsCorruptBlob|TestWarmAndLiveMissesShareFetches|TestFollow' -record`:
 //   - fetch_mod_history.json: the fetch of a version's .info and .mod, whose .mod fails with 503
 //     twice: FetchMod, a local activity, retried, then the outcome published;
 //   - fetch_mod_slow_history.json: the same from an upstream slower than one progress
@@ -23,7 +23,10 @@ import (
 //     activities; the commit retried through an S3 outage), discarded, and its outcome published;
 //   - scrub_history.json: a scrub of a store with a corrupted blob;
 //   - warm_history.json: a warm of 20 versions racing live requests for them (one WarmFetches
-//     activity for the page).
+//     activity for the page);
+//   - follow_history.json: a follow's first scheduled run over an index of 63 versions, 60 of
+//     them matching: ReadFeed, WarmFetches (retried after the worker was restarted during it),
+//     then ReadFeed of an empty page.
 //
 // These were recorded from earlier versions of Fetch and Warm and are kept as they are, for the
 // runs such a version may have left behind:
@@ -46,13 +49,14 @@ import (
 // version the change (workflow.GetVersion) instead.
 func TestReplayRecordedHistories(t *testing.T) {
 	for _, file := range []string{"fetch_history.json", "fetch_outcome_history.json", "fetch_local_history.json", "fetch_bounded_history.json",
-		"fetch_mod_history.json", "fetch_mod_slow_history.json", "fetch_zip_history.json", "fetch_zip_large_history.json", "fetch_zip_staged_history.json", "scrub_history.json", "warm_history.json", "warm_whole_history.json", "warm_split_history.json"} {
+		"fetch_mod_history.json", "fetch_mod_slow_history.json", "fetch_zip_history.json", "fetch_zip_large_history.json", "fetch_zip_staged_history.json", "scrub_history.json", "warm_history.json", "warm_whole_history.json", "warm_split_history.json", "follow_history.json"} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(workflows.Fetch)
 			r.RegisterWorkflow(workflows.Scrub)
 			r.RegisterWorkflow(workflows.Warm)
 			r.RegisterWorkflow(workflows.Watch)
+			r.RegisterWorkflow(workflows.Follow)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/"+file); err != nil {
 				t.Fatal(err)
 			}

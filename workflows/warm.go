@@ -45,6 +45,14 @@ func (p WarmProgress) String() string {
 	return fmt.Sprintf("%d of %d done: %d fetched, %d already cached, %d failed", p.Done, p.Total, p.Fetched, p.Cached, p.Failed)
 }
 
+// fetched counts the outcome res of the fetches of n versions.
+func (p *WarmProgress) fetched(n int, res activities.WarmFetchesResult) {
+	p.Done += n
+	p.Fetched += res.Fetched
+	p.Failed += res.Failed
+	p.Failures = append(p.Failures, res.Failures[:min(len(res.Failures), activities.MaxWarmFailures-len(p.Failures))]...)
+}
+
 const (
 	// warmPage is how many versions one warm run takes on before it continues as new, which
 	// keeps each run's history to a few thousand events.
@@ -120,10 +128,7 @@ func Warm(ctx workflow.Context, r WarmRequest) (WarmProgress, error) {
 			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), a.WarmFetches, req).Get(ctx, &res); err != nil {
 				return p, err
 			}
-			p.Done += len(page.Missing)
-			p.Fetched += res.Fetched
-			p.Failed += res.Failed
-			p.Failures = append(p.Failures, res.Failures[:min(len(res.Failures), activities.MaxWarmFailures-len(p.Failures))]...)
+			p.fetched(len(page.Missing), res)
 			workflow.SetCurrentDetails(ctx, p.String())
 		}
 		return next(ctx, r, page, p)

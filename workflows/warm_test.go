@@ -63,7 +63,7 @@ func newWarmFixture(t *testing.T, page activities.WarmPage, fail ...module.Versi
 		return page, nil
 	}, activity.RegisterOptions{Name: "WarmPage"})
 	// The real WarmFetches, with a fake RunFetch that takes 50 ms.
-	acts := &activities.Activities{RunFetch: func(ctx context.Context, path, version, files string) error {
+	acts := &activities.Activities{RunFetch: func(ctx context.Context, path, version, files, _ string) error {
 		v := module.Version{Path: path, Version: version}
 		f.mu.Lock()
 		f.running[v]++
