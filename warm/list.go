@@ -108,6 +108,11 @@ func ModOnly(v module.Version) (module.Version, bool) {
 	return module.Version{Path: v.Path, Version: version}, ok
 }
 
+// ModEntry is the warm list entry that names v's .info and .mod alone.
+func ModEntry(v module.Version) module.Version {
+	return module.Version{Path: v.Path, Version: v.Version + modSuffix}
+}
+
 // Normalize sorts list by path, then version, and drops duplicates, and the .mod-alone entries
 // of versions it also names whole.
 func Normalize(list []module.Version) []module.Version {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -29,7 +30,7 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 	var dryRun, removeStaged bool
 	var tmp temporalSettings
 	var terr error
-	s, err := parseStoreSettings("gc", args, func(fs *flag.FlagSet) {
+	s, rest, err := parseStoreSettings("gc", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&dryRun, "dry-run", false, "list the orphaned blobs and the staged files, and delete nothing")
 		fs.BoolVar(&removeStaged, "remove-staged", false, "remove the staged files of fetch runs that are no longer running (asks Temporal)")
 		e := &envFlags{fs: fs}
@@ -41,6 +42,9 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))
 	}
 	if dryRun == removeStaged {
 		return errors.New("gofer gc lists orphaned blobs and staged files with --dry-run, or removes the staged files of ended fetch runs with --remove-staged: give one of them")

@@ -42,6 +42,7 @@ Usage:
   gofer gc --remove-staged  remove the staged files of fetch runs that have ended
   gofer scrub [flags]    re-hash every stored version against its record and the checksum database
   gofer warm [flags] F   fetch every version a go.sum, go.mod or module@version list names, through a gofer
+  gofer export --out P [F]  write stored versions (those F names, or by --since/--until/--modules) as a bundle for GOPROXY=file://
   gofer version          print the version
 
 Run "gofer serve --help" for the settings; each flag can also be set by its GOFER_* variable.
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return scrubCmd(ctx, args[1:], stdout)
 	case "warm":
 		return warmCmd(ctx, args[1:], stdout, os.Stderr)
+	case "export":
+		return exportCmd(ctx, args[1:], stdout, os.Stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gofer", version())
 		return nil

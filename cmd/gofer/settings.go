@@ -200,19 +200,19 @@ func (s *settings) checkStores() error {
 
 // parseStoreSettings parses the store settings alone, plus the flags more defines, for
 // commands that only work on storage.
-func parseStoreSettings(cmd string, args []string, more func(*flag.FlagSet)) (*settings, error) {
+func parseStoreSettings(cmd string, args []string, more func(*flag.FlagSet)) (*settings, []string, error) {
 	var s settings
 	fs := flag.NewFlagSet("gofer "+cmd, flag.ContinueOnError)
 	e := &envFlags{fs: fs}
 	s.storeFlags(e)
 	more(fs)
 	if e.err != nil {
-		return nil, e.err
+		return nil, nil, e.err
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &s, s.checkStores()
+	return &s, fs.Args(), s.checkStores()
 }
 
 // goEnv asks the go command for some of its settings, so that gofer's defaults are the go
