@@ -209,11 +209,13 @@ func (a *Activities) source(path, from string) (up upstream.Source, private bool
 	return c, false, nil
 }
 
-// followed is the followed proxy feed names; one the watchlist no longer follows is not found.
+// followed is the followed proxy feed names. One this worker's watchlist does not follow is
+// unavailable, and retried: during a deploy that adds the entry, another worker may still run
+// the old watchlist (an entry removed for good ends its schedule, and its fetches' retries).
 func (a *Activities) followed(feed string) (*upstream.Chain, error) {
 	c, ok := a.Follows[feed]
 	if !ok {
-		return nil, gofer.Errorf(gofer.ErrNotFound, "%s is not followed by this worker's watchlist", feed)
+		return nil, gofer.Errorf(gofer.ErrUnavailable, "%s is not followed by this worker's watchlist", feed)
 	}
 	return c, nil
 }

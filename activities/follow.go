@@ -30,16 +30,25 @@ type FeedPage struct {
 	Listed  int
 	Matched int // of Patterns, valid and not excluded by the rules: Missing and Cached
 	Cached  int
-	// Next is the Timestamp of the page's last version (Since for an empty page): where the
-	// next page starts.
+	// Next is the Timestamp of the page's last version (Since for an empty page, which ends
+	// the index for now): where the next page starts.
 	Next time.Time
-	// End is true when the page was empty: the index has nothing after Since yet.
-	End bool
 }
 
+const (
+	// maxFeedPath bounds a module path a followed index may list; no real one comes near it.
+	maxFeedPath = 1000
+	// feedClockSkew is how far ahead of this worker's clock a followed index's times may be.
+	feedClockSkew = time.Minute
+)
+
 // ReadFeed reads a page of the index of the followed proxy r.Feed and sorts what it lists. A
-// listed version that is no module version, or not canonical, is skipped and logged (the
-// proxy is followed, not trusted); so are those of modules the rules exclude.
+// listed version that is no module version, not canonical, or of a path over 1,000 bytes is
+// skipped and logged (the proxy is followed, not trusted); so are those of modules the rules
+// exclude or pass through, which gofer never stores. Versions listed at or before Since are
+// skipped (a proxy whose since is inclusive lists them again); a page that goes back in time, or
+// lists a time more than a minute ahead of this worker's clock (which would move the cursor past
+// every version to come), is refused.
 func (a *Activities) ReadFeed(ctx context.Context, r FeedRequest) (FeedPage, error) {
 	c, err := a.followed(r.Feed)
 	if err != nil {
@@ -49,20 +58,26 @@ func (a *Activities) ReadFeed(ctx context.Context, r FeedRequest) (FeedPage, err
 	if err != nil {
 		return FeedPage{}, fetcherr.Encode(err)
 	}
-	p := FeedPage{Listed: len(list), Next: r.Since, End: len(list) == 0}
+	p := FeedPage{Listed: len(list), Next: r.Since}
+	ahead := time.Now().Add(feedClockSkew)
 	for _, e := range list {
-		if e.Timestamp.Before(p.Next) || !e.Timestamp.After(r.Since) {
-			return FeedPage{}, fetcherr.Encode(gofer.Errorf(gofer.ErrInvalid, "the index of %s lists %s@%s at %s, out of order", r.Feed, e.Path, e.Version, e.Timestamp))
+		switch {
+		case e.Timestamp.Before(p.Next):
+			return FeedPage{}, fetcherr.Encode(gofer.Errorf(gofer.ErrInvalid, "the index of %s lists %s@%s at %s, before the version listed before it", r.Feed, e.Path, e.Version, e.Timestamp))
+		case e.Timestamp.After(ahead):
+			return FeedPage{}, fetcherr.Encode(gofer.Errorf(gofer.ErrInvalid, "the index of %s lists %s@%s at %s, in the future", r.Feed, e.Path, e.Version, e.Timestamp))
+		case !e.Timestamp.After(r.Since):
+			continue
 		}
 		p.Next = e.Timestamp
 		if r.Patterns != "" && !module.MatchPrefixPatterns(r.Patterns, e.Path) {
 			continue
 		}
-		if err := module.Check(e.Path, e.Version); err != nil || module.CanonicalVersion(e.Version) != e.Version {
-			a.log(ctx).Warn("followed index lists no module version", zap.String("feed", r.Feed), zap.String("module", e.Path), zap.String("version", e.Version))
+		if len(e.Path) > maxFeedPath || module.Check(e.Path, e.Version) != nil || module.CanonicalVersion(e.Version) != e.Version {
+			a.log(ctx).Warn("followed index lists no module version", zap.String("feed", r.Feed), zap.String("module", e.Path[:min(len(e.Path), maxFeedPath)]), zap.String("version", e.Version))
 			continue
 		}
-		if a.Rules.Match(e.Path).Rule == rules.Exclude {
+		if rule := a.Rules.Match(e.Path).Rule; rule == rules.Exclude || rule == rules.Passthrough {
 			continue
 		}
 		p.Matched++

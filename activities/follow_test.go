@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ func TestReadFeed(t *testing.T) {
 {"Path":"example.com/b","Version":"v1.0.0","Timestamp":"2026-12-06T01:00:01Z"}
 {"Path":"example.com/c","Version":"v1.1.0","Timestamp":"2026-12-06T01:00:01Z"}
 {"Path":"example.com/gone","Version":"v1.0.0","Timestamp":"2026-12-06T01:00:02Z"}
+{"Path":"example.com/pass","Version":"v1.0.0","Timestamp":"2026-12-06T01:00:02Z"}
 {"Path":"other.org/x","Version":"v1.0.0","Timestamp":"2026-12-06T01:00:03Z"}
 {"Path":"example.com/bad","Version":"v1.0","Timestamp":"2026-12-06T01:00:04Z"}
 {"Path":"example.com/x/../y","Version":"v1.0.0","Timestamp":"2026-12-06T01:00:05Z"}
@@ -43,7 +45,7 @@ func TestReadFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	rulesFile := filepath.Join(t.TempDir(), "rules")
-	if err := os.WriteFile(rulesFile, []byte("example.com/gone exclude\n"), 0o644); err != nil {
+	if err := os.WriteFile(rulesFile, []byte("example.com/gone exclude\nexample.com/pass passthrough\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	a, logs := newActivities(t, nil)
@@ -71,7 +73,7 @@ func TestReadFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := []module.Version{{Path: "example.com/b", Version: "v1.0.0"}, {Path: "example.com/c", Version: "v1.1.0"}}
-	if p.Listed != 7 || p.Matched != 3 || p.Cached != 1 || !slices.Equal(p.Missing, missing) || p.End ||
+	if p.Listed != 8 || p.Matched != 3 || p.Cached != 1 || !slices.Equal(p.Missing, missing) ||
 		!p.Next.Equal(time.Date(2026, 12, 6, 1, 0, 5, 0, time.UTC)) {
 		t.Errorf("page %+v", p)
 	}
@@ -86,14 +88,24 @@ func TestReadFeed(t *testing.T) {
 	if v, err = e.ExecuteActivity(a.ReadFeed, req); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Get(&p); err != nil || !p.End || !p.Next.Equal(since) || p.Listed != 0 {
+	if err := v.Get(&p); err != nil || !p.Next.Equal(since) || p.Listed != 0 {
 		t.Errorf("empty page %+v, %v", p, err)
 	}
 
+	// A proxy whose since is inclusive lists the version at since again: it is skipped.
+	body = `{"Path":"example.com/c","Version":"v1.0.0","Timestamp":"2026-12-06T00:00:00Z"}` + "\n" +
+		`{"Path":"example.com/` + strings.Repeat("x", 1001) + `","Version":"v1.0.0","Timestamp":"2026-12-06T00:00:01Z"}` + "\n"
+	if v, err = e.ExecuteActivity(a.ReadFeed, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Get(&p); err != nil || p.Matched != 0 || !p.Next.Equal(since.Add(time.Second)) {
+		t.Errorf("a page of the version at since and a path too long: %+v, %v", p, err)
+	}
+
 	for _, bad := range []string{
-		`{"Path":"example.com/a","Version":"v1.0.0","Timestamp":"2025-12-06T01:00:00Z"}` + "\n", // before since
 		`{"Path":"example.com/a","Version":"v1.0.0","Timestamp":"2026-12-06T01:00:01Z"}` + "\n" +
 			`{"Path":"example.com/c","Version":"v1.0.0","Timestamp":"2026-12-06T01:00:00Z"}` + "\n", // back in time
+		`{"Path":"example.com/a","Version":"v1.0.0","Timestamp":"9999-12-31T23:59:59Z"}` + "\n", // in the future
 		"<html>",
 	} {
 		body = bad
@@ -104,7 +116,7 @@ func TestReadFeed(t *testing.T) {
 	}
 	req.Feed = "https://unknown.example"
 	_, err = e.ExecuteActivity(a.ReadFeed, req)
-	if kind, _ := errorType(t, err); kind != "NotFound" {
-		t.Errorf("a feed not followed: %s", kind)
+	if kind, retry := errorType(t, err); kind != "Unavailable" || !retry {
+		t.Errorf("a feed not followed: %s (retry %v), want Unavailable: a worker with an older watchlist", kind, retry)
 	}
 }

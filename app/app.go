@@ -175,8 +175,8 @@ func followed(c Config) (map[string]*upstream.Chain, error) {
 			continue
 		}
 		chain, err := upstream.Parse(e.Follow.URL)
-		if err != nil {
-			return nil, fmt.Errorf("follow %s: %w", e.Follow.Feed(), err)
+		if err != nil { // not from warm.ParseWatchlist; the error could show the URL's user
+			return nil, fmt.Errorf("follow %s: not the URL of a proxy", e.Follow.Feed())
 		}
 		chain.Client, chain.Egress = c.Upstream.Client, c.Upstream.Egress
 		follows[e.Follow.Feed()] = chain

@@ -22,7 +22,8 @@ const maxIndexLimit = 2000
 // them, at most N (default and at most 2000), one JSON object a line, {"Path", "Version",
 // "Timestamp"}. A client pages on with since set to the last Timestamp it was given, and has
 // read everything when a page is empty. A page holds fewer than N only at the end, or where
-// versions stored at one instant (a store that keeps milliseconds) would straddle its end.
+// versions stored at one instant (a store that keeps milliseconds) would straddle its end;
+// only more than N of one instant are split (IndexPage), and those after the first N missed.
 // Versions of excluded modules are left out, and those of private ones unless
 // Config.IndexPrivate.
 func (s *Server) index(c *gin.Context) {
@@ -65,9 +66,6 @@ func (s *Server) index(c *gin.Context) {
 			end := room
 			for end > 0 && kept[end-1].Timestamp.Equal(kept[end].Timestamp) {
 				end--
-			}
-			if end == 0 && len(list) == 0 {
-				end = room // more than limit versions of one time: they cannot share a page
 			}
 			list = append(list, kept[:end]...)
 			break

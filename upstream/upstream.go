@@ -290,13 +290,14 @@ type Indexed struct {
 	Timestamp time.Time
 }
 
-// maxIndexPage bounds a page of GET /index: 2,000 lines of at most about 600 bytes (a path is at
-// most 500) with room to spare.
-const maxIndexPage = 4 << 20
+// maxIndexLine bounds a line of GET /index on average: a path of up to 1,000 bytes, a version
+// and a time.
+const maxIndexLine = 1200
 
 // Index reads one page of GET /index of the first proxy entry that answers, as the public module
 // index and gofer serve it: at most limit versions stored after since (the zero time: from the
-// start), one JSON object a line. A page that is not such lines is invalid.
+// start), one JSON object a line. A page that is not such lines, or of more than limit lines
+// (or of more than limit times 1,200 bytes), is invalid.
 func (c *Chain) Index(ctx context.Context, since time.Time, limit int) ([]Indexed, error) {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if !since.IsZero() {
@@ -308,7 +309,7 @@ func (c *Chain) Index(ctx context.Context, since time.Time, limit int) ([]Indexe
 		if err != nil {
 			return err
 		}
-		body, err := limitBody(ctx, u, resp, maxIndexPage)
+		body, err := limitBody(ctx, u, resp, int64(limit)*maxIndexLine)
 		if err != nil {
 			return err
 		}
@@ -320,6 +321,8 @@ func (c *Chain) Index(ctx context.Context, since time.Time, limit int) ([]Indexe
 			switch {
 			case errors.Is(err, io.EOF):
 				return nil
+			case err == nil && len(list) == limit:
+				return gofer.Errorf(gofer.ErrInvalid, "GET %s: more than the %d versions asked for", u, limit)
 			case err == nil:
 				list = append(list, e)
 			case ctx.Err() != nil || errors.Is(err, gofer.ErrUnavailable) || errors.Is(err, gofer.ErrInvalid):

@@ -828,7 +828,9 @@ func TestIndex(t *testing.T) {
 	if _, err := c.Index(t.Context(), time.Time{}, 5); err != nil || query != "limit=5" {
 		t.Errorf("Index from the start: query %q, %v", query, err)
 	}
-	for _, bad := range []string{"<html>", `{"Path":"a","Version":"v1","Timestamp":"yesterday"}`, `{"Path":1}`, `{"Path":"a"`} {
+	long := strings.Repeat(`{"Path":"example.com/a","Version":"v1.0.0","Timestamp":"2026-12-01T10:00:00Z"}`+"\n", 6)
+	huge := `{"Path":"example.com/` + strings.Repeat("a", 6000) + `","Version":"v1.0.0","Timestamp":"2026-12-01T10:00:00Z"}`
+	for _, bad := range []string{"<html>", `{"Path":"a","Version":"v1","Timestamp":"yesterday"}`, `{"Path":1}`, `{"Path":"a"`, long, huge} {
 		body = bad
 		if _, err := c.Index(t.Context(), time.Time{}, 5); !errors.Is(err, gofer.ErrInvalid) {
 			t.Errorf("Index of %q: %v, want ErrInvalid", bad, err)

@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
+
+	"github.com/goferproxy/gofer/upstream"
 )
 
 // Watch is one watchlist entry: the modules Pattern names (itself, unless it has wildcards,
@@ -164,12 +166,11 @@ func ParseWatchlist(r io.Reader) ([]WatchEntry, error) {
 	return entries, sc.Err()
 }
 
-// checkFollowURL accepts the URL of a proxy: http or https, a host, no query or fragment, and
-// none of the ',' and '|' that would make it a GOPROXY list.
+// checkFollowURL accepts the URL of one proxy, as a GOPROXY list of it alone: http or https,
+// a host, no query or fragment. Its error shows the URL without userinfo.
 func checkFollowURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
-		strings.ContainsAny(raw, ",|") {
+	_, err := upstream.Parse(raw)
+	if err != nil || !strings.HasPrefix(raw, "http://") && !strings.HasPrefix(raw, "https://") || strings.ContainsAny(raw, ",|") {
 		return fmt.Errorf("follow %q: want the http or https URL of a proxy, without a query", cmp.Or(Follow{URL: raw}.Feed(), "?"))
 	}
 	return nil

@@ -109,13 +109,16 @@ func TestParseWatchlistErrors(t *testing.T) {
 		18: {"follow of a bad pattern", "follow https://proxy.example example.com/*,nodot/a\n", []string{"line 1", "nodot/a"}},
 		19: {"follow with two patterns", "follow https://proxy.example example.com/a example.com/b\n", []string{"line 1"}},
 		20: {"follow's password never shown", "follow ftp://u:secret@proxy.example\n", []string{"line 1", `"ftp://proxy.example"`}},
+		21: {"follow of a bare word", "follow direct\n", []string{"line 1"}},
+		22: {"follow of a host alone", "follow proxy.example\n", []string{"line 1"}},
+		23: {"follow with an empty query", "follow https://TOKEN@proxy.example/?\n", []string{"line 1", `"https://proxy.example?"`}},
 	} {
 		got, err := warm.ParseWatchlist(strings.NewReader(c.list))
 		if err == nil {
 			t.Errorf("%d: %s: got %+v, want an error", i, c.name, got)
 			continue
 		}
-		if strings.Contains(err.Error(), "secret") {
+		if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "TOKEN") {
 			t.Errorf("%d: %s: %q shows a password", i, c.name, err)
 		}
 		for _, w := range c.want {

@@ -12,22 +12,22 @@ import (
 // FollowRequest is what a watchlist "follow" schedule runs: the followed proxy's feed name (a
 // key of the worker's activities.Activities.Follows: its URL without userinfo, never its
 // credentials), the modules followed (GOPRIVATE's syntax; empty: every module) and how many
-// versions may be fetched at once. Since, Continued and Progress carry a run across
-// continue-as-new.
+// versions may be fetched at once. Continued and Progress carry a run across continue-as-new.
 type FollowRequest struct {
 	Feed        string
 	Patterns    string
 	Concurrency int
-	Since       time.Time
 	Continued   bool
 	Progress    FollowProgress
 }
 
 // FollowProgress counts what a follow run did so far, like a warm's (Total counts the versions
-// that matched); it is also a run's result, whose Since the next scheduled run starts from.
+// that matched); it is also a run's result, whose Since the next scheduled run starts from,
+// unless it followed other Patterns.
 type FollowProgress struct {
-	Since  time.Time `json:"since"`  // the Timestamp of the last version read
-	Listed int       `json:"listed"` // versions the index listed, matching or not
+	Since    time.Time `json:"since"`    // the Timestamp of the last version read
+	Patterns string    `json:"patterns"` // of the run
+	Listed   int       `json:"listed"`   // versions the index listed, matching or not
 	WarmProgress
 }
 
@@ -54,12 +54,19 @@ const (
 // and shown as the workflow's current details.
 func Follow(ctx workflow.Context, r FollowRequest) (FollowProgress, error) {
 	p := r.Progress
-	if !r.Continued && workflow.HasLastCompletionResult(ctx) {
+	if !r.Continued {
+		// A run for other patterns (the entry was changed) starts from the start: versions
+		// behind its cursor that it did not follow then may match now.
+		p = FollowProgress{Patterns: r.Patterns}
 		var last FollowProgress
-		if err := workflow.GetLastCompletionResult(ctx, &last); err != nil {
-			return p, err
+		if workflow.HasLastCompletionResult(ctx) {
+			if err := workflow.GetLastCompletionResult(ctx, &last); err != nil {
+				return p, err
+			}
 		}
-		p = FollowProgress{Since: last.Since}
+		if last.Patterns == r.Patterns {
+			p.Since = last.Since
+		}
 	}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (FollowProgress, error) { return p, nil }); err != nil {
 		return p, err
@@ -73,7 +80,7 @@ func Follow(ctx workflow.Context, r FollowRequest) (FollowProgress, error) {
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), a.ReadFeed, req).Get(ctx, &page); err != nil {
 			return p, err
 		}
-		if page.End {
+		if page.Listed == 0 {
 			return p, nil
 		}
 		p.Listed += page.Listed
@@ -95,6 +102,6 @@ func Follow(ctx workflow.Context, r FollowRequest) (FollowProgress, error) {
 		workflow.SetCurrentDetails(ctx, p.String())
 	}
 	next := r
-	next.Since, next.Continued, next.Progress = p.Since, true, p
+	next.Continued, next.Progress = true, p
 	return p, workflow.NewContinueAsNewError(ctx, Follow, next)
 }

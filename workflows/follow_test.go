@@ -50,7 +50,6 @@ func newFollowFixture(n int) *followFixture {
 				p.Missing = append(p.Missing, module.Version{Path: fmt.Sprintf("example.com/m%d", i), Version: "v1.0.0"})
 			}
 		}
-		p.End = p.Listed == 0
 		return p, nil
 	}, activity.RegisterOptions{Name: "ReadFeed"})
 	f.env.RegisterActivityWithOptions(func(_ context.Context, r activities.WarmFetchesRequest) (activities.WarmFetchesResult, error) {
@@ -65,7 +64,7 @@ func newFollowFixture(n int) *followFixture {
 // progress after ten pages, and ends, with the cursor as its result, at an empty page.
 func TestFollowPagesAndCursor(t *testing.T) {
 	f := newFollowFixture(5000)
-	last := workflows.FollowProgress{Since: t0.Add(99 * time.Second)} // versions 0 to 99 read before
+	last := workflows.FollowProgress{Since: t0.Add(99 * time.Second), Patterns: "example.com/*"} // versions 0 to 99 read before
 	last.Fetched = 7
 	f.env.SetLastCompletionResult(last)
 	f.env.ExecuteWorkflow(workflows.Follow, workflows.FollowRequest{Feed: "https://central.example", Patterns: "example.com/*", Concurrency: 4})
@@ -86,7 +85,7 @@ func TestFollowPagesAndCursor(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := next.Progress
-	if !next.Continued || next.Feed != "https://central.example" || !next.Since.Equal(t0.Add(2099*time.Second)) || !p.Since.Equal(next.Since) ||
+	if !next.Continued || next.Feed != "https://central.example" || !p.Since.Equal(t0.Add(2099*time.Second)) ||
 		p.Listed != 2000 || p.Total != 2000 || p.Done != 2000 || p.Fetched+p.Cached != 2000 || p.Fetched == 0 {
 		t.Errorf("continued with %+v", next)
 	}
@@ -99,14 +98,20 @@ func TestFollowPagesAndCursor(t *testing.T) {
 	if err := f2.env.GetWorkflowResult(&done); err != nil {
 		t.Fatal(err)
 	}
-	if !f2.reads[0].Since.Equal(next.Since) || !done.Since.Equal(t0.Add(2299*time.Second)) || done.Listed != 2200 || done.Total != 2200 || done.Done != 2200 {
+	if !f2.reads[0].Since.Equal(p.Since) || !done.Since.Equal(t0.Add(2299*time.Second)) || done.Listed != 2200 || done.Total != 2200 || done.Done != 2200 {
 		t.Errorf("the last run read from %s and ended with %+v", f2.reads[0].Since, done)
 	}
 
-	// A first run reads from the start.
+	// A first run reads from the start, and so does a run for other patterns than the last's.
 	f3 := newFollowFixture(3)
 	f3.env.ExecuteWorkflow(workflows.Follow, workflows.FollowRequest{Feed: "https://central.example"})
 	if err := f3.env.GetWorkflowResult(&done); err != nil || !f3.reads[0].Since.IsZero() || done.Listed != 3 || !done.Since.Equal(t0.Add(2*time.Second)) {
 		t.Errorf("a first run: read from %s, ended with %+v, %v", f3.reads[0].Since, done, err)
+	}
+	f4 := newFollowFixture(3)
+	f4.env.SetLastCompletionResult(last)
+	f4.env.ExecuteWorkflow(workflows.Follow, workflows.FollowRequest{Feed: "https://central.example", Patterns: "example.com/*,golang.org/x/*"})
+	if err := f4.env.GetWorkflowResult(&done); err != nil || !f4.reads[0].Since.IsZero() || done.Patterns != "example.com/*,golang.org/x/*" {
+		t.Errorf("a run for other patterns: read from %s, ended with %+v, %v", f4.reads[0].Since, done, err)
 	}
 }
