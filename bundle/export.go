@@ -1,7 +1,9 @@
 // Package bundle writes stored module versions out of gofer for networks that no upstream
 // reaches: a bundle is a directory, or a tar file of one, in the module download layout
 // (<escaped module>/@v/{list,<version>.info,<version>.mod,<version>.zip}), which the go command
-// reads as it is with GOPROXY=file:///path. Export streams every file from storage, checking
+// reads as it is with GOPROXY=file:///path, and, beside them, the checksum database's proofs
+// of every version (sumdb/<name>/...), with which it verifies them with GOSUMDB set and no
+// network. Export streams every file from storage, checking
 // it against its record's SHA-256 on the way, so a bundle of several GiB never sits in memory
 // and never carries bytes other than those gofer verified and stored. It never writes outside
 // the path it is given, and a failed export leaves nothing at that path.
@@ -9,6 +11,7 @@ package bundle
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -34,15 +37,32 @@ type Summary struct {
 	Versions int   // versions written, whole or .mod alone
 	Zips     int   // of which with their zip
 	Bytes    int64 // bytes of module files written
+	Proven   int   // versions whose checksum database proofs were written
+}
+
+// Stores are what an export reads: the blob and metadata stores, and the checksum database
+// whose proofs go with the versions (nil: none).
+type Stores struct {
+	Blobs storage.Blobs
+	Meta  storage.Metadata
+	SumDB Prover
+}
+
+// Prover writes the checksum database's proofs of versions (sumdb.Checker.Proofs): the files
+// under sumdb/<name>/ that let the go command verify them with GOSUMDB set and nothing else
+// reachable.
+type Prover interface {
+	Proofs(ctx context.Context, versions []module.Version, put func(name string, data []byte) error) (int, error)
 }
 
 // Export writes the versions of list (warm list entries: whole, or the .info and .mod alone,
 // warm.ModOnly) from the stores to out: a tar file when out ends in ".tar", a directory
-// otherwise. out must not exist; the bundle is written beside it and renamed into place once
-// complete. A version that is not stored (or, whole, not with its zip) fails the export before
-// anything is written, naming every such version. progress, if not nil, is called after each
-// version.
-func Export(ctx context.Context, blobs storage.Blobs, meta storage.Metadata, list []module.Version, out string, progress func(Summary)) (Summary, error) {
+// otherwise, with the checksum database's proofs of every version when st.SumDB is set. out
+// must not exist; the bundle is written beside it and renamed into place once complete. A
+// version that is not stored (or, whole, not with its zip) fails the export before anything is
+// written, naming every such version. progress, if not nil, is called after each version.
+func Export(ctx context.Context, st Stores, list []module.Version, out string, progress func(Summary)) (Summary, error) {
+	blobs, meta := st.Blobs, st.Meta
 	list = warm.Normalize(slices.Clone(list))
 	recs := make([]gofer.Version, len(list))
 	var missing []string
@@ -78,6 +98,15 @@ func Export(ctx context.Context, blobs storage.Blobs, meta storage.Metadata, lis
 		return Summary{}, err
 	}
 	sum, err := export(ctx, blobs, list, recs, w, progress)
+	if err == nil && st.SumDB != nil {
+		versions := make([]module.Version, len(list))
+		for i, e := range list {
+			versions[i], _ = warm.ModOnly(e)
+		}
+		sum.Proven, err = st.SumDB.Proofs(ctx, versions, func(name string, data []byte) error {
+			return w.write(name, int64(len(data)), bytes.NewReader(data))
+		})
+	}
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

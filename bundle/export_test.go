@@ -65,7 +65,7 @@ func TestExport(t *testing.T) {
 	list := []module.Version{v("example.com/Up", "v1.1.0"), v("example.com/Up", "v1.0.0"), v("example.com/Up", "v0.0.0-20260101000000-abcdefabcdef"),
 		warm.ModEntry(v("example.com/modonly", "v1.0.0")), warm.ModEntry(v("example.com/Up", "v1.0.0"))}
 	out := filepath.Join(t.TempDir(), "b")
-	sum, err := bundle.Export(ctx, blobs, meta, list, out, nil)
+	sum, err := bundle.Export(ctx, bundle.Stores{Blobs: blobs, Meta: meta}, list, out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestExport(t *testing.T) {
 		if c.out != "" {
 			dst = filepath.Join(t.TempDir(), c.out)
 		}
-		if _, err := bundle.Export(ctx, blobs, meta, c.list, dst, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := bundle.Export(ctx, bundle.Stores{Blobs: blobs, Meta: meta}, c.list, dst, nil); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
 		}
 	}
@@ -117,7 +117,7 @@ func TestExport(t *testing.T) {
 	blobs.Put(ctx, key, strings.NewReader("zip B"))
 	for _, name := range []string{"c", "c.tar"} {
 		dst := filepath.Join(t.TempDir(), name)
-		if _, err := bundle.Export(ctx, blobs, meta, list, dst, nil); err == nil || !strings.Contains(err.Error(), "SHA-256") {
+		if _, err := bundle.Export(ctx, bundle.Stores{Blobs: blobs, Meta: meta}, list, dst, nil); err == nil || !strings.Contains(err.Error(), "SHA-256") {
 			t.Errorf("a corrupted zip exported to %s: %v", name, err)
 		}
 		for _, p := range []string{dst, dst + ".partial"} {

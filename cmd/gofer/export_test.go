@@ -17,6 +17,7 @@ import (
 func TestExportCmd(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("GOFER_DATA_DIR", dir)
+	t.Setenv("GOFER_SUMDB", "off") // bundles with proofs: e2e's TestExportByGoSum
 	ctx := context.Background()
 	blobs, meta := teststores.Open(t, dir)
 	for _, path := range []string{"example.com/a", "example.com/b"} {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -30,10 +29,10 @@ func gc(ctx context.Context, args []string, stdout io.Writer) error {
 	var dryRun, removeStaged bool
 	var tmp temporalSettings
 	var terr error
-	s, rest, err := parseStoreSettings("gc", args, func(fs *flag.FlagSet) {
+	s, rest, err := parseStoreSettings("gc", args, func(_ *settings, e *envFlags) {
+		fs := e.fs
 		fs.BoolVar(&dryRun, "dry-run", false, "list the orphaned blobs and the staged files, and delete nothing")
 		fs.BoolVar(&removeStaged, "remove-staged", false, "remove the staged files of fetch runs that are no longer running (asks Temporal)")
-		e := &envFlags{fs: fs}
 		tmp.flags(e, ", for --remove-staged")
 		terr = e.err
 	})

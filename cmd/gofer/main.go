@@ -42,7 +42,8 @@ Usage:
   gofer gc --remove-staged  remove the staged files of fetch runs that have ended
   gofer scrub [flags]    re-hash every stored version against its record and the checksum database
   gofer warm [flags] F   fetch every version a go.sum, go.mod or module@version list names, through a gofer
-  gofer export --out P [F]  write stored versions (those F names, or by --since/--until/--modules) as a bundle for GOPROXY=file://
+  gofer export --out P [F]  write stored versions (those F names, or by --since/--until/--modules) and their
+                         checksum database proofs as a bundle, for GOPROXY=file://
   gofer version          print the version
 
 Run "gofer serve --help" for the settings; each flag can also be set by its GOFER_* variable.
@@ -88,6 +89,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
+// checksums builds, from the settings, where gofer may connect, the upstream list (the
+// checksum database may be proxied by its entries) and the checksum database's checker.
+func checksums(s *settings, log *zap.Logger) (*egress.Policy, *upstream.Chain, *sumdb.Checker, error) {
+	allow, err := egress.Parse(s.allowHosts)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("GOFER_ALLOW_HOSTS: %w", err)
+	}
+	chain, err := upstream.Parse(s.upstream)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("GOFER_UPSTREAM: %w", err)
+	}
+	chain.Egress = allow
+	db, err := sumdb.ParseGOSUMDB(s.sumdb, chain.Entries())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("GOFER_SUMDB: %w", err)
+	}
+	return allow, chain, &sumdb.Checker{DB: db, NoSumDB: s.noSumDB, Log: log, Egress: allow}, nil
+}
+
 func version() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
@@ -112,15 +132,10 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	}
 	defer stopLog()
 
-	allow, err := egress.Parse(s.allowHosts)
+	allow, chain, checker, err := checksums(s, log)
 	if err != nil {
-		return fmt.Errorf("GOFER_ALLOW_HOSTS: %w", err)
+		return err
 	}
-	chain, err := upstream.Parse(s.upstream)
-	if err != nil {
-		return fmt.Errorf("GOFER_UPSTREAM: %w", err)
-	}
-	chain.Egress = allow
 	if err := vcs.CheckIsolation(); err != nil {
 		log.Warn("the go command and git run for version control are not isolated: a go-get page can make them connect to this host's loopback services (run gofer with CAP_SYS_ADMIN on Linux to isolate them)", zap.Error(err))
 	}
@@ -145,11 +160,6 @@ func serve(ctx context.Context, args []string, frontEnd bool) error {
 	signal.Notify(hup, syscall.SIGHUP) // before anything else can send one
 	defer signal.Stop(hup)
 	go reloadOnHangup(ctx, hup, rs, log)
-	db, err := sumdb.ParseGOSUMDB(s.sumdb, chain.Entries())
-	if err != nil {
-		return fmt.Errorf("GOFER_SUMDB: %w", err)
-	}
-	checker := &sumdb.Checker{DB: db, NoSumDB: s.noSumDB, Log: log, Egress: allow}
 	metrics, meter, err := newMetrics()
 	if err != nil {
 		return err

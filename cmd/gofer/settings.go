@@ -83,17 +83,13 @@ func parseSettings(cmd string, args []string, frontEnd bool) (*settings, error) 
 	e.string(&s.logFormat, "log-format", "GOFER_LOG_FORMAT", "console", "log format: json (one object a line, for production) or console (for people)")
 	e.string(&s.logLevel, "log-level", "GOFER_LOG_LEVEL", "info", "lowest log level written: debug, info, warn or error")
 	e.int64(&s.warmConcurrency, "warm-concurrency", "GOFER_WARM_CONCURRENCY", 8, "how many versions a warm (POST /admin/warm, gofer warm, a watchlist run) fetches at once")
-	goenv, goerr := goEnv("GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE")
-	e.goString(&s.upstream, "upstream", "GOFER_UPSTREAM", "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct fetches from version control with the go command and git); the default is the go command's own (go env GOPROXY)", goenv, "GOPROXY")
+	goerr := s.checksumFlags(e)
 	e.string(&s.netrc, "netrc", "GOFER_NETRC", "", "netrc file with the credentials of version control hosts, for private modules (the direct entry fetches anonymously; the host's ~/.netrc is never read)")
 	e.string(&s.gitConfig, "git-config", "GOFER_GIT_CONFIG", "", "git config for private modules (credential helpers, url.<base>.insteadOf, http.extraHeader); ~/.gitconfig and /etc/gitconfig are never read")
 	e.string(&s.gitSSHCommand, "git-ssh-command", "GOFER_GIT_SSH_COMMAND", "", "GIT_SSH_COMMAND for private modules over ssh (without it git never uses ssh), e.g. ssh -i /keys/id -o UserKnownHostsFile=/keys/known_hosts (name a key file: the value is not scrubbed from errors)")
-	e.string(&s.allowHosts, "allow-hosts", "GOFER_ALLOW_HOSTS", "", "hosts (host or host:port), addresses and CIDR prefixes on loopback, link-local or private networks that private modules' fetches and the upstream and checksum-database clients may connect to, comma-separated, e.g. git.corp.example,10.20.0.0/16; the upstream proxies, the checksum database and HTTPS_PROXY are allowed by being configured; the direct entry reaches public addresses only")
-	e.goString(&s.sumdb, "sumdb", "GOFER_SUMDB", "checksum database every fetched version is checked against, with GOSUMDB's syntax (name, name+key, name+key URL, or off); the default is the go command's (go env GOSUMDB)", goenv, "GOSUMDB")
 	e.string(&s.rules, "rules", "GOFER_RULES", "", "file of per-module rules (exclude, passthrough, private) and download modes (sync, async, redirect, none), reloaded on SIGHUP; empty: every module stored, mode sync")
 	e.duration(&s.scrubEvery, "scrub-every", "GOFER_SCRUB_EVERY", 7*24*time.Hour, "how often the Temporal Schedule gofer-scrub re-hashes every stored version against its record and the checksum database (it reports, never deletes); 0 removes the schedule")
-	e.string(&s.watchlist, "watchlist", "GOFER_WATCHLIST", "", `file of modules to keep fetched by Temporal Schedules ("<pattern> latest", "<pattern> all >= v1.2.0", "gosum <file>", "every <duration>"), applied at worker start; empty: no watchlist schedules`)
-	e.goString(&s.noSumDB, "nosumdb", "GOFER_NOSUMDB", "comma-separated glob patterns of private module paths, never looked up in the checksum database (GONOSUMDB's syntax); the default is go env GONOSUMDB, else GOPRIVATE", goenv, "GONOSUMDB", "GOPRIVATE")
+	e.string(&s.watchlist, "watchlist", "GOFER_WATCHLIST", "", `file of modules to keep fetched by Temporal Schedules ("<pattern> latest", "<pattern> all >= v1.2.0", "gosum <file>", "follow <proxy URL> [<patterns>]", "every <duration>"), applied at worker start; empty: no watchlist schedules`)
 	if frontEnd {
 		e.string(&s.listen, "listen", "GOFER_LISTEN", "127.0.0.1:3000", "host:port to serve the GOPROXY protocol on")
 		e.duration(&s.fetchWait, "fetch-wait", "GOFER_FETCH_WAIT", time.Minute, "how long a request waits for a fetch that does not move before answering 503 (the fetch goes on); one whose download keeps receiving is waited for up to 30 minutes; a version the upstream says does not exist is not waited for")
@@ -172,6 +168,18 @@ func (t *temporalSettings) dial() (client.Client, error) {
 }
 
 // storeFlags defines the settings of the blob and metadata stores.
+// checksumFlags defines the settings of the checksum database and of the upstream through which
+// it may be proxied, and of where their clients may connect; their defaults are the go
+// command's, and the error says why it could not be asked.
+func (s *settings) checksumFlags(e *envFlags) error {
+	goenv, goerr := goEnv("GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE")
+	e.goString(&s.upstream, "upstream", "GOFER_UPSTREAM", "upstream GOPROXY list, with the go command's syntax (a,b falls through on not found, a|b on any error; off; direct fetches from version control with the go command and git); the default is the go command's own (go env GOPROXY)", goenv, "GOPROXY")
+	e.string(&s.allowHosts, "allow-hosts", "GOFER_ALLOW_HOSTS", "", "hosts (host or host:port), addresses and CIDR prefixes on loopback, link-local or private networks that private modules' fetches and the upstream and checksum-database clients may connect to, comma-separated, e.g. git.corp.example,10.20.0.0/16; the upstream proxies, the checksum database and HTTPS_PROXY are allowed by being configured; the direct entry reaches public addresses only")
+	e.goString(&s.sumdb, "sumdb", "GOFER_SUMDB", "checksum database every fetched version is checked against, with GOSUMDB's syntax (name, name+key, name+key URL, or off); the default is the go command's (go env GOSUMDB)", goenv, "GOSUMDB")
+	e.goString(&s.noSumDB, "nosumdb", "GOFER_NOSUMDB", "comma-separated glob patterns of private module paths, never looked up in the checksum database (GONOSUMDB's syntax); the default is go env GONOSUMDB, else GOPRIVATE", goenv, "GONOSUMDB", "GOPRIVATE")
+	return goerr
+}
+
 func (s *settings) storeFlags(e *envFlags) {
 	e.string(&s.dataDir, "data-dir", "GOFER_DATA_DIR", "./data", "directory of the disk blob store and the embedded metadata database")
 	e.string(&s.storage, "storage", "GOFER_STORAGE", "disk", "where blobs live: disk (under the data directory) or s3")
@@ -200,12 +208,12 @@ func (s *settings) checkStores() error {
 
 // parseStoreSettings parses the store settings alone, plus the flags more defines, for
 // commands that only work on storage.
-func parseStoreSettings(cmd string, args []string, more func(*flag.FlagSet)) (*settings, []string, error) {
+func parseStoreSettings(cmd string, args []string, more func(*settings, *envFlags)) (*settings, []string, error) {
 	var s settings
 	fs := flag.NewFlagSet("gofer "+cmd, flag.ContinueOnError)
 	e := &envFlags{fs: fs}
 	s.storeFlags(e)
-	more(fs)
+	more(&s, e)
 	if e.err != nil {
 		return nil, nil, e.err
 	}
