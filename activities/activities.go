@@ -40,8 +40,8 @@ type Activities struct {
 	// fetched with it, never from Upstream. Nil: private modules cannot be fetched.
 	Direct upstream.Source
 	// Follows are the proxies the watchlist follows, by their feed names (warm.Follow.Feed,
-	// their URLs without userinfo): a follow reads their index, and its fetches (Job.From)
-	// download from them.
+	// their URLs without userinfo): a follow reads the index of a chain's first entry, and its
+	// fetches (Job.From) download from the chain.
 	Follows map[string]*upstream.Chain
 	// Rules say which modules are private; nil: none.
 	Rules *rules.Live

@@ -71,7 +71,8 @@ type Config struct {
 	// ScrubEvery is how often the scrub schedule runs; zero removes it.
 	ScrubEvery time.Duration
 	// Watches are the watchlist's entries, kept by schedules of their own. The proxies its
-	// "follow" entries name are reached with Upstream's Client and Egress.
+	// "follow" entries name are reached with Upstream's Client and Egress, and their fetches
+	// fall through to Upstream.
 	Watches []warm.WatchEntry
 	// WarmConcurrency is how many versions a warm fetches at once; zero means 8.
 	WarmConcurrency int
@@ -167,7 +168,9 @@ func New(ctx context.Context, c Config) (*Gofer, error) {
 	return g, nil
 }
 
-// followed is the client of every proxy c.Watches follows, by its feed name.
+// followed is the client of every proxy c.Watches follows, by its feed name: its index, and
+// its versions, or else, whatever it fails with, the upstream's (a request that joins a follow's
+// fetch must not wait for a followed proxy that is down).
 func followed(c Config) (map[string]*upstream.Chain, error) {
 	follows := map[string]*upstream.Chain{}
 	for _, e := range c.Watches {
@@ -179,7 +182,7 @@ func followed(c Config) (map[string]*upstream.Chain, error) {
 			return nil, fmt.Errorf("follow %s: not the URL of a proxy", e.Follow.Feed())
 		}
 		chain.Client, chain.Egress = c.Upstream.Client, c.Upstream.Egress
-		follows[e.Follow.Feed()] = chain
+		follows[e.Follow.Feed()] = chain.OrElse(c.Upstream)
 	}
 	return follows, nil
 }

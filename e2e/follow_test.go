@@ -24,12 +24,14 @@ import (
 )
 
 // countingFront serves target through a reverse proxy that counts the GET requests of each
-// path and holds each zip for delay, so that a follow's fetches take a while.
+// path and holds each zip for delay, so that a follow's fetches take a while; it answers 503
+// for the paths in down.
 type countingFront struct {
 	URL      string
 	srv      *httptest.Server
 	mu       sync.Mutex
 	requests map[string]int
+	down     map[string]bool
 }
 
 func newCountingFront(t *testing.T, target string, delay time.Duration) *countingFront {
@@ -37,12 +39,17 @@ func newCountingFront(t *testing.T, target string, delay time.Duration) *countin
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &countingFront{requests: map[string]int{}}
+	f := &countingFront{requests: map[string]int{}, down: map[string]bool{}}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.requests[r.URL.Path]++
+		down := f.down[r.URL.Path]
 		f.mu.Unlock()
+		if down {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		if strings.HasSuffix(r.URL.Path, ".zip") {
 			time.Sleep(delay)
 		}
@@ -141,9 +148,13 @@ func TestFollow(t *testing.T) {
 	}
 
 	// A version A stores later comes with a later run, which reads the index from where the
-	// last one stopped.
+	// last one stopped; its zip, which A fails to serve to the follow, comes from B's upstream
+	// instead.
 	const later = "example.com/followed/m0@v1.1.0"
 	up.Add("example.com/followed/m0", "v1.1.0", map[string]string{"go.mod": "module example.com/followed/m0\n"})
+	front.mu.Lock()
+	front.down["/example.com/followed/m0/@v/v1.1.0.zip"] = true
+	front.mu.Unlock()
 	if _, err := download(t, a.URL, later, "GOSUMDB="+db.VerifierKey()); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +162,9 @@ func TestFollow(t *testing.T) {
 	run := awaitFollowRun(t, b, id, func(p workflows.FollowProgress) bool { return p.Fetched > 0 && p.Since.After(first.Progress.Since) })
 	if run.Progress.Listed != 1 || run.Progress.Fetched != 1 {
 		t.Errorf("the run that stored %s: %+v, want it to list and fetch that version alone", later, run.Progress)
+	}
+	if rec, err := b.meta.Get(ctx, "example.com/followed/m0", "v1.1.0"); err != nil || rec.Source != a.URL {
+		t.Errorf("%s's zip from %q (%v), want B's upstream %s, A's followed front being down for it", later, rec.Source, err, a.URL)
 	}
 
 	// With A gone, B serves what it follows.

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -294,47 +295,56 @@ type Indexed struct {
 // and a time.
 const maxIndexLine = 1200
 
-// Index reads one page of GET /index of the first proxy entry that answers, as the public module
-// index and gofer serve it: at most limit versions stored after since (the zero time: from the
-// start), one JSON object a line. A page that is not such lines, or of more than limit lines
-// (or of more than limit times 1,200 bytes), is invalid.
+// Index reads one page of GET /index of the chain's first entry, as the public module index
+// and gofer serve it: at most limit versions stored after since (the zero time: from the
+// start), one JSON object a line. An index is one proxy's: no other entry is asked. A page that
+// is not such lines, or of more than limit lines (or of more than limit times 1,200 bytes), is
+// invalid.
 func (c *Chain) Index(ctx context.Context, since time.Time, limit int) ([]Indexed, error) {
+	if len(c.entries) == 0 || c.entries[0].kind != proxyEntry {
+		return nil, gofer.Errorf(gofer.ErrNotFound, "index: the first GOPROXY entry is no proxy")
+	}
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if !since.IsZero() {
 		q.Set("since", since.UTC().Format(time.RFC3339Nano))
 	}
+	resp, u, err := c.get(ctx, c.entries[0].url, "index", q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	body, err := limitBody(ctx, u, resp, int64(limit)*maxIndexLine)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
 	var list []Indexed
-	_, err := c.try(ctx, "index", func(base *url.URL) error {
-		resp, u, err := c.get(ctx, base, "index", q.Encode())
-		if err != nil {
-			return err
+	for dec := json.NewDecoder(body); ; {
+		var e Indexed
+		err := dec.Decode(&e)
+		switch {
+		case errors.Is(err, io.EOF):
+			return list, nil
+		case err == nil && len(list) == limit:
+			return nil, gofer.Errorf(gofer.ErrInvalid, "GET %s: more than the %d versions asked for", u, limit)
+		case err == nil:
+			list = append(list, e)
+		case ctx.Err() != nil || errors.Is(err, gofer.ErrUnavailable) || errors.Is(err, gofer.ErrInvalid):
+			return nil, err // the body's read, classified by limitedBody
+		default:
+			return nil, gofer.Errorf(gofer.ErrInvalid, "GET %s: not an index: %v", u, err)
 		}
-		body, err := limitBody(ctx, u, resp, int64(limit)*maxIndexLine)
-		if err != nil {
-			return err
-		}
-		defer body.Close()
-		list = list[:0]
-		for dec := json.NewDecoder(body); ; {
-			var e Indexed
-			err := dec.Decode(&e)
-			switch {
-			case errors.Is(err, io.EOF):
-				return nil
-			case err == nil && len(list) == limit:
-				return gofer.Errorf(gofer.ErrInvalid, "GET %s: more than the %d versions asked for", u, limit)
-			case err == nil:
-				list = append(list, e)
-			case ctx.Err() != nil || errors.Is(err, gofer.ErrUnavailable) || errors.Is(err, gofer.ErrInvalid):
-				return err // the body's read, classified by limitedBody
-			default:
-				return gofer.Errorf(gofer.ErrInvalid, "GET %s: not an index: %v", u, err)
-			}
-		}
-	}, func(Source) error {
-		return gofer.Errorf(gofer.ErrNotFound, "index: version control has no index")
-	})
-	return list, err
+	}
+}
+
+// OrElse is c, each of its entries falling through on any error ('|'), then next: what c
+// cannot answer, next does. It has c's Client, Egress and Meter, and next's Direct; set none
+// of them on c or next afterwards.
+func (c *Chain) OrElse(next *Chain) *Chain {
+	entries := slices.Clone(c.entries)
+	for i := range entries {
+		entries[i].orElse = true
+	}
+	return &Chain{Client: c.Client, Egress: c.Egress, Meter: c.Meter, Direct: next.Direct, entries: append(entries, next.entries...)}
 }
 
 // small fetches one whole file of at most limit bytes; direct fetches it from c.Direct.

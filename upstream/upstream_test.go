@@ -841,3 +841,29 @@ func TestIndex(t *testing.T) {
 		t.Errorf("Index of a proxy answering 503: %v, want ErrUnavailable", err)
 	}
 }
+
+// OrElse answers from the first chain, and from the next one whatever the first failed with;
+// Index asks the first entry alone.
+func TestOrElse(t *testing.T) {
+	var indexed atomic.Int32
+	good := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/index" {
+			indexed.Add(1)
+		}
+		io.WriteString(w, "v1.0.0\n")
+	})
+	for _, code := range []int{404, 503, 500} {
+		bad, hits := status(t, code, "no")
+		c := parse(t, bad.URL).OrElse(parse(t, good.URL))
+		body, source, err := c.List(t.Context(), "example.com/m")
+		if err != nil || string(body) != "v1.0.0\n" || source != good.URL || hits.Load() != 1 {
+			t.Errorf("first answering %d: %q from %s, %v (first asked %d times)", code, body, source, err, hits.Load())
+		}
+		if _, err := c.Index(t.Context(), time.Time{}, 5); err == nil || indexed.Load() != 0 {
+			t.Errorf("first answering %d: Index %v, and the next chain's index asked %d times", code, err, indexed.Load())
+		}
+	}
+	if _, err := parse(t, "off").Index(t.Context(), time.Time{}, 5); !errors.Is(err, gofer.ErrNotFound) {
+		t.Errorf("Index of off: %v", err)
+	}
+}
