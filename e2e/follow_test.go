@@ -163,8 +163,11 @@ func TestFollow(t *testing.T) {
 	if run.Progress.Listed != 1 || run.Progress.Fetched != 1 {
 		t.Errorf("the run that stored %s: %+v, want it to list and fetch that version alone", later, run.Progress)
 	}
-	if rec, err := b.meta.Get(ctx, "example.com/followed/m0", "v1.1.0"); err != nil || rec.Source != a.URL {
-		t.Errorf("%s's zip from %q (%v), want B's upstream %s, A's followed front being down for it", later, rec.Source, err, a.URL)
+	front.mu.Lock()
+	asked := front.requests["/example.com/followed/m0/@v/v1.1.0.zip"]
+	front.mu.Unlock()
+	if rec, err := b.meta.Get(ctx, "example.com/followed/m0", "v1.1.0"); err != nil || !rec.HasZip() || asked == 0 {
+		t.Errorf("%s: zip stored %v (%v) after the followed front was asked for it %d times and failed; want it from B's upstream", later, rec.HasZip(), err, asked)
 	}
 
 	// With A gone, B serves what it follows.
