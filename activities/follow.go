@@ -27,11 +27,11 @@ type FeedRequest struct {
 // were listed, matched and found stored already.
 type FeedPage struct {
 	Missing []module.Version
-	Listed  int
+	Listed  int // after Since: none ends the index for now
 	Matched int // of Patterns, valid and not excluded by the rules: Missing and Cached
 	Cached  int
-	// Next is the Timestamp of the page's last version (Since for an empty page, which ends
-	// the index for now): where the next page starts.
+	// Next is the Timestamp of the page's last version (Since when none is listed): where
+	// the next page starts.
 	Next time.Time
 }
 
@@ -58,7 +58,7 @@ func (a *Activities) ReadFeed(ctx context.Context, r FeedRequest) (FeedPage, err
 	if err != nil {
 		return FeedPage{}, fetcherr.Encode(err)
 	}
-	p := FeedPage{Listed: len(list), Next: r.Since}
+	p := FeedPage{Next: r.Since}
 	ahead := time.Now().Add(feedClockSkew)
 	for _, e := range list {
 		switch {
@@ -69,6 +69,7 @@ func (a *Activities) ReadFeed(ctx context.Context, r FeedRequest) (FeedPage, err
 		case !e.Timestamp.After(r.Since):
 			continue
 		}
+		p.Listed++
 		p.Next = e.Timestamp
 		if r.Patterns != "" && !module.MatchPrefixPatterns(r.Patterns, e.Path) {
 			continue

@@ -92,13 +92,22 @@ func TestReadFeed(t *testing.T) {
 		t.Errorf("empty page %+v, %v", p, err)
 	}
 
-	// A proxy whose since is inclusive lists the version at since again: it is skipped.
+	// A proxy whose since is inclusive lists the version at since again: it is skipped, and a
+	// page of it alone ends the index (Listed 0), as an empty one does.
+	body = `{"Path":"example.com/c","Version":"v1.0.0","Timestamp":"2026-12-06T00:00:00Z"}` + "\n"
+	if v, err = e.ExecuteActivity(a.ReadFeed, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Get(&p); err != nil || p.Listed != 0 || !p.Next.Equal(since) {
+		t.Errorf("a page of the version at since alone: %+v, %v", p, err)
+	}
+
 	body = `{"Path":"example.com/c","Version":"v1.0.0","Timestamp":"2026-12-06T00:00:00Z"}` + "\n" +
 		`{"Path":"example.com/` + strings.Repeat("x", 1001) + `","Version":"v1.0.0","Timestamp":"2026-12-06T00:00:01Z"}` + "\n"
 	if v, err = e.ExecuteActivity(a.ReadFeed, req); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Get(&p); err != nil || p.Matched != 0 || !p.Next.Equal(since.Add(time.Second)) {
+	if err := v.Get(&p); err != nil || p.Listed != 1 || p.Matched != 0 || !p.Next.Equal(since.Add(time.Second)) {
 		t.Errorf("a page of the version at since and a path too long: %+v, %v", p, err)
 	}
 
